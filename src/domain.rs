@@ -1,0 +1,468 @@
+//! Domain newtypes: every value that crosses an edge (HTTP body, query string, config, Huawei
+//! response) is parsed into one of these once, so the inner layers never re-check them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a raw value could not become a domain value. The message names the rule, not the field;
+/// callers add the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn err(msg: impl Into<String>) -> ParseError {
+    ParseError(msg.into())
+}
+
+/// A phone number in E.164 form with its leading `+` (`+8613800000001`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let digits = raw
+            .strip_prefix('+')
+            .ok_or_else(|| err("must be in E.164 form with a leading '+', e.g. +8613800000001"))?;
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("must be '+' followed by 8 to 15 digits (E.164)"));
+        }
+        if digits.starts_with('0') {
+            return Err(err("the country code cannot start with 0 (E.164)"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number for logs: country code and the first digits, then `****`, then the last four
+    /// (`+86138****0001`). Phone numbers are personal data and never appear whole in logs.
+    pub fn masked(&self) -> String {
+        mask_phone(&self.0)
+    }
+}
+
+/// Masks any phone-like string for logs, whether or not it parsed.
+pub fn mask_phone(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_owned();
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+impl fmt::Display for PhoneNumber {
+    /// Display is masked on purpose: a number formatted into a log line by accident stays private.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl AsRef<str> for PhoneNumber {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A business service's order id: 1–64 of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.is_empty() || raw.len() > 64 {
+            return Err(err("must be 1 to 64 characters long"));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return Err(err("may only contain A-Z a-z 0-9 . _ : -"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How many digits extensions have for this Huawei app (fixed when the app is created, 1–4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtensionDigits(u8);
+
+impl ExtensionDigits {
+    pub fn new(digits: u8) -> Result<Self, ParseError> {
+        if (1..=4).contains(&digits) {
+            Ok(Self(digits))
+        } else {
+            Err(err("must be between 1 and 4"))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Extensions run from 1 to 10^digits - 1 (`0001`..`9999` for four digits); all zeros is not
+    /// offered, as Huawei's own ranges start at 1.
+    pub fn max_value(self) -> u32 {
+        10u32.pow(u32::from(self.0)) - 1
+    }
+}
+
+impl Default for ExtensionDigits {
+    fn default() -> Self {
+        Self(4)
+    }
+}
+
+/// An extension number E: exactly `digits` decimal digits, zero-padded (`0042`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ExtensionNumber(String);
+
+impl ExtensionNumber {
+    pub fn parse(raw: &str, digits: ExtensionDigits) -> Result<Self, ParseError> {
+        if raw.len() != usize::from(digits.get()) || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err(format!("must be exactly {} digits", digits.get())));
+        }
+        if raw.bytes().all(|b| b == b'0') {
+            return Err(err("cannot be all zeros"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn from_index(value: u32, digits: ExtensionDigits) -> Self {
+        Self(format!("{:0width$}", value, width = usize::from(digits.get())))
+    }
+
+    /// An extension as stored or as Huawei reported it, whatever the current digit setting.
+    pub fn from_trusted(raw: String) -> Self {
+        Self(raw)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExtensionNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Chinese city dialling code with its leading zero (`010`, `0755`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AreaCode(String);
+
+impl AreaCode {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if !(3..=4).contains(&raw.len())
+            || !raw.starts_with('0')
+            || !raw.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(err("must be a city code of 3 or 4 digits starting with 0, e.g. 0755"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Huawei's `userData`: 1–256 characters, no `{` or `}` (Huawei rejects them), printable ASCII
+/// (Huawei rejects Chinese characters and advises Base64 for anything else).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct UserData(String);
+
+impl UserData {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.is_empty() || raw.len() > 256 {
+            return Err(err("must be 1 to 256 characters long"));
+        }
+        if raw.contains(['{', '}']) {
+            return Err(err("must not contain '{' or '}'"));
+        }
+        if !raw.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(err("must be printable ASCII (Base64-encode anything else)"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name of an approved Huawei voice file (`record_hint_tone`, `callback_tone`): 1–128
+/// characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ToneName(String);
+
+impl ToneName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.is_empty() || raw.len() > 128 {
+            return Err(err("must be 1 to 128 characters long"));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(err("must not contain control characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A binding lifetime in minutes: 1 minute to 365 days. Absent means "never expires" (Huawei's
+/// own default), so zero is not accepted as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TtlMinutes(u32);
+
+impl TtlMinutes {
+    pub const MAX: u32 = 525_600;
+
+    pub fn parse(raw: i64) -> Result<Self, ParseError> {
+        match u32::try_from(raw) {
+            Ok(v) if (1..=Self::MAX).contains(&v) => Ok(Self(v)),
+            _ => Err(err(format!("must be between 1 and {} minutes", Self::MAX))),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Lifecycle of a binding row. Stored as this lowercase text in `bindings.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingStatus {
+    /// Written before Huawei is called; stays so while the outcome is unknown.
+    Pending,
+    /// Huawei confirmed the binding; `subscription_id` is set.
+    Active,
+    /// Huawei refused the binding (its code and text are in `last_error`).
+    Failed,
+    /// Released through the API (or Huawei no longer had it when released).
+    Released,
+    /// Passed `expires_at`, or Huawei no longer has it.
+    Expired,
+}
+
+impl BindingStatus {
+    pub const ALL: [BindingStatus; 5] = [
+        Self::Pending,
+        Self::Active,
+        Self::Failed,
+        Self::Released,
+        Self::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| err("must be one of pending, active, failed, released, expired"))
+    }
+
+    /// Live bindings hold their X+E at Huawei (or may, while pending).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Pending | Self::Active)
+    }
+}
+
+/// The state of a virtual number X in our pool, following Huawei's number-status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberStatus {
+    /// Usable for new bindings (Huawei status "5").
+    Normal,
+    /// Huawei paused it (status "9"): no binding or call works.
+    Paused,
+    /// Huawei marked it unavailable (status "10").
+    Unavailable,
+    /// No new bindings, existing ones still work (status "11").
+    BindFrozen,
+}
+
+impl NumberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Paused => "paused",
+            Self::Unavailable => "unavailable",
+            Self::BindFrozen => "bind_frozen",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        [
+            Self::Normal,
+            Self::Paused,
+            Self::Unavailable,
+            Self::BindFrozen,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or_else(|| err("must be one of normal, paused, unavailable, bind_frozen"))
+    }
+
+    /// Huawei's numeric status code from a `numStatus` notification.
+    pub fn from_huawei_code(code: &str) -> Option<Self> {
+        match code {
+            "5" => Some(Self::Normal),
+            "9" => Some(Self::Paused),
+            "10" => Some(Self::Unavailable),
+            "11" => Some(Self::BindFrozen),
+            _ => None,
+        }
+    }
+}
+
+/// Who chose the virtual number of a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberChoice {
+    /// The client named `virtual_num`.
+    Client,
+    /// The gateway picked it from its pool.
+    Pool,
+    /// No pooled number fitted the area code; Huawei picked one from the app's numbers.
+    Huawei,
+}
+
+impl NumberChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Pool => "pool",
+            Self::Huawei => "huawei",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "client" => Ok(Self::Client),
+            "pool" => Ok(Self::Pool),
+            "huawei" => Ok(Self::Huawei),
+            _ => Err(err("must be one of client, pool, huawei")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_must_be_e164() {
+        assert!(PhoneNumber::parse("+8613800000001").is_ok());
+        assert!(PhoneNumber::parse("+8675500000001").is_ok());
+        for bad in [
+            "8613800000001",
+            "+86 138",
+            "+0861380000000",
+            "+861380000000012345",
+            "",
+            "+",
+            "+86abc",
+        ] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_masked_for_logs() {
+        let n = PhoneNumber::parse("+8613800000001").unwrap();
+        assert_eq!(n.masked(), "+86138****0001");
+        assert_eq!(n.to_string(), "+86138****0001");
+        assert_eq!(mask_phone("123"), "****");
+    }
+
+    #[test]
+    fn order_ids_allow_the_documented_alphabet_only() {
+        assert!(OrderId::parse("order-2024.05:01_x").is_ok());
+        assert!(OrderId::parse(&"a".repeat(64)).is_ok());
+        assert!(OrderId::parse(&"a".repeat(65)).is_err());
+        assert!(OrderId::parse("").is_err());
+        assert!(OrderId::parse("order 1").is_err());
+        assert!(OrderId::parse("订单").is_err());
+    }
+
+    #[test]
+    fn extensions_have_exactly_the_configured_digits() {
+        let four = ExtensionDigits::new(4).unwrap();
+        assert!(ExtensionNumber::parse("0042", four).is_ok());
+        assert!(ExtensionNumber::parse("42", four).is_err());
+        assert!(ExtensionNumber::parse("0000", four).is_err());
+        assert!(ExtensionNumber::parse("12a4", four).is_err());
+        assert_eq!(ExtensionNumber::from_index(7, four).as_str(), "0007");
+        assert_eq!(four.max_value(), 9999);
+        assert!(ExtensionDigits::new(0).is_err());
+        assert!(ExtensionDigits::new(5).is_err());
+    }
+
+    #[test]
+    fn user_data_rejects_braces_and_non_ascii() {
+        assert!(UserData::parse("order-1").is_ok());
+        assert!(UserData::parse("{x}").is_err());
+        assert!(UserData::parse("订单").is_err());
+        assert!(UserData::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn area_codes_start_with_zero() {
+        assert!(AreaCode::parse("0755").is_ok());
+        assert!(AreaCode::parse("010").is_ok());
+        assert!(AreaCode::parse("755").is_err());
+        assert!(AreaCode::parse("07555").is_err());
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        assert!(TtlMinutes::parse(1).is_ok());
+        assert!(TtlMinutes::parse(0).is_err());
+        assert!(TtlMinutes::parse(-5).is_err());
+        assert!(TtlMinutes::parse(i64::from(TtlMinutes::MAX) + 1).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_as_text() {
+        for s in BindingStatus::ALL {
+            assert_eq!(BindingStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(NumberStatus::from_huawei_code("11"), Some(NumberStatus::BindFrozen));
+        assert_eq!(NumberStatus::from_huawei_code("7"), None);
+    }
+}

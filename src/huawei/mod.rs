@@ -1,0 +1,10 @@
+//! Huawei's AXE API: request signing, wire types and the outbound client. Knows nothing of our
+//! storage or REST API.
+
+pub mod client;
+pub mod error;
+pub mod signer;
+pub mod wire;
+
+pub use client::{HuaweiClient, HuaweiSettings};
+pub use error::{HuaweiError, TransportFailure, UpstreamKind};

@@ -1,0 +1,231 @@
+//! Huawei's AXE wire types, with Huawei's own field names (reference §4–§8).
+//!
+//! Responses tolerate unknown fields (Huawei adds fields over time); requests skip absent options
+//! so that "absent" keeps Huawei's own meaning (unchanged / app default).
+
+use serde::{Deserialize, Serialize};
+
+pub const BINDING_PATH: &str = "/rest/caas/extendnumber/v1.0";
+pub const RECORDING_PATH: &str = "/rest/provision/voice/record/v1.0";
+pub const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+/// `timeUnit` value for minutes; the gateway always sends lifetimes in minutes.
+pub const TIME_UNIT_MINUTES: &str = "1";
+pub const TIME_UNIT_HOURS: &str = "0";
+
+/// Result codes the gateway acts on (reference §13). Everything else is passed through.
+pub mod codes {
+    pub const SUCCESS: &str = "0";
+    pub const INVALID_REQUEST: &str = "1010002";
+    pub const INVALID_APP_KEY: &str = "1010003";
+    /// "Invalid digest" (HTTP 401) *and* "flow control upper limit" (other statuses).
+    pub const DIGEST_OR_FLOW_CONTROL: &str = "1010010";
+    pub const TIME_OUT_LIMIT: &str = "1010013";
+    pub const BINDING_NOT_FOUND: &str = "1011004";
+    pub const NUMBER_NOT_APPLIED: &str = "1012001";
+    pub const RECORD_NOT_EXIST: &str = "1012007";
+    pub const NUMBER_STATUS: &str = "1012102";
+    pub const EXTENSION_BOUND: &str = "1013102";
+    pub const PARAMETER_ERROR: &str = "1020001";
+    pub const NO_IDLE_EXTENSION: &str = "1020167";
+    pub const AUTH_BLOCKED: &str = "1020176";
+    pub const INTERNAL_ERROR: &str = "1010001";
+    pub const INTERNAL_ERROR_2: &str = "1023001";
+    pub const RESPONSE_TIMEOUT: &str = "1023002";
+}
+
+/// Body of `POST /rest/caas/extendnumber/v1.0` (CreateAXEBinding).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_match_mode: Option<String>,
+    #[serde(default)]
+    pub bind_num: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_num_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_flag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_hint_tone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_tone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_expired_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_expired_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+/// Response of CreateAXEBinding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindResponse {
+    pub resultcode: String,
+    #[serde(default)]
+    pub resultdesc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_num: Option<String>,
+}
+
+/// Body of `PUT /rest/caas/extendnumber/v1.0` (ModifyAXEBinding).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_num_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_flag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_hint_tone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_tone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_expired_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_expired_time: Option<i64>,
+}
+
+/// Which binding an unbind or query names: `subscriptionId` wins over the X+E pair.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingSelector {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_num: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_num: Option<String>,
+}
+
+impl BindingSelector {
+    pub fn by_subscription(id: impl Into<String>) -> Self {
+        Self {
+            subscription_id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn by_number(virtual_num: impl Into<String>, extend_num: impl Into<String>) -> Self {
+        Self {
+            virtual_num: Some(virtual_num.into()),
+            extend_num: Some(extend_num.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// `resultcode`/`resultdesc`: the whole response of unbind and modify, and the head of all others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BasicResponse {
+    pub resultcode: String,
+    #[serde(default)]
+    pub resultdesc: String,
+}
+
+/// Response of QueryAXEBinding v1.0 (single binding).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResponse {
+    pub resultcode: String,
+    #[serde(default)]
+    pub resultdesc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_num_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_flag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_hint_tone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_tone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_expired_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_expired_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+/// Query of `GET /rest/provision/voice/record/v1.0`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingQuery {
+    pub file_name: String,
+    pub record_domain: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_request_omits_absent_options_and_uses_huawei_names() {
+        let req = BindRequest {
+            virtual_num: Some("+8613800000009".into()),
+            bind_num: "+8613800000001".into(),
+            extend_num: Some("0042".into()),
+            ..BindRequest::default()
+        };
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"virtualNum":"+8613800000009","bindNum":"+8613800000001","extendNum":"0042"})
+        );
+    }
+
+    #[test]
+    fn responses_tolerate_unknown_fields() {
+        let r: QueryResponse = serde_json::from_str(
+            r#"{"resultcode":"0","resultdesc":"Success","subscriptionId":"s","bindNum":"+8613800000001","newField":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.subscription_id.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn selector_serialises_as_a_query_string_with_plus_escaped() {
+        let q = serde_urlencoded_like(&BindingSelector::by_number("+8613800000009", "0042"));
+        assert_eq!(q, "virtualNum=%2B8613800000009&extendNum=0042");
+    }
+
+    fn serde_urlencoded_like(sel: &BindingSelector) -> String {
+        super::super::client::query_string(sel).unwrap()
+    }
+}
