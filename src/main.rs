@@ -1,1 +1,18 @@
-fn main(){}
+use std::process::ExitCode;
+
+use axe_gateway::cli;
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is reported by the variable it breaks.
+    let _ = dotenvy::dotenv();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match cli::run(cli::Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axe-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

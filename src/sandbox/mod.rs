@@ -1,1 +1,309 @@
-//! placeholder, being written
+//! An in-process emulator of Huawei Cloud PrivateNumber's AXE API, for tests and local runs.
+//!
+//! It serves the same paths, signature checks, parameter rules and result codes as Huawei
+//! (reference §3–§8, §13), keeps bindings in memory, and lets tests queue faults (refusals,
+//! lost responses, hangs, garbage) so that the gateway's signed client can be exercised end to
+//! end over HTTP. Mount it in any `App` with [`Sandbox::configure`], or run it standalone with
+//! [`Sandbox::serve`].
+//!
+//! Huawei routes (all need `Authorization` + `X-AKSK`):
+//! `POST|DELETE|PUT|GET /rest/caas/extendnumber/v1.0` and `GET /rest/provision/voice/record/v1.0`.
+//! Control routes (no auth, JSON): `GET /sandbox/bindings`, `POST /sandbox/numbers`,
+//! `GET /sandbox/stats`, `POST /sandbox/faults`, `DELETE /sandbox/faults`,
+//! `POST /sandbox/recordings`, `POST /sandbox/clock`, and `GET /sandbox/recordings/{file}`
+//! (the download a recording link points to).
+//!
+//! Time: `Created` is checked against the real clock; binding expiry and recording age use the
+//! sandbox clock, which [`Sandbox::advance_clock`] can move forward.
+
+mod routes;
+mod state;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{mask_phone, ExtensionDigits};
+use state::{NumberEntry, Recording, State};
+
+/// How the emulated Huawei app is set up.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    pub app_key: String,
+    pub app_secret: String,
+    /// Extension length of the app: 10^digits - 1 bindings fit on one X.
+    pub extension_digits: ExtensionDigits,
+    /// How far `Created` may lie from the sandbox's wall clock (Huawei's is unpublished).
+    pub max_clock_skew: chrono::Duration,
+}
+
+impl SandboxConfig {
+    /// Four-digit extensions and a 15-minute skew window.
+    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        Self {
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            extension_digits: ExtensionDigits::default(),
+            max_clock_skew: chrono::Duration::minutes(15),
+        }
+    }
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("app_key", &self.app_key)
+            .field("app_secret", &"<redacted>")
+            .field("extension_digits", &self.extension_digits)
+            .field("max_clock_skew", &self.max_clock_skew)
+            .finish()
+    }
+}
+
+/// One binding held by the sandbox. The option fields are Huawei's strings as given at bind time
+/// (`None` when the request left them out); `time_unit` and `bind_expired_time` keep their
+/// bind-time values across modifies, like Huawei's query does, while `expires_at` is the real
+/// deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxBinding {
+    pub subscription_id: String,
+    pub virtual_num: String,
+    pub extend_num: String,
+    pub bind_num: String,
+    pub record_flag: Option<String>,
+    pub record_hint_tone: Option<String>,
+    pub callback_num: Option<String>,
+    pub callback_tone: Option<String>,
+    pub time_unit: Option<String>,
+    pub bind_expired_time: Option<i64>,
+    pub callback_expired_time: Option<i64>,
+    pub user_data: Option<String>,
+    pub display_num_mode: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Requests that reached each handler (refused ones included), and authentication refusals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SandboxStats {
+    pub bind_requests: u64,
+    pub unbind_requests: u64,
+    pub modify_requests: u64,
+    pub query_requests: u64,
+    pub auth_failures: u64,
+}
+
+/// Which Huawei operation a fault applies to. `Any` matches the four binding operations (not
+/// the recording link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Bind,
+    Unbind,
+    Modify,
+    Query,
+    Any,
+}
+
+/// A misbehaviour to inject. Faults wait in a FIFO queue; each request that passes
+/// authentication takes the first one queued for its operation (or for `Any`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer this instead of acting.
+    Reject {
+        http_status: u16,
+        resultcode: String,
+        resultdesc: String,
+    },
+    /// Perform the operation, then sleep this long before answering (a lost response).
+    HangAfterApply(Duration),
+    /// Sleep this long, then answer 503 without performing anything.
+    HangBeforeApply(Duration),
+    /// Perform nothing; answer HTTP 500 with a non-JSON body.
+    Drop,
+}
+
+/// The emulator. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Sandbox {
+    config: Arc<SandboxConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// The state, with expired bindings already dropped. A poisoned lock is recovered: every
+    /// mutation leaves the state consistent.
+    fn lock(&self) -> (MutexGuard<'_, State>, DateTime<Utc>) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Utc::now() + st.clock_offset;
+        st.purge_expired(now);
+        (st, now)
+    }
+
+    /// The sandbox clock: the wall clock plus everything passed to [`Sandbox::advance_clock`].
+    pub fn now(&self) -> DateTime<Utc> {
+        self.lock().1
+    }
+
+    /// Moves the sandbox clock forward (binding expiry, recording age). `Created` in `X-AKSK`
+    /// is still checked against the real clock.
+    pub fn advance_clock(&self, by: chrono::Duration) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.clock_offset += by;
+    }
+
+    /// Adds X to the app's inventory in a normal state (idempotent: an existing number keeps its
+    /// status and gets the new area code).
+    pub fn add_number(&self, number: &str, area_code: &str) {
+        let (mut st, _) = self.lock();
+        st.numbers
+            .entry(number.to_owned())
+            .and_modify(|n| n.area_code = area_code.to_owned())
+            .or_insert_with(|| NumberEntry {
+                area_code: area_code.to_owned(),
+                normal: true,
+            });
+        log::debug!("sandbox: number {} in area {area_code}", mask_phone(number));
+    }
+
+    /// Marks X normal or not (paused, unavailable, bind-frozen: binds on it get `1012102`).
+    /// Unknown numbers are ignored.
+    pub fn set_number_status(&self, number: &str, normal: bool) {
+        let (mut st, _) = self.lock();
+        if let Some(n) = st.numbers.get_mut(number) {
+            n.normal = normal;
+        }
+    }
+
+    /// All live bindings, ordered by X then E.
+    pub fn bindings(&self) -> Vec<SandboxBinding> {
+        let (st, _) = self.lock();
+        let mut all: Vec<_> = st.bindings.values().cloned().collect();
+        all.sort_by(|a, b| (&a.virtual_num, &a.extend_num).cmp(&(&b.virtual_num, &b.extend_num)));
+        all
+    }
+
+    pub fn binding_by_number(&self, virtual_num: &str, extend_num: &str) -> Option<SandboxBinding> {
+        let (st, _) = self.lock();
+        st.bindings
+            .values()
+            .find(|b| b.virtual_num == virtual_num && b.extend_num == extend_num)
+            .cloned()
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        self.lock().0.stats
+    }
+
+    /// Occupies X+E with a binding that did not come through the API (as if someone else had
+    /// bound it at Huawei), replacing any binding already there. Returns its subscription id.
+    /// The number need not be in the inventory.
+    pub fn insert_binding_directly(
+        &self,
+        virtual_num: &str,
+        extend_num: &str,
+        bind_num: &str,
+    ) -> String {
+        let (mut st, now) = self.lock();
+        st.bindings
+            .retain(|_, b| !(b.virtual_num == virtual_num && b.extend_num == extend_num));
+        let id = uuid::Uuid::new_v4().to_string();
+        st.bindings.insert(
+            id.clone(),
+            SandboxBinding {
+                subscription_id: id.clone(),
+                virtual_num: virtual_num.to_owned(),
+                extend_num: extend_num.to_owned(),
+                bind_num: bind_num.to_owned(),
+                record_flag: None,
+                record_hint_tone: None,
+                callback_num: None,
+                callback_tone: None,
+                time_unit: None,
+                bind_expired_time: None,
+                callback_expired_time: None,
+                user_data: None,
+                display_num_mode: None,
+                created_at: now,
+                expires_at: None,
+            },
+        );
+        id
+    }
+
+    /// Makes a recording available to the recording-link API for 7 days from `recorded_at`.
+    pub fn add_recording(&self, file_name: &str, record_domain: &str, recorded_at: DateTime<Utc>) {
+        let (mut st, _) = self.lock();
+        st.recordings.insert(
+            file_name.to_owned(),
+            Recording {
+                record_domain: record_domain.to_owned(),
+                recorded_at,
+            },
+        );
+    }
+
+    /// Queues a fault for the next request of `op` (FIFO, one fault per request).
+    pub fn push_fault(&self, op: Op, fault: Fault) {
+        let (mut st, _) = self.lock();
+        log::info!("sandbox: fault queued for {op:?}: {fault:?}");
+        st.faults.push_back((op, fault));
+    }
+
+    /// Faults still waiting.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().0.faults.len()
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().0.faults.clear();
+    }
+
+    /// Registers the Huawei and control routes, with this sandbox as app data.
+    pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        routes::configure(self.clone(), cfg);
+    }
+
+    /// Runs the sandbox alone on `listener` (two workers, no signal handling: stop it through
+    /// the returned server's handle). The server must be awaited or spawned to run.
+    pub fn serve(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<actix_web::dev::Server> {
+        let sandbox = self.clone();
+        Ok(actix_web::HttpServer::new(move || {
+            let sandbox = sandbox.clone();
+            actix_web::App::new().configure(move |cfg| sandbox.configure(cfg))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run())
+    }
+}

@@ -1,0 +1,317 @@
+//! `/v1/bindings`: create, list, get, modify, release and sync AXE bindings.
+
+use actix_web::{web, HttpResponse};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::Deserialize;
+
+use super::extract::{ApiClient, JsonBody};
+use super::views::{BindingView, Page};
+use crate::db::bindings::Filter;
+use crate::domain::{
+    AreaCode, BindingStatus, ExtensionDigits, ExtensionNumber, OrderId, ParseError, PhoneNumber,
+    ToneName, TtlMinutes, UserData,
+};
+use crate::error::Problem;
+use crate::service::{BindingService, Callback, CreateBinding, CreateOutcome, FieldError, ModifyBinding};
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBindingBody {
+    order_id: String,
+    bind_num: String,
+    virtual_num: Option<String>,
+    area_code: Option<String>,
+    extend_num: Option<String>,
+    record: Option<bool>,
+    record_hint_tone: Option<String>,
+    callback_num: Option<String>,
+    callback_tone: Option<String>,
+    ttl_minutes: Option<i64>,
+    callback_ttl_minutes: Option<i64>,
+    user_data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyBindingBody {
+    record: Option<bool>,
+    record_hint_tone: Option<String>,
+    callback_num: Option<String>,
+    callback_tone: Option<String>,
+    ttl_minutes: Option<i64>,
+    callback_ttl_minutes: Option<i64>,
+}
+
+/// Collects every field error of a request instead of stopping at the first.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn take<T>(&mut self, field: &str, parsed: Result<T, ParseError>) -> Option<T> {
+        parsed
+            .map_err(|e| self.0.push(FieldError::new(field, e.to_string())))
+            .ok()
+    }
+
+    fn opt<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, ParseError>,
+    ) -> Option<T> {
+        raw.and_then(|r| self.take(field, parse(r)))
+    }
+
+    fn push(&mut self, field: &str, detail: &str) {
+        self.0.push(FieldError::new(field, detail));
+    }
+
+    fn finish(self) -> Result<(), Problem> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::invalid(self.0))
+        }
+    }
+}
+
+fn callback(
+    f: &mut Fields,
+    num: Option<&str>,
+    tone: Option<&str>,
+) -> Option<Callback> {
+    match (num, tone) {
+        (Some(_), Some(_)) => {
+            f.push("callback_tone", "give callback_num or callback_tone, not both");
+            None
+        }
+        (Some(n), None) => f
+            .take("callback_num", PhoneNumber::parse(n))
+            .map(Callback::Num),
+        (None, Some(t)) => f.take("callback_tone", ToneName::parse(t)).map(Callback::Tone),
+        (None, None) => None,
+    }
+}
+
+impl CreateBindingBody {
+    fn parse(self, digits: ExtensionDigits, created_by: String) -> Result<CreateBinding, Problem> {
+        let mut f = Fields::default();
+        let order_id = f.take("order_id", OrderId::parse(&self.order_id));
+        let bind_num = f.take("bind_num", PhoneNumber::parse(&self.bind_num));
+        let virtual_num = f.opt("virtual_num", self.virtual_num.as_deref(), PhoneNumber::parse);
+        let area_code = f.opt("area_code", self.area_code.as_deref(), AreaCode::parse);
+        let extend_num = f.opt("extend_num", self.extend_num.as_deref(), |e| {
+            ExtensionNumber::parse(e, digits)
+        });
+        if self.extend_num.is_some() && self.virtual_num.is_none() {
+            f.push("extend_num", "can only be given together with virtual_num");
+        }
+        let record_hint_tone = f.opt("record_hint_tone", self.record_hint_tone.as_deref(), ToneName::parse);
+        let callback = callback(&mut f, self.callback_num.as_deref(), self.callback_tone.as_deref());
+        let ttl = self.ttl_minutes.and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
+        let cb_ttl = self
+            .callback_ttl_minutes
+            .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
+        if let (Some(t), Some(c)) = (ttl, cb_ttl) {
+            if c.get() > t.get() {
+                f.push("callback_ttl_minutes", "must not be greater than ttl_minutes");
+            }
+        }
+        let user_data = f.opt("user_data", self.user_data.as_deref(), UserData::parse);
+        f.finish()?;
+        let (Some(order_id), Some(bind_num)) = (order_id, bind_num) else {
+            unreachable!("errors were reported above")
+        };
+        Ok(CreateBinding {
+            order_id,
+            bind_num,
+            virtual_num,
+            area_code,
+            extend_num,
+            record: self.record.unwrap_or(false),
+            record_hint_tone,
+            callback,
+            ttl_minutes: ttl,
+            callback_ttl_minutes: cb_ttl,
+            user_data,
+            created_by,
+        })
+    }
+}
+
+impl ModifyBindingBody {
+    fn parse(self) -> Result<ModifyBinding, Problem> {
+        let mut f = Fields::default();
+        let record_hint_tone = f.opt("record_hint_tone", self.record_hint_tone.as_deref(), ToneName::parse);
+        let callback = callback(&mut f, self.callback_num.as_deref(), self.callback_tone.as_deref());
+        let ttl = self.ttl_minutes.and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
+        let cb_ttl = self
+            .callback_ttl_minutes
+            .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
+        if let (Some(t), Some(c)) = (ttl, cb_ttl) {
+            if c.get() > t.get() {
+                f.push("callback_ttl_minutes", "must not be greater than ttl_minutes");
+            }
+        }
+        f.finish()?;
+        Ok(ModifyBinding {
+            record: self.record,
+            record_hint_tone,
+            callback,
+            ttl_minutes: ttl,
+            callback_ttl_minutes: cb_ttl,
+        })
+    }
+}
+
+pub async fn create(
+    client: ApiClient,
+    svc: web::Data<BindingService>,
+    digits: web::Data<ExtensionDigits>,
+    JsonBody(body): JsonBody<CreateBindingBody>,
+) -> Result<HttpResponse, Problem> {
+    let req = body.parse(**digits, client.0)?;
+    Ok(match svc.create(req).await? {
+        CreateOutcome::Created(b) => HttpResponse::Created()
+            .insert_header(("Location", format!("/v1/bindings/{}", b.id)))
+            .json(BindingView::from(b)),
+        CreateOutcome::Existing(b) => HttpResponse::Ok().json(BindingView::from(b)),
+        CreateOutcome::Pending(b) => HttpResponse::Accepted()
+            .insert_header(("Location", format!("/v1/bindings/{}", b.id)))
+            .json(BindingView::from(b)),
+    })
+}
+
+/// Ids are UUIDs; anything else cannot name a binding (and must not reach the database as is).
+fn binding_id(raw: &str) -> Result<String, Problem> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.to_string())
+        .map_err(|_| Problem::not_found(format!("no binding {raw}")))
+}
+
+pub async fn get(
+    _client: ApiClient,
+    svc: web::Data<BindingService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = binding_id(&path)?;
+    Ok(HttpResponse::Ok().json(BindingView::from(svc.get(id).await?)))
+}
+
+pub async fn modify(
+    _client: ApiClient,
+    svc: web::Data<BindingService>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<ModifyBindingBody>,
+) -> Result<HttpResponse, Problem> {
+    let id = binding_id(&path)?;
+    let change = body.parse()?;
+    Ok(HttpResponse::Ok().json(BindingView::from(svc.modify(id, change).await?)))
+}
+
+pub async fn release(
+    _client: ApiClient,
+    svc: web::Data<BindingService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = binding_id(&path)?;
+    Ok(HttpResponse::Ok().json(BindingView::from(svc.release(id).await?)))
+}
+
+pub async fn sync(
+    _client: ApiClient,
+    svc: web::Data<BindingService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = binding_id(&path)?;
+    Ok(HttpResponse::Ok().json(BindingView::from(svc.sync(id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    order_id: Option<String>,
+    bind_num: Option<String>,
+    virtual_num: Option<String>,
+    subscription_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+const PLUS_HINT: &str = " (in a query string, send '+' as %2B)";
+
+impl ListQuery {
+    fn parse(self) -> Result<(Filter, i64), Problem> {
+        let mut f = Fields::default();
+        let phone = |f: &mut Fields, field: &str, raw: Option<&str>| {
+            raw.and_then(|r| match PhoneNumber::parse(r) {
+                Ok(n) => Some(n.as_str().to_owned()),
+                Err(e) => {
+                    let hint = if r.starts_with(' ') { PLUS_HINT } else { "" };
+                    f.push(field, &format!("{e}{hint}"));
+                    None
+                }
+            })
+        };
+        let bind_num = phone(&mut f, "bind_num", self.bind_num.as_deref());
+        let virtual_num = phone(&mut f, "virtual_num", self.virtual_num.as_deref());
+        let order_id = f
+            .opt("order_id", self.order_id.as_deref(), OrderId::parse)
+            .map(|o| o.as_str().to_owned());
+        let status = f.opt("status", self.status.as_deref(), BindingStatus::parse);
+        let limit = match self.limit.as_deref().map(str::parse::<i64>) {
+            None => DEFAULT_PAGE,
+            Some(Ok(l)) if (1..=MAX_PAGE).contains(&l) => l,
+            Some(_) => {
+                f.push("limit", &format!("must be a whole number from 1 to {MAX_PAGE}"));
+                DEFAULT_PAGE
+            }
+        };
+        let before_id = self.cursor.as_deref().and_then(|c| {
+            let decoded = URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|s| uuid::Uuid::parse_str(s).is_ok());
+            if decoded.is_none() {
+                f.push("cursor", "is not a cursor this API returned");
+            }
+            decoded
+        });
+        f.finish()?;
+        Ok((
+            Filter {
+                order_id,
+                bind_num,
+                virtual_num,
+                subscription_id: self.subscription_id,
+                status,
+                before_id,
+            },
+            limit,
+        ))
+    }
+}
+
+pub async fn list(
+    _client: ApiClient,
+    svc: web::Data<BindingService>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (filter, limit) = query.into_inner().parse()?;
+    let mut rows = svc.list(filter, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|b| URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page {
+        items: rows.into_iter().map(BindingView::from).collect(),
+        next_cursor,
+    }))
+}

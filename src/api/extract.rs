@@ -1,0 +1,171 @@
+//! Extractors: the authenticated API client, JSON bodies that name the offending field, and
+//! query/path errors as problem+json.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::config::ApiTokens;
+use crate::error::Problem;
+
+/// Largest JSON body accepted on the API.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The API client that sent the request, from `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct ApiClient(pub String);
+
+impl FromRequest for ApiClient {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
+    let tokens = req
+        .app_data::<web::Data<ApiTokens>>()
+        .ok_or_else(|| Problem::unauthorized("no API clients are configured"))?;
+    let raw = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <token> header"))?;
+    let token = raw
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("the Authorization header must be Bearer <token>"))?;
+    tokens
+        .client_for(token)
+        .map(|name| ApiClient(name.to_owned()))
+        .ok_or_else(|| Problem::unauthorized("unknown API token"))
+}
+
+/// A JSON body parsed into `T`; errors name the field (`ttl_minutes: invalid type ...`).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || m.ends_with("+json")
+            });
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as Content-Type: application/json",
+                ));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    Problem::invalid_field("body", format!("could not be read: {e}"))
+                })?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// Deserialises JSON, turning serde's message into a field-named problem.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let field = if path == "." || path.is_empty() {
+            field_in_message(&message).unwrap_or_else(|| "body".to_owned())
+        } else {
+            path
+        };
+        let detail = if inner.is_syntax() || inner.is_eof() {
+            format!("is not valid JSON: {message}")
+        } else {
+            message
+        };
+        Problem::invalid_field(&field, detail)
+    })
+}
+
+/// serde names missing and unknown fields only in its message: "missing field `order_id`".
+fn field_in_message(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    (message.starts_with("missing field") || message.starts_with("unknown field"))
+        .then(|| message[start..start + len].to_owned())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        let message = err.to_string();
+        let field = field_in_message(
+            message
+                .trim_start_matches("Query deserialize error: ")
+                .trim(),
+        )
+        .unwrap_or_else(|| "query".to_owned());
+        Problem::invalid_field(&field, message).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| Problem::invalid_field("path", err.to_string()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        order_id: String,
+        ttl_minutes: Option<i64>,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Body>(br#"{"order_id":"a","ttl_minutes":"x"}"#).unwrap_err();
+        assert_eq!(e.errors[0].field, "ttl_minutes");
+        let e = parse_json::<Body>(br#"{"ttl_minutes":1}"#).unwrap_err();
+        assert_eq!(e.errors[0].field, "order_id");
+        let e = parse_json::<Body>(br#"{"order_id":"a","extra":1}"#).unwrap_err();
+        assert_eq!(e.errors[0].field, "extra");
+        let e = parse_json::<Body>(br#"{"order_id":"#).unwrap_err();
+        assert!(e.detail.contains("not valid JSON"), "{}", e.detail);
+        assert_eq!(e.status, 400);
+    }
+}

@@ -1,0 +1,69 @@
+//! Our REST API: routes, request DTOs (parsed into domain types at this edge), response views,
+//! authentication, and the problem+json handling of malformed requests.
+
+pub mod bindings;
+pub mod extract;
+pub mod health;
+pub mod numbers;
+pub mod views;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::Problem;
+
+/// Registers every route. The caller supplies as app data: `BindingService`, `NumberService`,
+/// `ApiTokens`, `Db` and `ExtensionDigits`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(extract::query_config())
+        .app_data(extract::path_config())
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::scope("/v1")
+                .service(
+                    web::resource("/bindings")
+                        .route(web::post().to(bindings::create))
+                        .route(web::get().to(bindings::list))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/bindings/{id}")
+                        .route(web::get().to(bindings::get))
+                        .route(web::patch().to(bindings::modify))
+                        .route(web::delete().to(bindings::release))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/bindings/{id}/sync")
+                        .route(web::post().to(bindings::sync))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/numbers")
+                        .route(web::post().to(numbers::add))
+                        .route(web::get().to(numbers::list))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/numbers/{number}")
+                        .route(web::delete().to(numbers::remove))
+                        .default_service(web::to(method_not_allowed)),
+                ),
+        );
+}
+
+/// For unknown paths (register with `App::default_service`).
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    Err(Problem::not_found(format!("no route {} {}", req.method(), req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    Err(Problem::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not supported on {}", req.method(), req.path()),
+    ))
+}

@@ -1,0 +1,108 @@
+//! Response bodies.
+
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde::Serialize;
+
+use crate::db::models::Binding;
+use crate::service::NumberUsage;
+
+/// RFC 3339 in UTC with a `Z` (`2026-11-29T09:00:00.123456Z`).
+pub fn utc(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[derive(Debug, Serialize)]
+pub struct BindingView {
+    pub id: String,
+    pub order_id: String,
+    pub status: String,
+    pub bind_num: String,
+    pub virtual_num: Option<String>,
+    pub extend_num: Option<String>,
+    pub subscription_id: Option<String>,
+    pub area_code: Option<String>,
+    /// Who chose the virtual number: `client`, `pool` or `huawei`.
+    pub number_choice: String,
+    pub record: bool,
+    pub record_hint_tone: Option<String>,
+    pub callback_num: Option<String>,
+    pub callback_tone: Option<String>,
+    pub ttl_minutes: Option<i32>,
+    pub callback_ttl_minutes: Option<i32>,
+    pub expires_at: Option<String>,
+    pub user_data: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub released_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<Binding> for BindingView {
+    fn from(b: Binding) -> Self {
+        Self {
+            id: b.id,
+            order_id: b.order_id,
+            status: b.status,
+            bind_num: b.bind_num,
+            virtual_num: b.virtual_num,
+            extend_num: b.extend_num,
+            subscription_id: b.subscription_id,
+            area_code: b.area_code,
+            number_choice: b.number_choice,
+            record: b.record,
+            record_hint_tone: b.record_hint_tone,
+            callback_num: b.callback_num,
+            callback_tone: b.callback_tone,
+            ttl_minutes: b.ttl_minutes,
+            callback_ttl_minutes: b.callback_ttl_minutes,
+            expires_at: b.expires_at.map(utc),
+            user_data: b.user_data,
+            created_by: b.created_by,
+            created_at: utc(b.created_at),
+            updated_at: utc(b.updated_at),
+            released_at: b.released_at.map(utc),
+            last_error: b.last_error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NumberView {
+    pub number: String,
+    pub area_code: String,
+    pub status: String,
+    pub status_cause: Option<String>,
+    pub live_bindings: i64,
+    pub quarantined_extensions: i64,
+    pub free_extensions: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<NumberUsage> for NumberView {
+    fn from(u: NumberUsage) -> Self {
+        Self {
+            number: u.number.number,
+            area_code: u.number.area_code,
+            status: u.number.status,
+            status_cause: u.number.status_cause,
+            live_bindings: u.live_bindings,
+            quarantined_extensions: u.quarantined_extensions,
+            free_extensions: u.free_extensions,
+            created_at: utc(u.number.created_at),
+            updated_at: utc(u.number.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}

@@ -1,0 +1,408 @@
+//! Configuration from the environment (and `.env`, loaded by `main`). Every variable is listed in
+//! `.env.example` with its default. A missing or malformed variable stops start-up with one line
+//! naming it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::domain::ExtensionDigits;
+use crate::huawei::HuaweiSettings;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Which database the `DATABASE_URL` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A validated `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    pub backend: Backend,
+    /// What diesel's connection takes: a file path for SQLite, the URL itself for PostgreSQL.
+    pub target: String,
+}
+
+impl DatabaseUrl {
+    /// `sqlite://path` (or `sqlite:path`, or `sqlite://:memory:`), `postgres://…` or
+    /// `postgresql://…`. Anything else is refused rather than silently becoming a SQLite file.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("sqlite URL needs a file path, e.g. sqlite://axe-gateway.db".into());
+            }
+            return Ok(Self {
+                backend: Backend::Sqlite,
+                target: path.to_owned(),
+            });
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self {
+                backend: Backend::Postgres,
+                target: raw.to_owned(),
+            });
+        }
+        Err(format!(
+            "unknown scheme in {:?}: use sqlite://<file> or postgres://<user>@<host>/<db>",
+            redact_url(raw)
+        ))
+    }
+
+    /// The URL for logs, without any password.
+    pub fn redacted(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.target),
+            Backend::Postgres => redact_url(&self.target),
+        }
+    }
+}
+
+fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+/// API clients: bearer token → client name (recorded as `created_by`).
+#[derive(Clone, Default)]
+pub struct ApiTokens(HashMap<String, String>);
+
+impl std::fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.values().collect();
+        names.sort();
+        f.debug_struct("ApiTokens")
+            .field("clients", &names)
+            .finish()
+    }
+}
+
+impl ApiTokens {
+    /// `client-name:token,other:token2`. Names are `[A-Za-z0-9._-]`, tokens at least 16
+    /// characters, and neither may repeat.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, token) = pair
+                .split_once(':')
+                .ok_or_else(|| "each entry must be client-name:token".to_owned())?;
+            let (name, token) = (name.trim(), token.trim());
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                return Err(format!(
+                    "client name {name:?} must be non-empty [A-Za-z0-9._-]"
+                ));
+            }
+            if token.len() < 16 {
+                return Err(format!(
+                    "the token of client {name:?} must be at least 16 characters"
+                ));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(format!("client {name:?} is listed twice"));
+            }
+            if map.insert(token.to_owned(), name.to_owned()).is_some() {
+                return Err("two clients share one token".into());
+            }
+        }
+        if map.is_empty() {
+            return Err("at least one client-name:token pair is required".into());
+        }
+        Ok(Self(map))
+    }
+
+    pub fn single(name: &str, token: &str) -> Self {
+        Self(HashMap::from([(token.to_owned(), name.to_owned())]))
+    }
+
+    /// The client that owns `token`, compared in constant time against every known token.
+    pub fn client_for(&self, token: &str) -> Option<&str> {
+        use subtle::ConstantTimeEq;
+        let mut found = None;
+        for (known, name) in &self.0 {
+            if bool::from(known.as_bytes().ct_eq(token.as_bytes())) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub listen_addr: SocketAddr,
+    /// `None` in sandbox mode until the in-process sandbox has a port.
+    pub huawei: Option<HuaweiSettings>,
+    pub extension_digits: ExtensionDigits,
+    pub api_tokens: Option<ApiTokens>,
+    pub max_bindings_per_number: u32,
+    pub extension_quarantine: Duration,
+    pub extension_retry_limit: u32,
+    pub reconcile_interval: Duration,
+    pub expiry_interval: Duration,
+    pub db_pool_size: u32,
+    pub db_timeout: Duration,
+    pub workers: usize,
+}
+
+/// Where configuration values come from; the process environment in production, a map in tests.
+pub trait Source {
+    fn get(&self, var: &str) -> Option<String>;
+}
+
+pub struct Environment;
+
+impl Source for Environment {
+    fn get(&self, var: &str) -> Option<String> {
+        std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Source for HashMap<&str, &str> {
+    fn get(&self, var: &str) -> Option<String> {
+        HashMap::get(self, var).map(|v| (*v).to_owned())
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    src: &dyn Source,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = src.get(var) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| bad(var, format!("{raw:?} is not a whole number")))?;
+    if value < min || value > max {
+        return Err(bad(var, format!("{value} must be between {min} and {max}")));
+    }
+    Ok(value)
+}
+
+fn millis(
+    src: &dyn Source,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(src, var, default, min, max).map(Duration::from_millis)
+}
+
+fn secs(
+    src: &dyn Source,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(src, var, default, min, max).map(Duration::from_secs)
+}
+
+impl Settings {
+    /// Reads every variable. With `sandbox`, the Huawei variables are optional (the in-process
+    /// sandbox supplies them) and so is `API_TOKENS` (a demo token is generated).
+    pub fn load(src: &dyn Source, sandbox: bool) -> Result<Self, ConfigError> {
+        let database_url = DatabaseUrl::parse(
+            &src.get("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://axe-gateway.db".into()),
+        )
+        .map_err(|m| bad("DATABASE_URL", m))?;
+        let listen_raw = src
+            .get("LISTEN_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen_addr = listen_raw.trim().parse().map_err(|_| {
+            bad(
+                "LISTEN_ADDR",
+                format!("{listen_raw:?} is not host:port, e.g. 127.0.0.1:8080"),
+            )
+        })?;
+        let digits: u8 = number(src, "HUAWEI_EXTENSION_DIGITS", 4, 1, 4)?;
+        let extension_digits = ExtensionDigits::new(digits)
+            .map_err(|e| bad("HUAWEI_EXTENSION_DIGITS", e.to_string()))?;
+        let connect_timeout = millis(src, "HUAWEI_CONNECT_TIMEOUT_MS", 3_000, 100, 60_000)?;
+        let request_timeout = millis(src, "HUAWEI_TIMEOUT_MS", 10_000, 100, 120_000)?;
+
+        let huawei = if sandbox {
+            None
+        } else {
+            let base_url = required(src, "HUAWEI_BASE_URL")?;
+            let parsed = url::Url::parse(&base_url)
+                .map_err(|e| bad("HUAWEI_BASE_URL", format!("{base_url:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(bad("HUAWEI_BASE_URL", "must start with https://"));
+            }
+            Some(HuaweiSettings {
+                base_url,
+                app_key: required(src, "HUAWEI_APP_KEY")?,
+                app_secret: required(src, "HUAWEI_APP_SECRET")?,
+                connect_timeout,
+                request_timeout,
+            })
+        };
+
+        let api_tokens = match src.get("API_TOKENS") {
+            Some(raw) => Some(ApiTokens::parse(&raw).map_err(|m| bad("API_TOKENS", m))?),
+            None if sandbox => None,
+            None => return Err(bad("API_TOKENS", "is required (client-name:token,...)")),
+        };
+
+        let max_per_number: u32 = number(src, "MAX_BINDINGS_PER_NUMBER", 200, 1, 9_999)?;
+        if max_per_number > extension_digits.max_value() {
+            return Err(bad(
+                "MAX_BINDINGS_PER_NUMBER",
+                format!(
+                    "{max_per_number} is more than {} extensions of {} digits exist",
+                    extension_digits.max_value(),
+                    digits
+                ),
+            ));
+        }
+
+        Ok(Self {
+            database_url,
+            listen_addr,
+            huawei,
+            extension_digits,
+            api_tokens,
+            max_bindings_per_number: max_per_number,
+            extension_quarantine: secs(
+                src,
+                "EXTENSION_QUARANTINE_SECS",
+                24 * 3600,
+                0,
+                90 * 24 * 3600,
+            )?,
+            extension_retry_limit: number(src, "EXTENSION_RETRY_LIMIT", 5, 1, 50)?,
+            reconcile_interval: secs(src, "RECONCILE_INTERVAL_SECS", 30, 1, 86_400)?,
+            expiry_interval: secs(src, "EXPIRY_INTERVAL_SECS", 30, 1, 86_400)?,
+            db_pool_size: number(src, "DB_POOL_SIZE", 8, 1, 100)?,
+            db_timeout: millis(src, "DB_TIMEOUT_MS", 5_000, 100, 60_000)?,
+            workers: number(src, "WORKERS", 2, 1, 64)?,
+        })
+    }
+
+    /// Settings for the connect/total timeouts when the Huawei side is the in-process sandbox.
+    pub fn huawei_timeouts(src: &dyn Source) -> Result<(Duration, Duration), ConfigError> {
+        Ok((
+            millis(src, "HUAWEI_CONNECT_TIMEOUT_MS", 3_000, 100, 60_000)?,
+            millis(src, "HUAWEI_TIMEOUT_MS", 10_000, 100, 120_000)?,
+        ))
+    }
+
+    /// The Huawei settings; present once `serve` has resolved sandbox mode.
+    pub fn huawei(&self) -> &HuaweiSettings {
+        self.huawei
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("Huawei settings are resolved before the server starts"))
+    }
+}
+
+fn required(src: &dyn Source, var: &'static str) -> Result<String, ConfigError> {
+    src.get(var).ok_or_else(|| bad(var, "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    const PROD: &[(&str, &str)] = &[
+        ("HUAWEI_BASE_URL", "https://rtcpns.cn-north-1.myhuaweicloud.com"),
+        ("HUAWEI_APP_KEY", "key"),
+        ("HUAWEI_APP_SECRET", "secret"),
+        ("API_TOKENS", "orders:0123456789abcdef"),
+    ];
+
+    #[test]
+    fn defaults_select_sqlite_and_localhost() {
+        let s = Settings::load(&env(PROD), false).unwrap();
+        assert_eq!(s.database_url.backend, Backend::Sqlite);
+        assert_eq!(s.database_url.target, "axe-gateway.db");
+        assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.extension_digits.get(), 4);
+        assert_eq!(s.max_bindings_per_number, 200);
+        assert_eq!(s.extension_quarantine, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_an_error_not_a_sqlite_file() {
+        let mut e = env(PROD);
+        e.insert("DATABASE_URL", "mysql://root@localhost/x");
+        let err = Settings::load(&e, false).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        e.insert("DATABASE_URL", "postgres://postgres:pw@127.0.0.1/test");
+        let s = Settings::load(&e, false).unwrap();
+        assert_eq!(s.database_url.backend, Backend::Postgres);
+        assert!(!s.database_url.redacted().contains("pw"));
+    }
+
+    #[test]
+    fn missing_or_malformed_variables_are_named() {
+        let err = Settings::load(&env(&PROD[1..]), false).unwrap_err();
+        assert_eq!(err.var, "HUAWEI_BASE_URL");
+        let mut e = env(PROD);
+        e.insert("HUAWEI_EXTENSION_DIGITS", "5");
+        assert_eq!(Settings::load(&e, false).unwrap_err().var, "HUAWEI_EXTENSION_DIGITS");
+        e.insert("HUAWEI_EXTENSION_DIGITS", "2");
+        assert_eq!(Settings::load(&e, false).unwrap_err().var, "MAX_BINDINGS_PER_NUMBER");
+        let mut e = env(PROD);
+        e.insert("LISTEN_ADDR", "nowhere");
+        assert_eq!(Settings::load(&e, false).unwrap_err().var, "LISTEN_ADDR");
+        let mut e = env(PROD);
+        e.remove("API_TOKENS");
+        assert_eq!(Settings::load(&e, false).unwrap_err().var, "API_TOKENS");
+        assert!(Settings::load(&env(&[]), true).is_ok(), "sandbox needs nothing");
+    }
+
+    #[test]
+    fn api_tokens_parse_and_match_in_constant_time() {
+        let t = ApiTokens::parse("orders:0123456789abcdef, billing:fedcba9876543210").unwrap();
+        assert_eq!(t.client_for("0123456789abcdef"), Some("orders"));
+        assert_eq!(t.client_for("fedcba9876543210"), Some("billing"));
+        assert_eq!(t.client_for("nope"), None);
+        assert!(ApiTokens::parse("orders:short").is_err());
+        assert!(ApiTokens::parse("no-colon").is_err());
+        assert!(ApiTokens::parse("a:0123456789abcdef,a:0123456789abcdeX").is_err());
+        assert!(!format!("{t:?}").contains("0123456789abcdef"));
+    }
+}

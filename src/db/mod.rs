@@ -1,0 +1,279 @@
+//! Storage: one connection type over SQLite and PostgreSQL, chosen at run time from
+//! `DATABASE_URL`; the pool; migrations; and the queries. No HTTP types here.
+//!
+//! Diesel is blocking: [`Db::run`] moves each unit of work onto actix's blocking pool and checks
+//! out the connection there, so async workers never wait on the database.
+
+pub mod bindings;
+pub mod models;
+pub mod numbers;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{Backend, DatabaseUrl};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Key of the PostgreSQL advisory locks the gateway takes (arbitrary, fixed).
+const PG_LOCK_MIGRATIONS: i64 = 0x0a8e_0001;
+const PG_LOCK_ALLOCATION: i64 = 0x0a8e_0002;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The storage layer's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Unavailable(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database work was cancelled or panicked")]
+    Blocking,
+}
+
+impl DbError {
+    /// The database is down or saturated (as opposed to a bug or a constraint).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Blocking => true,
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    || info.message().contains("database is locked")
+            }
+            Self::Query(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Opens connections of the backend named by the URL scheme (never by trial and error).
+pub struct DbConnManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for DbConnManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        establish(&self.url).map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+fn establish(url: &DatabaseUrl) -> ConnectionResult<DbConn> {
+    Ok(match url.backend {
+        Backend::Sqlite => DbConn::Sqlite(diesel::SqliteConnection::establish(&url.target)?),
+        Backend::Postgres => DbConn::Postgres(diesel::PgConnection::establish(&url.target)?),
+    })
+}
+
+/// Per-connection settings, applied once to every new physical connection.
+#[derive(Debug)]
+struct ConnInit;
+
+impl CustomizeConnection<DbConn, r2d2::Error> for ConnInit {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            // busy_timeout first, so the later PRAGMAs already wait instead of failing.
+            // synchronous=FULL: a binding Huawei confirmed must survive a power cut, or the
+            // binding would live at Huawei with no row here.
+            for pragma in [
+                "PRAGMA busy_timeout = 10000;",
+                "PRAGMA foreign_keys = ON;",
+                "PRAGMA synchronous = FULL;",
+            ] {
+                c.batch_execute(pragma).map_err(r2d2::Error::QueryError)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub type Pool = r2d2::Pool<DbConnManager>;
+
+/// The pool plus how to run work on it.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Runs migrations on a dedicated connection, then builds the pool.
+    pub fn connect(url: &DatabaseUrl, pool_size: u32, timeout: Duration) -> Result<Self, DbError> {
+        migrate(url)?;
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .connection_customizer(Box::new(ConnInit))
+            .build(DbConnManager { url: url.clone() })
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            pool,
+            backend: url.backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool. The connection is checked
+    /// out inside the closure (checkout itself can block) and returned when `f` ends.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| E::from(DbError::Blocking))?
+    }
+
+    /// Runs `f` synchronously (for start-up and CLI commands, never on an async worker).
+    pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
+        f(&mut conn)
+    }
+
+    /// `SELECT 1`, for the health check.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| {
+            conn.batch_execute("SELECT 1").map_err(DbError::from)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Applies pending migrations for the URL's backend. SQLite is switched to WAL first (a property
+/// of the file, set once); on PostgreSQL an advisory lock keeps several gateway instances from
+/// migrating at once.
+pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
+    let mut conn = establish(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let applied = match &mut conn {
+        DbConn::Sqlite(c) => {
+            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| DbError::Migration(e.to_string()))?
+        }
+        DbConn::Postgres(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_LOCK_MIGRATIONS})"))
+                .execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| DbError::Migration(e.to_string()));
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_LOCK_MIGRATIONS})"))
+                .execute(c)?;
+            result?
+        }
+    };
+    Ok(applied)
+}
+
+/// A read-then-write transaction that cannot lose a race:
+/// - SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so the busy timeout applies (a
+///   deferred transaction upgrading to write can fail at once with "database is locked").
+/// - PostgreSQL: a transaction-scoped advisory lock serialises allocation across every gateway
+///   instance sharing the database.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    // The same steps as diesel's own `SqliteConnection::immediate_transaction`, done on the
+    // inner connection so that `f` still receives the backend-neutral `DbConn`.
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")
+            .and_then(|()| {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"))
+                    .execute(c)
+                    .map(drop)
+            }),
+    }
+    .map_err(|e| {
+        rollback(conn);
+        E::from(DbError::from(e))
+    })?;
+    match f(conn) {
+        Ok(value) => {
+            let committed = match conn {
+                DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+                DbConn::Postgres(c) => AnsiTransactionManager::commit_transaction(c),
+            };
+            if let Err(e) = committed {
+                rollback(conn);
+                return Err(DbError::from(e).into());
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+fn rollback(conn: &mut DbConn) {
+    // A failed rollback leaves the transaction manager marked broken, and r2d2 then discards
+    // the connection (`has_broken`), so nothing half-done is reused.
+    let _ = match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        DbConn::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+}
+
+/// Now, in UTC, truncated to microseconds: both backends then store exactly the same instant.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    now - chrono::Duration::nanoseconds(i64::from(now.and_utc().timestamp_subsec_nanos() % 1000))
+}

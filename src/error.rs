@@ -1,0 +1,229 @@
+//! The one mapping from errors to HTTP: RFC 9457 `application/problem+json` with a stable `code`.
+//!
+//! Policy: client mistakes are 4xx with the field named; Huawei's refusals keep Huawei's code and
+//! text in `upstream`; database trouble is 503 (retry later); anything unexpected is a 500 whose
+//! body says nothing internal (the cause is logged once, here).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::huawei::{HuaweiError, UpstreamKind};
+use crate::service::{FieldError, ServiceError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Huawei's side of an upstream failure, as shown to clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resultcode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resultdesc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamInfo>,
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:axe-gateway:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+            errors: Vec::new(),
+            binding_id: None,
+            upstream: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+        }
+    }
+
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, detail)])
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    fn upstream(err: &HuaweiError, binding_id: Option<String>) -> Self {
+        let (status, code, retry_after) = match err.kind() {
+            UpstreamKind::InvalidParameter => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "upstream_rejected", None)
+            }
+            UpstreamKind::ExtensionTaken | UpstreamKind::NotFound => {
+                (StatusCode::CONFLICT, "conflict", None)
+            }
+            UpstreamKind::FlowControl { retry_after_secs } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                Some(retry_after_secs),
+            ),
+            UpstreamKind::Unreachable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                Some(30),
+            ),
+            UpstreamKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", None),
+            UpstreamKind::NumberUnusable
+            | UpstreamKind::AuthOrApp
+            | UpstreamKind::UpstreamFault
+            | UpstreamKind::Other => (StatusCode::BAD_GATEWAY, "upstream_error", None),
+        };
+        let detail = match err.kind() {
+            UpstreamKind::InvalidParameter => "Huawei refused a parameter of the request",
+            UpstreamKind::FlowControl { .. } => "Huawei is throttling requests; retry later",
+            UpstreamKind::Unreachable => "Huawei could not be reached",
+            UpstreamKind::Timeout => "Huawei did not answer in time",
+            UpstreamKind::AuthOrApp => {
+                "Huawei refused the gateway's credentials or app; an operator must check the configuration"
+            }
+            UpstreamKind::NumberUnusable => {
+                "Huawei says the virtual number is not this app's or not usable now"
+            }
+            _ => "Huawei could not carry out the request",
+        };
+        Self {
+            binding_id,
+            retry_after,
+            upstream: Some(UpstreamInfo {
+                resultcode: err.resultcode().map(str::to_owned),
+                resultdesc: err.resultdesc().map(str::to_owned),
+                http_status: err.http_status(),
+            }),
+            ..Self::new(status, code, format!("{detail}: {}", err.summary()))
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        resp.body(serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(errors) => Self::invalid(errors),
+            ServiceError::NotFound(d) => Self::not_found(d),
+            ServiceError::Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", d),
+            ServiceError::NoCapacity(d) => Self::new(StatusCode::CONFLICT, "no_capacity", d),
+            ServiceError::Upstream { source, binding_id } => {
+                log::warn!("upstream failure: {}", source.summary());
+                Self::upstream(&source, binding_id)
+            }
+            ServiceError::Database(db) if db.is_unavailable() => {
+                log::error!("database unavailable: {db}");
+                Self {
+                    retry_after: Some(5),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "the database is unavailable; retry later",
+                    )
+                }
+            }
+            ServiceError::Database(db) => {
+                log::error!("unexpected database error: {db}");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an unexpected error occurred; it has been logged",
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_control_is_a_503_with_retry_after_and_keeps_huawei_code() {
+        let err = HuaweiError::Rejected {
+            http_status: 403,
+            resultcode: "1010010".into(),
+            resultdesc: "The flow control upper limit is reached on the platform.".into(),
+        };
+        let p = Problem::upstream(&err, None);
+        assert_eq!(p.status, 503);
+        assert_eq!(p.retry_after, Some(60));
+        let resp = p.error_response();
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "60");
+        assert_eq!(resp.headers().get("Content-Type").unwrap(), PROBLEM_JSON);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["upstream"]["resultcode"], "1010010");
+        assert_eq!(json["code"], "upstream_unavailable");
+    }
+
+    #[test]
+    fn invalid_parameters_and_timeouts_map_to_their_classes() {
+        let invalid = HuaweiError::Rejected {
+            http_status: 403,
+            resultcode: "1010002".into(),
+            resultdesc: "Invalid request.".into(),
+        };
+        assert_eq!(Problem::upstream(&invalid, None).status, 422);
+        let timeout = HuaweiError::Transport(crate::huawei::TransportFailure::Timeout);
+        assert_eq!(Problem::upstream(&timeout, None).status, 504);
+        let auth = HuaweiError::Rejected {
+            http_status: 401,
+            resultcode: "1010010".into(),
+            resultdesc: "Invalid digest.".into(),
+        };
+        assert_eq!(Problem::upstream(&auth, None).status, 502);
+    }
+}

@@ -1,0 +1,62 @@
+//! Background work: the reconciler (settles bindings whose create outcome was unknown) and the
+//! expiry sweep. Both run once at start-up and then periodically, on the actix system's own
+//! thread with their own Huawei client (awc clients cannot be shared across threads).
+
+use std::time::Duration;
+
+use crate::db::Db;
+use crate::huawei::{HuaweiClient, HuaweiSettings};
+use crate::service::{BindingService, Policy};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub reconcile_every: Duration,
+    pub expire_every: Duration,
+}
+
+/// Handles of the running jobs; dropping it does not stop them, [`Jobs::stop`] does.
+pub struct Jobs {
+    handles: Vec<actix_rt::task::JoinHandle<()>>,
+}
+
+impl Jobs {
+    pub fn stop(&self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+/// Starts the jobs on the current actix runtime.
+pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule) -> Jobs {
+    let reconciler = {
+        let (db, huawei) = (db.clone(), huawei.clone());
+        actix_rt::spawn(async move {
+            let svc = BindingService::new(db, HuaweiClient::new(huawei), policy);
+            let mut tick = actix_rt::time::interval(schedule.reconcile_every);
+            loop {
+                tick.tick().await;
+                match svc.reconcile_pending().await {
+                    Ok(0) => {}
+                    Ok(n) => log::info!(settled = n; "reconciler settled {n} pending binding(s)"),
+                    Err(e) => log::warn!("reconciler run failed, will retry: {e}"),
+                }
+            }
+        })
+    };
+    let expiry = actix_rt::spawn(async move {
+        let svc = BindingService::new(db, HuaweiClient::new(huawei), policy);
+        let mut tick = actix_rt::time::interval(schedule.expire_every);
+        loop {
+            tick.tick().await;
+            match svc.expire_due().await {
+                Ok(0) => {}
+                Ok(n) => log::info!(expired = n; "{n} binding(s) expired"),
+                Err(e) => log::warn!("expiry sweep failed, will retry: {e}"),
+            }
+        }
+    });
+    Jobs {
+        handles: vec![reconciler, expiry],
+    }
+}

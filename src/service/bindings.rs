@@ -1,0 +1,819 @@
+//! Binding flows: create (reserve, call Huawei, settle), look up, modify, release, sync,
+//! reconcile and expire.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+
+use super::allocation::{self, Limits};
+use super::{ServiceError, FieldError};
+use crate::db::models::Binding;
+use crate::db::{self, bindings, write_transaction, Db};
+use crate::domain::{
+    mask_phone, AreaCode, BindingStatus, ExtensionNumber, NumberChoice, OrderId, PhoneNumber,
+    ToneName, TtlMinutes, UserData,
+};
+use crate::huawei::wire::{self, BindRequest, BindingSelector, ModifyRequest, QueryResponse};
+use crate::huawei::{HuaweiClient, HuaweiError, UpstreamKind};
+
+/// Where A's own calls to X go when no callback record exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    Num(PhoneNumber),
+    Tone(ToneName),
+}
+
+/// A validated create request.
+#[derive(Debug, Clone)]
+pub struct CreateBinding {
+    pub order_id: OrderId,
+    pub bind_num: PhoneNumber,
+    pub virtual_num: Option<PhoneNumber>,
+    pub area_code: Option<AreaCode>,
+    pub extend_num: Option<ExtensionNumber>,
+    pub record: bool,
+    pub record_hint_tone: Option<ToneName>,
+    pub callback: Option<Callback>,
+    pub ttl_minutes: Option<TtlMinutes>,
+    pub callback_ttl_minutes: Option<TtlMinutes>,
+    pub user_data: Option<UserData>,
+    pub created_by: String,
+}
+
+/// A validated modify request; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct ModifyBinding {
+    pub record: Option<bool>,
+    pub record_hint_tone: Option<ToneName>,
+    pub callback: Option<Callback>,
+    pub ttl_minutes: Option<TtlMinutes>,
+    pub callback_ttl_minutes: Option<TtlMinutes>,
+}
+
+impl ModifyBinding {
+    pub fn is_empty(&self) -> bool {
+        self.record.is_none()
+            && self.record_hint_tone.is_none()
+            && self.callback.is_none()
+            && self.ttl_minutes.is_none()
+            && self.callback_ttl_minutes.is_none()
+    }
+}
+
+/// How a create ended.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    /// A new binding, confirmed by Huawei.
+    Created(Binding),
+    /// The same request was made before; this is its binding (no Huawei call was made).
+    Existing(Binding),
+    /// Huawei's answer was lost (timeout, broken connection); the reconciler will settle it.
+    Pending(Binding),
+}
+
+/// What the service needs to know of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub limits: Limits,
+    pub quarantine: Duration,
+    pub extension_retry_limit: u32,
+    /// How long a create may take at most (Huawei's total timeout); pending rows older than
+    /// this (plus a margin) are no longer in flight.
+    pub upstream_timeout: Duration,
+}
+
+impl Policy {
+    fn quarantine_since(&self, now: NaiveDateTime) -> NaiveDateTime {
+        now - chrono::Duration::from_std(self.quarantine).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Pending rows last touched before this are not in flight any more.
+    pub fn settle_cutoff(&self, now: NaiveDateTime) -> NaiveDateTime {
+        now - chrono::Duration::from_std(self.upstream_timeout + Duration::from_secs(5))
+            .unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The binding flows, for one thread (the Huawei client is per worker).
+pub struct BindingService {
+    db: Db,
+    huawei: HuaweiClient,
+    policy: Policy,
+}
+
+enum Reservation {
+    New(Binding),
+    Existing(Binding),
+}
+
+impl BindingService {
+    pub fn new(db: Db, huawei: HuaweiClient, policy: Policy) -> Self {
+        Self { db, huawei, policy }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn huawei(&self) -> &HuaweiClient {
+        &self.huawei
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Creates a binding, idempotently per (order_id, bind_num).
+    ///
+    /// The row is committed as `pending` (with X and E chosen) before Huawei is called, so a
+    /// binding can never exist at Huawei without a row here: if Huawei's answer is lost, the
+    /// reconciler finds the binding by X+E.
+    pub async fn create(&self, req: CreateBinding) -> Result<CreateOutcome, ServiceError> {
+        if let (Some(cb), Some(ttl)) = (req.callback_ttl_minutes, req.ttl_minutes) {
+            if cb.get() > ttl.get() {
+                return Err(ServiceError::invalid(
+                    "callback_ttl_minutes",
+                    "must not be greater than ttl_minutes",
+                ));
+            }
+        }
+        let policy = self.policy;
+        let request = req.clone();
+        let reservation = self
+            .db
+            .run(move |conn| {
+                write_transaction(conn, |conn| reserve(conn, &request, &policy))
+            })
+            .await;
+        let mut row = match reservation {
+            Ok(Reservation::New(row)) => row,
+            Ok(Reservation::Existing(row)) => return self.settled_existing(row).await,
+            // Two gateways raced past the check: the database's unique index decided.
+            Err(ServiceError::Database(e)) if e.is_unique_violation() => {
+                let (o, b) = (req.order_id.to_string(), req.bind_num.as_str().to_owned());
+                let existing = self
+                    .db
+                    .run(move |conn| bindings::find_live(conn, &o, &b))
+                    .await?
+                    .ok_or(ServiceError::Database(e))?;
+                check_same_request(&existing, &req)?;
+                return self.settled_existing(existing).await;
+            }
+            Err(e) => return Err(e),
+        };
+        log::info!(
+            binding_id = row.id.as_str(), order_id = row.order_id.as_str();
+            "binding {} reserved for order {}: X {} E {}",
+            row.id, row.order_id,
+            row.virtual_num.as_deref().map_or_else(|| "(huawei chooses)".into(), mask_phone),
+            row.extend_num.as_deref().unwrap_or("-")
+        );
+
+        let mut refused_extensions = HashSet::new();
+        let mut attempt = 1;
+        loop {
+            let bind_req = bind_request(&row, &req);
+            match self.huawei.bind(&bind_req).await {
+                Ok(resp) => {
+                    let id = row.id.clone();
+                    let ttl = req.ttl_minutes;
+                    let active = self
+                        .db
+                        .run(move |conn| {
+                            write_transaction(conn, |conn| {
+                                let mut row = load(conn, &id)?;
+                                let now = db::now();
+                                row.set_status(BindingStatus::Active);
+                                row.subscription_id = resp.subscription_id.clone();
+                                if resp.virtual_num.is_some() {
+                                    row.virtual_num = resp.virtual_num.clone();
+                                }
+                                if resp.extend_num.is_some() {
+                                    row.extend_num = resp.extend_num.clone();
+                                }
+                                row.expires_at = ttl.map(|t| now + minutes(t));
+                                row.last_error = None;
+                                row.updated_at = now;
+                                bindings::save(conn, &row)?;
+                                Ok::<_, ServiceError>(row)
+                            })
+                        })
+                        .await?;
+                    log::info!(
+                        binding_id = active.id.as_str();
+                        "binding {} active at Huawei as {}", active.id,
+                        active.subscription_id.as_deref().unwrap_or("?")
+                    );
+                    return Ok(CreateOutcome::Created(active));
+                }
+                Err(e)
+                    if e.kind() == UpstreamKind::ExtensionTaken
+                        && req.extend_num.is_none()
+                        && row.virtual_num.is_some()
+                        && attempt < self.policy.extension_retry_limit =>
+                {
+                    // Someone else holds this X+E at Huawei (another system on the same app):
+                    // pick another extension and try again.
+                    attempt += 1;
+                    if let Some(e) = row.extend_num.clone() {
+                        refused_extensions.insert(e);
+                    }
+                    log::warn!(
+                        binding_id = row.id.as_str();
+                        "Huawei says extension {} of {} is taken ({}); retrying with another (attempt {attempt})",
+                        row.extend_num.as_deref().unwrap_or("-"),
+                        row.virtual_num.as_deref().map(mask_phone).unwrap_or_default(),
+                        e.summary()
+                    );
+                    let (id, excluded, policy) =
+                        (row.id.clone(), refused_extensions.clone(), self.policy);
+                    let moved = self
+                        .db
+                        .run(move |conn| {
+                            write_transaction(conn, |conn| {
+                                let mut row = load(conn, &id)?;
+                                let x = row.virtual_num.clone().unwrap_or_default();
+                                let now = db::now();
+                                let e = allocation::pick_extension(
+                                    conn,
+                                    policy.limits.digits,
+                                    &x,
+                                    policy.quarantine_since(now),
+                                    &excluded,
+                                )?;
+                                row.extend_num = e.clone();
+                                row.updated_at = now;
+                                bindings::save(conn, &row)?;
+                                Ok::<_, ServiceError>((row, e.is_some()))
+                            })
+                        })
+                        .await?;
+                    row = moved.0;
+                    if !moved.1 {
+                        return Err(self
+                            .fail(&row, e, "no other free extension on this virtual number")
+                            .await);
+                    }
+                }
+                Err(e) if e.outcome_unknown() => {
+                    log::warn!(
+                        binding_id = row.id.as_str();
+                        "outcome of binding {} unknown ({}); left pending for the reconciler",
+                        row.id, e.summary()
+                    );
+                    let id = row.id.clone();
+                    let note = format!("outcome unknown, reconciling: {}", e.summary());
+                    let pending = self
+                        .db
+                        .run(move |conn| {
+                            let mut row = load(conn, &id)?;
+                            row.last_error = Some(note);
+                            row.updated_at = db::now();
+                            bindings::save(conn, &row)?;
+                            Ok::<_, ServiceError>(row)
+                        })
+                        .await?;
+                    return Ok(CreateOutcome::Pending(pending));
+                }
+                Err(e) => {
+                    let note = if e.kind() == UpstreamKind::ExtensionTaken {
+                        "extension taken at Huawei"
+                    } else {
+                        "refused by Huawei"
+                    };
+                    return Err(self.fail(&row, e, note).await);
+                }
+            }
+        }
+    }
+
+    /// Marks the row failed with Huawei's answer and returns the error for the caller.
+    async fn fail(&self, row: &Binding, err: HuaweiError, why: &str) -> ServiceError {
+        log::warn!(
+            binding_id = row.id.as_str();
+            "binding {} failed: {why}: {}", row.id, err.summary()
+        );
+        let id = row.id.clone();
+        let note = err.summary();
+        let saved = self
+            .db
+            .run(move |conn| {
+                let mut row = load(conn, &id)?;
+                row.set_status(BindingStatus::Failed);
+                row.last_error = Some(note);
+                row.updated_at = db::now();
+                bindings::save(conn, &row)?;
+                Ok::<_, ServiceError>(())
+            })
+            .await;
+        if let Err(e) = saved {
+            return e;
+        }
+        if err.kind() == UpstreamKind::ExtensionTaken {
+            return if row.number_choice() == NumberChoice::Client && row.extend_num.is_some() {
+                ServiceError::Conflict(format!(
+                    "{why}: {} (binding {} is failed)",
+                    err.summary(),
+                    row.id
+                ))
+            } else {
+                ServiceError::NoCapacity(format!("{why}: {}", err.summary()))
+            };
+        }
+        ServiceError::upstream(err, Some(&row.id))
+    }
+
+    /// A repeated create: if the first is still in flight, wait (bounded) for it to settle.
+    async fn settled_existing(&self, row: Binding) -> Result<CreateOutcome, ServiceError> {
+        let deadline =
+            std::time::Instant::now() + self.policy.upstream_timeout + Duration::from_secs(2);
+        let mut row = row;
+        while row.status() == BindingStatus::Pending && std::time::Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            let id = row.id.clone();
+            row = self
+                .db
+                .run(move |conn| load(conn, &id))
+                .await?;
+        }
+        Ok(if row.status() == BindingStatus::Pending {
+            CreateOutcome::Pending(row)
+        } else {
+            CreateOutcome::Existing(row)
+        })
+    }
+
+    pub async fn get(&self, id: String) -> Result<Binding, ServiceError> {
+        self.db.run(move |conn| load(conn, &id)).await
+    }
+
+    pub async fn list(
+        &self,
+        filter: bindings::Filter,
+        limit: i64,
+    ) -> Result<Vec<Binding>, ServiceError> {
+        Ok(self
+            .db
+            .run(move |conn| bindings::list(conn, &filter, limit))
+            .await?)
+    }
+
+    /// Changes options of an active binding at Huawei, then here.
+    pub async fn modify(&self, id: String, change: ModifyBinding) -> Result<Binding, ServiceError> {
+        if change.is_empty() {
+            return Err(ServiceError::invalid("body", "names nothing to change"));
+        }
+        let row = self.get(id.clone()).await?;
+        if row.status() != BindingStatus::Active {
+            return Err(ServiceError::Conflict(format!(
+                "binding is {}; only active bindings can be modified",
+                row.status
+            )));
+        }
+        let ttl = change
+            .ttl_minutes
+            .map(TtlMinutes::get)
+            .or(row.ttl_minutes.and_then(|v| u32::try_from(v).ok()));
+        let cb_ttl = change
+            .callback_ttl_minutes
+            .map(TtlMinutes::get)
+            .or(row.callback_ttl_minutes.and_then(|v| u32::try_from(v).ok()));
+        if let (Some(cb), Some(ttl)) = (cb_ttl, ttl) {
+            if cb > ttl {
+                return Err(ServiceError::Invalid(vec![FieldError::new(
+                    "callback_ttl_minutes",
+                    format!("must not be greater than ttl_minutes ({ttl})"),
+                )]));
+            }
+        }
+        let mut req = ModifyRequest {
+            record_flag: change.record.map(|r| r.to_string()),
+            record_hint_tone: change.record_hint_tone.as_ref().map(|t| t.as_str().to_owned()),
+            ..selector_modify(&row)
+        };
+        match &change.callback {
+            Some(Callback::Num(n)) => req.callback_num = Some(n.as_str().to_owned()),
+            Some(Callback::Tone(t)) => req.callback_tone = Some(t.as_str().to_owned()),
+            None => {}
+        }
+        if change.ttl_minutes.is_some() || change.callback_ttl_minutes.is_some() {
+            req.time_unit = Some(wire::TIME_UNIT_MINUTES.to_owned());
+            req.bind_expired_time = change.ttl_minutes.map(|t| i64::from(t.get()));
+            req.callback_expired_time = change.callback_ttl_minutes.map(|t| i64::from(t.get()));
+        }
+        if let Err(e) = self.huawei.modify(&req).await {
+            return Err(self.upstream_failure(&row, e).await);
+        }
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    let mut row = load(conn, &id)?;
+                    let now = db::now();
+                    if let Some(r) = change.record {
+                        row.record = r;
+                    }
+                    if let Some(t) = change.record_hint_tone {
+                        row.record_hint_tone = Some(t.as_str().to_owned());
+                    }
+                    match change.callback {
+                        Some(Callback::Num(n)) => {
+                            row.callback_num = Some(n.as_str().to_owned());
+                            row.callback_tone = None;
+                        }
+                        Some(Callback::Tone(t)) => {
+                            row.callback_tone = Some(t.as_str().to_owned());
+                            row.callback_num = None;
+                        }
+                        None => {}
+                    }
+                    if let Some(t) = change.ttl_minutes {
+                        row.ttl_minutes = Some(to_i32(t));
+                        row.expires_at = Some(now + minutes(t));
+                    }
+                    if let Some(t) = change.callback_ttl_minutes {
+                        row.callback_ttl_minutes = Some(to_i32(t));
+                    }
+                    row.last_error = None;
+                    row.updated_at = now;
+                    bindings::save(conn, &row)?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    /// Releases a binding at Huawei. Idempotent: an ended binding is returned as it is, and
+    /// Huawei's "does not exist" settles it as released too.
+    pub async fn release(&self, id: String) -> Result<Binding, ServiceError> {
+        let row = self.get(id.clone()).await?;
+        if !row.status().is_live() {
+            return Ok(row);
+        }
+        let Some(sel) = selector(&row) else {
+            return Err(ServiceError::Conflict(
+                "binding is still pending and Huawei has not said which number it chose; retry after it settles"
+                    .into(),
+            ));
+        };
+        let note = match self.huawei.unbind(&sel).await {
+            Ok(_) => None,
+            Err(e) if e.kind() == UpstreamKind::NotFound => {
+                Some(format!("Huawei no longer had this binding: {}", e.summary()))
+            }
+            Err(e) => return Err(self.upstream_failure(&row, e).await),
+        };
+        log::info!(binding_id = row.id.as_str(); "binding {} released", row.id);
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    let mut row = load(conn, &id)?;
+                    if row.status().is_live() {
+                        let now = db::now();
+                        row.set_status(BindingStatus::Released);
+                        row.released_at = Some(now);
+                        row.updated_at = now;
+                        row.last_error = note;
+                        bindings::save(conn, &row)?;
+                    }
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    /// Asks Huawei for the binding and brings our row in line with its answer.
+    pub async fn sync(&self, id: String) -> Result<Binding, ServiceError> {
+        let row = self.get(id).await?;
+        let Some(sel) = selector(&row) else {
+            return Err(ServiceError::Conflict(
+                "binding has neither a subscription id nor a virtual number and extension to look it up by"
+                    .into(),
+            ));
+        };
+        let answer = match self.huawei.query(&sel).await {
+            Ok(q) => Some(q),
+            Err(e) if e.kind() == UpstreamKind::NotFound => None,
+            Err(e) => return Err(self.upstream_failure(&row, e).await),
+        };
+        self.settle(row, answer).await
+    }
+
+    /// Settles every pending binding whose create call has ended. Returns how many changed.
+    pub async fn reconcile_pending(&self) -> Result<usize, ServiceError> {
+        let cutoff = self.policy.settle_cutoff(db::now());
+        let pending = self
+            .db
+            .run(move |conn| bindings::pending_before(conn, cutoff, 100))
+            .await?;
+        let mut settled = 0;
+        for row in pending {
+            let Some(sel) = selector(&row) else {
+                log::warn!(
+                    binding_id = row.id.as_str();
+                    "pending binding {} cannot be reconciled: Huawei chose its number and the answer was lost; check the Huawei console",
+                    row.id
+                );
+                continue;
+            };
+            let answer = match self.huawei.query(&sel).await {
+                Ok(q) => Some(q),
+                Err(e) if e.kind() == UpstreamKind::NotFound => None,
+                Err(e) => {
+                    log::warn!(
+                        binding_id = row.id.as_str();
+                        "reconciling binding {} failed, will retry: {}", row.id, e.summary()
+                    );
+                    continue;
+                }
+            };
+            let before = row.status();
+            let after = self.settle(row, answer).await?;
+            if after.status() != before {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Marks bindings past `expires_at` as expired. Returns how many.
+    pub async fn expire_due(&self) -> Result<usize, ServiceError> {
+        Ok(self
+            .db
+            .run(move |conn| bindings::expire_due(conn, db::now()))
+            .await?)
+    }
+
+    /// Applies Huawei's view (`None`: Huawei has no such binding) to our row.
+    async fn settle(
+        &self,
+        row: Binding,
+        answer: Option<QueryResponse>,
+    ) -> Result<Binding, ServiceError> {
+        let id = row.id.clone();
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    let mut row = load(conn, &id)?;
+                    let now = db::now();
+                    let status = row.status();
+                    match (&answer, status) {
+                        (Some(q), BindingStatus::Pending | BindingStatus::Active) => {
+                            let ours = q.bind_num.as_deref().is_none_or(|a| a == row.bind_num);
+                            if !ours {
+                                // X+E is held at Huawei by a binding that is not this one.
+                                row.set_status(BindingStatus::Failed);
+                                row.last_error = Some(
+                                    "Huawei holds this virtual number and extension for another number"
+                                        .into(),
+                                );
+                            } else {
+                                if status == BindingStatus::Pending {
+                                    let ttl = row.ttl_minutes.and_then(|t| u32::try_from(t).ok());
+                                    row.expires_at = ttl.map(|t| {
+                                        row.created_at + chrono::Duration::minutes(i64::from(t))
+                                    });
+                                }
+                                row.set_status(BindingStatus::Active);
+                                if q.subscription_id.is_some() {
+                                    row.subscription_id = q.subscription_id.clone();
+                                }
+                                row.last_error = None;
+                            }
+                        }
+                        (Some(q), _) => {
+                            row.last_error = Some(format!(
+                                "Huawei still reports this binding (subscriptionId {})",
+                                q.subscription_id.as_deref().unwrap_or("?")
+                            ));
+                        }
+                        (None, BindingStatus::Pending) => {
+                            row.set_status(BindingStatus::Failed);
+                            row.last_error = Some("not created at Huawei".into());
+                        }
+                        (None, BindingStatus::Active) => {
+                            row.set_status(BindingStatus::Expired);
+                            row.released_at = Some(now);
+                            row.last_error = Some("Huawei no longer has this binding".into());
+                        }
+                        (None, _) => {}
+                    }
+                    row.updated_at = now;
+                    bindings::save(conn, &row)?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    /// Records an upstream failure on the row (for admins), and turns it into the error.
+    /// Huawei's "does not exist" on an active binding also marks it expired.
+    async fn upstream_failure(&self, row: &Binding, err: HuaweiError) -> ServiceError {
+        let id = row.id.clone();
+        let note = err.summary();
+        let gone = err.kind() == UpstreamKind::NotFound;
+        let saved = self
+            .db
+            .run(move |conn| {
+                let mut row = load(conn, &id)?;
+                let now = db::now();
+                if gone && row.status() == BindingStatus::Active {
+                    row.set_status(BindingStatus::Expired);
+                    row.released_at = Some(now);
+                }
+                row.last_error = Some(note);
+                row.updated_at = now;
+                bindings::save(conn, &row)?;
+                Ok::<_, ServiceError>(())
+            })
+            .await;
+        if let Err(e) = saved {
+            return e;
+        }
+        if gone {
+            return ServiceError::Conflict(format!(
+                "Huawei no longer has this binding ({}); it is now expired",
+                err.summary()
+            ));
+        }
+        ServiceError::upstream(err, Some(&row.id))
+    }
+}
+
+fn load(conn: &mut db::DbConn, id: &str) -> Result<Binding, ServiceError> {
+    bindings::find(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("no binding {id}")))
+}
+
+/// Inside the write transaction: return the live binding of the pair, or allocate X+E and
+/// insert a pending row.
+fn reserve(
+    conn: &mut db::DbConn,
+    req: &CreateBinding,
+    policy: &Policy,
+) -> Result<Reservation, ServiceError> {
+    if let Some(existing) = bindings::find_live(conn, req.order_id.as_str(), req.bind_num.as_str())?
+    {
+        check_same_request(&existing, req)?;
+        return Ok(Reservation::Existing(existing));
+    }
+    let now = db::now();
+    let alloc = allocation::allocate(
+        conn,
+        policy.limits,
+        req.virtual_num.as_ref().map(PhoneNumber::as_str),
+        req.extend_num.as_ref(),
+        req.area_code.as_ref(),
+        policy.quarantine_since(now),
+        &HashSet::new(),
+    )?;
+    let (callback_num, callback_tone) = split_callback(req.callback.as_ref());
+    let row = Binding {
+        id: uuid::Uuid::now_v7().to_string(),
+        order_id: req.order_id.as_str().to_owned(),
+        status: BindingStatus::Pending.as_str().to_owned(),
+        bind_num: req.bind_num.as_str().to_owned(),
+        virtual_num: alloc.virtual_num,
+        extend_num: alloc.extend_num,
+        number_choice: alloc.choice.as_str().to_owned(),
+        subscription_id: None,
+        area_code: req.area_code.as_ref().map(|a| a.as_str().to_owned()),
+        record: req.record,
+        record_hint_tone: req.record_hint_tone.as_ref().map(|t| t.as_str().to_owned()),
+        callback_num,
+        callback_tone,
+        ttl_minutes: req.ttl_minutes.map(to_i32),
+        callback_ttl_minutes: req.callback_ttl_minutes.map(to_i32),
+        expires_at: None,
+        user_data: req.user_data.as_ref().map(|u| u.as_str().to_owned()),
+        created_by: req.created_by.clone(),
+        created_at: now,
+        updated_at: now,
+        released_at: None,
+        last_error: None,
+    };
+    bindings::insert(conn, &row)?;
+    Ok(Reservation::New(row))
+}
+
+/// A repeat of a create must be the same request; anything else on the same live pair is a
+/// conflict (the client is asking for something we did not do).
+fn check_same_request(existing: &Binding, req: &CreateBinding) -> Result<(), ServiceError> {
+    if existing.created_by != req.created_by {
+        return Err(ServiceError::Conflict(format!(
+            "order {} already has a live binding for this number, created by another client",
+            req.order_id
+        )));
+    }
+    let (callback_num, callback_tone) = split_callback(req.callback.as_ref());
+    let client_x = (existing.number_choice() == NumberChoice::Client)
+        .then_some(existing.virtual_num.as_deref())
+        .flatten();
+    let mut differs = Vec::new();
+    if req.virtual_num.as_ref().map(PhoneNumber::as_str) != client_x {
+        differs.push("virtual_num");
+    }
+    if req
+        .extend_num
+        .as_ref()
+        .is_some_and(|e| Some(e.as_str()) != existing.extend_num.as_deref())
+    {
+        differs.push("extend_num");
+    }
+    if req.area_code.as_ref().map(AreaCode::as_str) != existing.area_code.as_deref() {
+        differs.push("area_code");
+    }
+    if req.record != existing.record {
+        differs.push("record");
+    }
+    if req.record_hint_tone.as_ref().map(ToneName::as_str) != existing.record_hint_tone.as_deref() {
+        differs.push("record_hint_tone");
+    }
+    if callback_num != existing.callback_num {
+        differs.push("callback_num");
+    }
+    if callback_tone != existing.callback_tone {
+        differs.push("callback_tone");
+    }
+    if req.ttl_minutes.map(to_i32) != existing.ttl_minutes {
+        differs.push("ttl_minutes");
+    }
+    if req.callback_ttl_minutes.map(to_i32) != existing.callback_ttl_minutes {
+        differs.push("callback_ttl_minutes");
+    }
+    if req.user_data.as_ref().map(UserData::as_str) != existing.user_data.as_deref() {
+        differs.push("user_data");
+    }
+    if differs.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(format!(
+            "order {} already has live binding {} for this number with different {}",
+            req.order_id,
+            existing.id,
+            differs.join(", ")
+        )))
+    }
+}
+
+fn split_callback(cb: Option<&Callback>) -> (Option<String>, Option<String>) {
+    match cb {
+        Some(Callback::Num(n)) => (Some(n.as_str().to_owned()), None),
+        Some(Callback::Tone(t)) => (None, Some(t.as_str().to_owned())),
+        None => (None, None),
+    }
+}
+
+fn bind_request(row: &Binding, req: &CreateBinding) -> BindRequest {
+    let any_ttl = req.ttl_minutes.is_some() || req.callback_ttl_minutes.is_some();
+    BindRequest {
+        virtual_num: row.virtual_num.clone(),
+        area_code: if row.virtual_num.is_none() {
+            row.area_code.clone()
+        } else {
+            None
+        },
+        area_match_mode: None,
+        bind_num: row.bind_num.clone(),
+        extend_num: row.extend_num.clone(),
+        // Carriers block calls that show the real caller; X is the only safe choice.
+        display_num_mode: Some("0".into()),
+        record_flag: Some(row.record.to_string()),
+        record_hint_tone: row.record_hint_tone.clone(),
+        callback_tone: row.callback_tone.clone(),
+        callback_num: row.callback_num.clone(),
+        time_unit: any_ttl.then(|| wire::TIME_UNIT_MINUTES.to_owned()),
+        bind_expired_time: req.ttl_minutes.map(|t| i64::from(t.get())),
+        callback_expired_time: req.callback_ttl_minutes.map(|t| i64::from(t.get())),
+        user_data: row.user_data.clone(),
+    }
+}
+
+/// How to name this binding at Huawei: its subscription id, else X+E.
+fn selector(row: &Binding) -> Option<BindingSelector> {
+    if let Some(s) = &row.subscription_id {
+        return Some(BindingSelector::by_subscription(s.clone()));
+    }
+    match (&row.virtual_num, &row.extend_num) {
+        (Some(x), Some(e)) => Some(BindingSelector::by_number(x.clone(), e.clone())),
+        _ => None,
+    }
+}
+
+fn selector_modify(row: &Binding) -> ModifyRequest {
+    let sel = selector(row).unwrap_or_default();
+    ModifyRequest {
+        subscription_id: sel.subscription_id,
+        virtual_num: sel.virtual_num,
+        extend_num: sel.extend_num,
+        ..ModifyRequest::default()
+    }
+}
+
+fn minutes(t: TtlMinutes) -> chrono::Duration {
+    chrono::Duration::minutes(i64::from(t.get()))
+}
+
+fn to_i32(t: TtlMinutes) -> i32 {
+    // TtlMinutes::MAX fits comfortably in i32.
+    i32::try_from(t.get()).unwrap_or(i32::MAX)
+}

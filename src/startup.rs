@@ -1,0 +1,130 @@
+//! Wiring: database, services, HTTP server and background jobs. `main` and the integration
+//! tests both go through [`Application::build`], so start-up cannot drift between them.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::api;
+use crate::config::{ApiTokens, Settings};
+use crate::db::{Db, DbError};
+use crate::huawei::{HuaweiClient, HuaweiSettings};
+use crate::jobs::{self, Jobs, Schedule};
+use crate::service::allocation::Limits;
+use crate::service::{BindingService, NumberService, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    jobs: Jobs,
+    db: Db,
+}
+
+impl Application {
+    /// Connects and migrates the database, then builds the server on `listener` (port 0 works:
+    /// read the real port with [`Application::port`]) and starts the background jobs. The
+    /// Huawei settings and API tokens must be resolved (sandbox mode fills them in before).
+    pub async fn build(
+        settings: Settings,
+        tokens: ApiTokens,
+        huawei: HuaweiSettings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let url = settings.database_url.clone();
+        let (pool_size, timeout) = (settings.db_pool_size, settings.db_timeout);
+        let db = actix_rt::task::spawn_blocking(move || Db::connect(&url, pool_size, timeout))
+            .await
+            .map_err(|e| StartupError::Other(format!("database set-up panicked: {e}")))??;
+        log::info!(
+            "database ready: {} ({} connections)",
+            settings.database_url.redacted(),
+            settings.db_pool_size
+        );
+
+        let policy = policy(&settings, &huawei);
+        let port = listener.local_addr()?.port();
+        let digits = settings.extension_digits;
+        let server = {
+            let (db, huawei, tokens) = (db.clone(), huawei.clone(), tokens.clone());
+            HttpServer::new(move || {
+                // One Huawei client per worker: awc clients are !Send.
+                let bindings =
+                    BindingService::new(db.clone(), HuaweiClient::new(huawei.clone()), policy);
+                App::new()
+                    .wrap(middleware::Logger::new(
+                        r#"%{r}a "%r" %s %b %Dms"#,
+                    ).exclude("/healthz"))
+                    .app_data(web::Data::new(bindings))
+                    .app_data(web::Data::new(NumberService::new(db.clone(), policy)))
+                    .app_data(web::Data::new(tokens.clone()))
+                    .app_data(web::Data::new(db.clone()))
+                    .app_data(web::Data::new(digits))
+                    .configure(api::configure)
+                    .default_service(web::to(api::not_found))
+            })
+            .workers(settings.workers)
+            .shutdown_timeout(10)
+            .listen(listener)?
+            .run()
+        };
+        let jobs = jobs::spawn(
+            db.clone(),
+            huawei,
+            policy,
+            Schedule {
+                reconcile_every: settings.reconcile_interval,
+                expire_every: settings.expiry_interval,
+            },
+        );
+        Ok(Self {
+            port,
+            server,
+            jobs,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (signal or handle), then stops the jobs.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.jobs.stop();
+        result
+    }
+}
+
+pub fn policy(settings: &Settings, huawei: &HuaweiSettings) -> Policy {
+    Policy {
+        limits: Limits {
+            digits: settings.extension_digits,
+            max_per_number: settings.max_bindings_per_number,
+        },
+        quarantine: settings.extension_quarantine,
+        extension_retry_limit: settings.extension_retry_limit,
+        upstream_timeout: huawei.connect_timeout + huawei.request_timeout,
+    }
+}
