@@ -192,7 +192,7 @@ impl Source for HashMap<&str, &str> {
     }
 }
 
-fn number<T: std::str::FromStr>(
+fn number<T>(
     src: &dyn Source,
     var: &'static str,
     default: T,
@@ -200,7 +200,7 @@ fn number<T: std::str::FromStr>(
     max: T,
 ) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(raw) = src.get(var) else {
         return Ok(default);

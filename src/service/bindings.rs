@@ -90,7 +90,7 @@ impl Policy {
 
     /// Pending rows last touched before this are not in flight any more.
     pub fn settle_cutoff(&self, now: NaiveDateTime) -> NaiveDateTime {
-        now - chrono::Duration::from_std(self.upstream_timeout + Duration::from_secs(5))
+        now - chrono::Duration::from_std(self.upstream_timeout + Duration::from_secs(2))
             .unwrap_or(chrono::Duration::MAX)
     }
 }

@@ -1,0 +1,328 @@
+//! Starts the real gateway on a free port against the sandbox and a fresh database, and talks
+//! to it over HTTP.
+//!
+//! Backends: `TEST_DATABASE_URL` unset runs each test on SQLite and, when PostgreSQL answers at
+//! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), on PostgreSQL too.
+//! `TEST_DATABASE_URL=sqlite` runs SQLite only; `TEST_DATABASE_URL=postgres://…` runs PostgreSQL
+//! only and fails if it cannot be reached. Every test gets its own SQLite file or PostgreSQL
+//! database, dropped at the end.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::Once;
+use std::time::Duration;
+
+use axe_gateway::config::{ApiTokens, Settings};
+use axe_gateway::huawei::HuaweiSettings;
+use axe_gateway::sandbox::{Sandbox, SandboxConfig};
+use axe_gateway::startup::Application;
+use diesel::{Connection, RunQueryDsl};
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-token-0123456789";
+pub const OTHER_TOKEN: &str = "other-token-0123456789";
+pub const X1: &str = "+8617000000001";
+pub const X2: &str = "+8617000000002";
+pub const A1: &str = "+8613800000001";
+pub const A2: &str = "+8613800000002";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_admin_url() -> Option<(String, bool)> {
+    match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
+        Some(u) if u.starts_with("postgres") => Some((u.to_owned(), true)),
+        Some(_) => None,
+        None => Some((
+            std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+            false,
+        )),
+    }
+}
+
+fn selected(backend: Backend) -> bool {
+    match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
+        None => true,
+        Some(u) if u.starts_with("postgres") => backend == Backend::Postgres,
+        Some(_) => backend == Backend::Sqlite,
+    }
+}
+
+static SKIP_NOTICE: Once = Once::new();
+
+/// Printed straight to stderr (not through the test harness's capture), once per test binary.
+fn notice(msg: &str) {
+    SKIP_NOTICE.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "\n*** {msg} ***\n");
+    });
+}
+
+/// A per-test database, removed on drop.
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
+    Postgres { admin_url: String, name: String, url: String },
+}
+
+impl TestDb {
+    fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+                Some(Self::Sqlite(dir, url))
+            }
+            Backend::Postgres => {
+                let (admin_url, required) = postgres_admin_url()?;
+                let mut admin = match diesel::PgConnection::establish(&admin_url) {
+                    Ok(c) => c,
+                    Err(e) if !required => {
+                        notice(&format!(
+                            "PostgreSQL suite SKIPPED: no PostgreSQL at {admin_url} ({e}); \
+                             set TEST_DATABASE_URL=postgres://... to require it"
+                        ));
+                        return None;
+                    }
+                    Err(e) => panic!("TEST_DATABASE_URL names PostgreSQL at {admin_url}, but: {e}"),
+                };
+                let name = format!("axe_test_{}", uuid::Uuid::new_v4().simple());
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin_url).expect("postgres url");
+                url.set_path(&name);
+                Some(Self::Postgres {
+                    admin_url,
+                    name,
+                    url: url.to_string(),
+                })
+            }
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(_, u) => u,
+            Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, name, .. } = self {
+            if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sandbox: Sandbox,
+    pub client: awc::Client,
+    pub backend: Backend,
+    pub app_db: axe_gateway::db::Db,
+    server: actix_web::dev::ServerHandle,
+    sandbox_server: actix_web::dev::ServerHandle,
+    _db: TestDb,
+}
+
+/// Extra environment for a test (`HUAWEI_TIMEOUT_MS`, `MAX_BINDINGS_PER_NUMBER`, …).
+pub type Env = &'static [(&'static str, &'static str)];
+
+impl TestApp {
+    /// `None` when this backend is not selected or (PostgreSQL, not required) not reachable.
+    pub async fn spawn(backend: Backend, env: Env) -> Option<Self> {
+        if !selected(backend) {
+            return None;
+        }
+        let _ = env_logger::builder().is_test(true).try_init();
+        let db = TestDb::create(backend)?;
+        let mut vars: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", db.url()),
+            ("RECONCILE_INTERVAL_SECS", "1"),
+            ("EXPIRY_INTERVAL_SECS", "1"),
+            ("HUAWEI_CONNECT_TIMEOUT_MS", "1000"),
+            ("HUAWEI_TIMEOUT_MS", "2000"),
+            ("DB_POOL_SIZE", "4"),
+            ("WORKERS", "2"),
+        ]);
+        vars.extend(env.iter().copied());
+        let settings = Settings::load(&vars, true).expect("test settings");
+
+        let mut config = SandboxConfig::new("test-app-key", "test-app-secret");
+        config.extension_digits = settings.extension_digits;
+        let sandbox = Sandbox::new(config);
+        for (n, a) in [(X1, "0755"), (X2, "0755"), ("+8617000000099", "0999")] {
+            sandbox.add_number(n, a);
+        }
+        let sandbox_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sandbox_url = format!("http://{}", sandbox_listener.local_addr().unwrap());
+        let sandbox_server = sandbox.serve(sandbox_listener).unwrap();
+        let sandbox_handle = sandbox_server.handle();
+        actix_rt::spawn(sandbox_server);
+
+        let (connect_timeout, request_timeout) = Settings::huawei_timeouts(&vars).unwrap();
+        let huawei = HuaweiSettings {
+            base_url: sandbox_url,
+            app_key: "test-app-key".into(),
+            app_secret: "test-app-secret".into(),
+            connect_timeout,
+            request_timeout,
+        };
+        let tokens = ApiTokens::parse(&format!("orders:{TOKEN},billing:{OTHER_TOKEN}")).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let app = Application::build(settings, tokens, huawei, listener)
+            .await
+            .expect("gateway starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let server = app.handle();
+        let app_db = app.db().clone();
+        actix_rt::spawn(app.run_until_stopped());
+        Some(Self {
+            address,
+            sandbox,
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+            backend,
+            app_db,
+            server,
+            sandbox_server: sandbox_handle,
+            _db: db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut resp = match body {
+            Some(b) => req
+                .insert_header(("Content-Type", "application/json"))
+                .send_body(b.to_owned())
+                .await
+                .expect("request sent"),
+            None => req.send().await.expect("request sent"),
+        };
+        let status = resp.status().as_u16();
+        let bytes = resp.body().limit(10 << 20).await.expect("body");
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        (status, json)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request("POST", path, Some(TOKEN), Some(&body.to_string()))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path, Some(TOKEN), None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request("PATCH", path, Some(TOKEN), Some(&body.to_string()))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request("DELETE", path, Some(TOKEN), None).await
+    }
+
+    /// Adds the sandbox's numbers X1 and X2 (area 0755) to the gateway's pool.
+    pub async fn pool_numbers(&self) {
+        for n in [X1, X2] {
+            let (status, body) = self
+                .post("/v1/numbers", &serde_json::json!({"number": n, "area_code": "0755"}))
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+
+    /// Creates a binding and asserts it was created.
+    pub async fn create(&self, body: Value) -> Value {
+        let (status, json) = self.post("/v1/bindings", &body).await;
+        assert_eq!(status, 201, "create failed: {json}");
+        json
+    }
+
+    /// Polls the binding until `pred` holds (or panics after `secs`).
+    pub async fn wait_for(&self, id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, b) = self.get(&format!("/v1/bindings/{id}")).await;
+            if pred(&b) {
+                return b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "binding never reached the expected state: {b}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the runtime ends with the test anyway.
+        drop(self.server.stop(false));
+        drop(self.sandbox_server.stop(false));
+    }
+}
+
+/// Runs each named `async fn(TestApp)` test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident $(with $env:expr)?),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let env: $crate::helpers::Env = &[];
+                    $(let env: $crate::helpers::Env = $env;)?
+                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite, env).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let env: $crate::helpers::Env = &[];
+                    $(let env: $crate::helpers::Env = $env;)?
+                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres, env).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
