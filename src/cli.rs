@@ -12,7 +12,11 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::startup::{Application, StartupError};
 
 #[derive(Debug, Parser)]
-#[command(name = "axe-gateway", version, about = "Binding gateway for Huawei PrivateNumber AXE")]
+#[command(
+    name = "axe-gateway",
+    version,
+    about = "Binding gateway for Huawei PrivateNumber AXE"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -61,7 +65,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Sandbox { listen } => {
-            let app_key = std::env::var("HUAWEI_APP_KEY").unwrap_or_else(|_| "sandbox-app-key".into());
+            let app_key =
+                std::env::var("HUAWEI_APP_KEY").unwrap_or_else(|_| "sandbox-app-key".into());
             let app_secret =
                 std::env::var("HUAWEI_APP_SECRET").unwrap_or_else(|_| "sandbox-app-secret".into());
             let settings = Settings::load(&Environment, true)?;
@@ -130,10 +135,7 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         println!("  axe-gateway is running with the Huawei sandbox (no Huawei account is used).");
         println!("  API:      http://{}", settings.listen_addr);
         println!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url);
-        println!(
-            "  Database: {}",
-            settings.database_url.redacted()
-        );
+        println!("  Database: {}", settings.database_url.redacted());
         println!(
             "  Pool:     {}",
             pooled

@@ -328,9 +328,9 @@ impl Settings {
 
     /// The Huawei settings; present once `serve` has resolved sandbox mode.
     pub fn huawei(&self) -> &HuaweiSettings {
-        self.huawei
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("Huawei settings are resolved before the server starts"))
+        self.huawei.as_ref().unwrap_or_else(|| {
+            unreachable!("Huawei settings are resolved before the server starts")
+        })
     }
 }
 
@@ -347,7 +347,10 @@ mod tests {
     }
 
     const PROD: &[(&str, &str)] = &[
-        ("HUAWEI_BASE_URL", "https://rtcpns.cn-north-1.myhuaweicloud.com"),
+        (
+            "HUAWEI_BASE_URL",
+            "https://rtcpns.cn-north-1.myhuaweicloud.com",
+        ),
         ("HUAWEI_APP_KEY", "key"),
         ("HUAWEI_APP_SECRET", "secret"),
         ("API_TOKENS", "orders:0123456789abcdef"),
@@ -382,16 +385,25 @@ mod tests {
         assert_eq!(err.var, "HUAWEI_BASE_URL");
         let mut e = env(PROD);
         e.insert("HUAWEI_EXTENSION_DIGITS", "5");
-        assert_eq!(Settings::load(&e, false).unwrap_err().var, "HUAWEI_EXTENSION_DIGITS");
+        assert_eq!(
+            Settings::load(&e, false).unwrap_err().var,
+            "HUAWEI_EXTENSION_DIGITS"
+        );
         e.insert("HUAWEI_EXTENSION_DIGITS", "2");
-        assert_eq!(Settings::load(&e, false).unwrap_err().var, "MAX_BINDINGS_PER_NUMBER");
+        assert_eq!(
+            Settings::load(&e, false).unwrap_err().var,
+            "MAX_BINDINGS_PER_NUMBER"
+        );
         let mut e = env(PROD);
         e.insert("LISTEN_ADDR", "nowhere");
         assert_eq!(Settings::load(&e, false).unwrap_err().var, "LISTEN_ADDR");
         let mut e = env(PROD);
         e.remove("API_TOKENS");
         assert_eq!(Settings::load(&e, false).unwrap_err().var, "API_TOKENS");
-        assert!(Settings::load(&env(&[]), true).is_ok(), "sandbox needs nothing");
+        assert!(
+            Settings::load(&env(&[]), true).is_ok(),
+            "sandbox needs nothing"
+        );
     }
 
     #[test]

@@ -146,7 +146,11 @@ impl ExtensionNumber {
     }
 
     pub fn from_index(value: u32, digits: ExtensionDigits) -> Self {
-        Self(format!("{:0width$}", value, width = usize::from(digits.get())))
+        Self(format!(
+            "{:0width$}",
+            value,
+            width = usize::from(digits.get())
+        ))
     }
 
     /// An extension as stored or as Huawei reported it, whatever the current digit setting.
@@ -176,7 +180,9 @@ impl AreaCode {
             || !raw.starts_with('0')
             || !raw.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(err("must be a city code of 3 or 4 digits starting with 0, e.g. 0755"));
+            return Err(err(
+                "must be a city code of 3 or 4 digits starting with 0, e.g. 0755",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -462,7 +468,10 @@ mod tests {
         for s in BindingStatus::ALL {
             assert_eq!(BindingStatus::parse(s.as_str()).unwrap(), s);
         }
-        assert_eq!(NumberStatus::from_huawei_code("11"), Some(NumberStatus::BindFrozen));
+        assert_eq!(
+            NumberStatus::from_huawei_code("11"),
+            Some(NumberStatus::BindFrozen)
+        );
         assert_eq!(NumberStatus::from_huawei_code("7"), None);
     }
 }

@@ -12,7 +12,9 @@ use crate::domain::{
     ToneName, TtlMinutes, UserData,
 };
 use crate::error::Problem;
-use crate::service::{BindingService, Callback, CreateBinding, CreateOutcome, FieldError, ModifyBinding};
+use crate::service::{
+    BindingService, Callback, CreateBinding, CreateOutcome, FieldError, ModifyBinding,
+};
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
@@ -78,20 +80,21 @@ impl Fields {
     }
 }
 
-fn callback(
-    f: &mut Fields,
-    num: Option<&str>,
-    tone: Option<&str>,
-) -> Option<Callback> {
+fn callback(f: &mut Fields, num: Option<&str>, tone: Option<&str>) -> Option<Callback> {
     match (num, tone) {
         (Some(_), Some(_)) => {
-            f.push("callback_tone", "give callback_num or callback_tone, not both");
+            f.push(
+                "callback_tone",
+                "give callback_num or callback_tone, not both",
+            );
             None
         }
         (Some(n), None) => f
             .take("callback_num", PhoneNumber::parse(n))
             .map(Callback::Num),
-        (None, Some(t)) => f.take("callback_tone", ToneName::parse(t)).map(Callback::Tone),
+        (None, Some(t)) => f
+            .take("callback_tone", ToneName::parse(t))
+            .map(Callback::Tone),
         (None, None) => None,
     }
 }
@@ -101,7 +104,11 @@ impl CreateBindingBody {
         let mut f = Fields::default();
         let order_id = f.take("order_id", OrderId::parse(&self.order_id));
         let bind_num = f.take("bind_num", PhoneNumber::parse(&self.bind_num));
-        let virtual_num = f.opt("virtual_num", self.virtual_num.as_deref(), PhoneNumber::parse);
+        let virtual_num = f.opt(
+            "virtual_num",
+            self.virtual_num.as_deref(),
+            PhoneNumber::parse,
+        );
         let area_code = f.opt("area_code", self.area_code.as_deref(), AreaCode::parse);
         let extend_num = f.opt("extend_num", self.extend_num.as_deref(), |e| {
             ExtensionNumber::parse(e, digits)
@@ -109,15 +116,28 @@ impl CreateBindingBody {
         if self.extend_num.is_some() && self.virtual_num.is_none() {
             f.push("extend_num", "can only be given together with virtual_num");
         }
-        let record_hint_tone = f.opt("record_hint_tone", self.record_hint_tone.as_deref(), ToneName::parse);
-        let callback = callback(&mut f, self.callback_num.as_deref(), self.callback_tone.as_deref());
-        let ttl = self.ttl_minutes.and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
+        let record_hint_tone = f.opt(
+            "record_hint_tone",
+            self.record_hint_tone.as_deref(),
+            ToneName::parse,
+        );
+        let callback = callback(
+            &mut f,
+            self.callback_num.as_deref(),
+            self.callback_tone.as_deref(),
+        );
+        let ttl = self
+            .ttl_minutes
+            .and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
         let cb_ttl = self
             .callback_ttl_minutes
             .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
         if let (Some(t), Some(c)) = (ttl, cb_ttl) {
             if c.get() > t.get() {
-                f.push("callback_ttl_minutes", "must not be greater than ttl_minutes");
+                f.push(
+                    "callback_ttl_minutes",
+                    "must not be greater than ttl_minutes",
+                );
             }
         }
         let user_data = f.opt("user_data", self.user_data.as_deref(), UserData::parse);
@@ -145,15 +165,28 @@ impl CreateBindingBody {
 impl ModifyBindingBody {
     fn parse(self) -> Result<ModifyBinding, Problem> {
         let mut f = Fields::default();
-        let record_hint_tone = f.opt("record_hint_tone", self.record_hint_tone.as_deref(), ToneName::parse);
-        let callback = callback(&mut f, self.callback_num.as_deref(), self.callback_tone.as_deref());
-        let ttl = self.ttl_minutes.and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
+        let record_hint_tone = f.opt(
+            "record_hint_tone",
+            self.record_hint_tone.as_deref(),
+            ToneName::parse,
+        );
+        let callback = callback(
+            &mut f,
+            self.callback_num.as_deref(),
+            self.callback_tone.as_deref(),
+        );
+        let ttl = self
+            .ttl_minutes
+            .and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
         let cb_ttl = self
             .callback_ttl_minutes
             .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
         if let (Some(t), Some(c)) = (ttl, cb_ttl) {
             if c.get() > t.get() {
-                f.push("callback_ttl_minutes", "must not be greater than ttl_minutes");
+                f.push(
+                    "callback_ttl_minutes",
+                    "must not be greater than ttl_minutes",
+                );
             }
         }
         f.finish()?;
@@ -267,7 +300,10 @@ impl ListQuery {
             None => DEFAULT_PAGE,
             Some(Ok(l)) if (1..=MAX_PAGE).contains(&l) => l,
             Some(_) => {
-                f.push("limit", &format!("must be a whole number from 1 to {MAX_PAGE}"));
+                f.push(
+                    "limit",
+                    &format!("must be a whole number from 1 to {MAX_PAGE}"),
+                );
                 DEFAULT_PAGE
             }
         };

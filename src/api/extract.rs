@@ -104,17 +104,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return Problem::invalid_field("body", format!("is not valid JSON: {message}"));
+        }
         let field = if path == "." || path.is_empty() {
             field_in_message(&message).unwrap_or_else(|| "body".to_owned())
         } else {
             path
         };
-        let detail = if inner.is_syntax() || inner.is_eof() {
-            format!("is not valid JSON: {message}")
-        } else {
-            message
-        };
-        Problem::invalid_field(&field, detail)
+        Problem::invalid_field(&field, message)
     })
 }
 

@@ -13,7 +13,8 @@ pub async fn healthz(db: web::Data<Db>) -> HttpResponse {
             HttpResponse::ServiceUnavailable()
                 .json(json!({"status": "unavailable", "detail": "the database does not answer"}))
         }
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "detail": "the database did not answer within 3 s"})),
+        Err(_) => HttpResponse::ServiceUnavailable().json(
+            json!({"status": "unavailable", "detail": "the database did not answer within 3 s"}),
+        ),
     }
 }

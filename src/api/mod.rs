@@ -57,7 +57,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// For unknown paths (register with `App::default_service`).
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    Err(Problem::not_found(format!("no route {} {}", req.method(), req.path())))
+    Err(Problem::not_found(format!(
+        "no route {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Problem> {

@@ -36,8 +36,16 @@ pub async fn add(
     Ok(HttpResponse::Created().json(NumberView::from(usage)))
 }
 
-pub async fn list(_client: ApiClient, svc: web::Data<NumberService>) -> Result<HttpResponse, Problem> {
-    let items = svc.list().await?.into_iter().map(NumberView::from).collect();
+pub async fn list(
+    _client: ApiClient,
+    svc: web::Data<NumberService>,
+) -> Result<HttpResponse, Problem> {
+    let items = svc
+        .list()
+        .await?
+        .into_iter()
+        .map(NumberView::from)
+        .collect();
     Ok(HttpResponse::Ok().json(Items::<NumberView> { items }))
 }
 

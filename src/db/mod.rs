@@ -233,12 +233,15 @@ where
     // inner connection so that `f` still receives the backend-neutral `DbConn`.
     match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
-        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")
-            .and_then(|()| {
-                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"))
-                    .execute(c)
-                    .map(drop)
-            }),
+        DbConn::Postgres(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN").and_then(|()| {
+                diesel::sql_query(format!(
+                    "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
+                ))
+                .execute(c)
+                .map(drop)
+            })
+        }
     }
     .map_err(|e| {
         rollback(conn);

@@ -222,9 +222,9 @@ async fn read_body(
 ) -> Result<actix_web::web::Bytes, HuaweiError> {
     match actix_rt::time::timeout(timeout, resp.body().limit(MAX_RESPONSE_BYTES)).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(HuaweiError::Transport(TransportFailure::AfterSend(format!(
-            "reading the response body failed: {e}"
-        )))),
+        Ok(Err(e)) => Err(HuaweiError::Transport(TransportFailure::AfterSend(
+            format!("reading the response body failed: {e}"),
+        ))),
         Err(_) => Err(HuaweiError::Transport(TransportFailure::Timeout)),
     }
 }

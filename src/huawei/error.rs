@@ -178,8 +178,12 @@ mod tests {
             UpstreamKind::AuthOrApp
         );
         assert_eq!(
-            rejected(403, "1010010", "The flow control upper limit is reached on the platform.")
-                .kind(),
+            rejected(
+                403,
+                "1010010",
+                "The flow control upper limit is reached on the platform."
+            )
+            .kind(),
             UpstreamKind::FlowControl {
                 retry_after_secs: 60
             }
@@ -203,16 +207,26 @@ mod tests {
         assert_eq!(rejected(403, "1012007", "").kind(), UpstreamKind::NotFound);
         assert_eq!(rejected(400, "1023033", "").kind(), UpstreamKind::AuthOrApp);
         assert_eq!(rejected(401, "1010013", "").kind(), UpstreamKind::AuthOrApp);
-        assert_eq!(rejected(500, "1010001", "").kind(), UpstreamKind::UpstreamFault);
+        assert_eq!(
+            rejected(500, "1010001", "").kind(),
+            UpstreamKind::UpstreamFault
+        );
         assert_eq!(rejected(403, "9999999", "").kind(), UpstreamKind::Other);
-        assert_eq!(rejected(502, "9999999", "").kind(), UpstreamKind::UpstreamFault);
+        assert_eq!(
+            rejected(502, "9999999", "").kind(),
+            UpstreamKind::UpstreamFault
+        );
     }
 
     #[test]
     fn only_failures_after_sending_leave_the_outcome_unknown() {
         assert!(HuaweiError::Transport(TransportFailure::Timeout).outcome_unknown());
-        assert!(HuaweiError::Transport(TransportFailure::AfterSend("reset".into())).outcome_unknown());
-        assert!(!HuaweiError::Transport(TransportFailure::Connect("refused".into())).outcome_unknown());
+        assert!(
+            HuaweiError::Transport(TransportFailure::AfterSend("reset".into())).outcome_unknown()
+        );
+        assert!(
+            !HuaweiError::Transport(TransportFailure::Connect("refused".into())).outcome_unknown()
+        );
         assert!(!rejected(403, "1010002", "").outcome_unknown());
         assert!(rejected(500, "1023002", "Response timeout.").outcome_unknown());
     }

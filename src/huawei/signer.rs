@@ -182,15 +182,18 @@ mod tests {
     #[test]
     fn header_round_trips_and_verifies() {
         let h = x_aksk_header("key", "secret", "ABC123", "2024-05-01T08:00:00Z");
-        assert!(!h.contains(", "), "sent without spaces, like Huawei's demos");
+        assert!(
+            !h.contains(", "),
+            "sent without spaces, like Huawei's demos"
+        );
         let parsed = AkskHeader::parse(&h).unwrap();
         assert_eq!(parsed.username, "key");
         assert!(parsed.verify("key", "secret").is_ok());
+        assert_eq!(parsed.verify("key", "other"), Err(AkskError::InvalidDigest));
         assert_eq!(
-            parsed.verify("key", "other"),
-            Err(AkskError::InvalidDigest)
+            parsed.verify("other", "secret"),
+            Err(AkskError::WrongAppKey)
         );
-        assert_eq!(parsed.verify("other", "secret"), Err(AkskError::WrongAppKey));
     }
 
     #[test]
@@ -211,10 +214,17 @@ mod tests {
         let now = NaiveDateTime::parse_from_str("2024-05-01T08:00:00Z", CREATED_FORMAT)
             .unwrap()
             .and_utc();
-        let mut h = AkskHeader::parse(&x_aksk_header("k", "s", "n", "2024-05-01T07:58:00Z")).unwrap();
+        let mut h =
+            AkskHeader::parse(&x_aksk_header("k", "s", "n", "2024-05-01T07:58:00Z")).unwrap();
         assert!(h.check_fresh(now, chrono::Duration::minutes(5)).is_ok());
-        assert_eq!(h.check_fresh(now, chrono::Duration::minutes(1)), Err(AkskError::Stale));
+        assert_eq!(
+            h.check_fresh(now, chrono::Duration::minutes(1)),
+            Err(AkskError::Stale)
+        );
         h.created = "garbage".into();
-        assert_eq!(h.check_fresh(now, chrono::Duration::minutes(5)), Err(AkskError::Stale));
+        assert_eq!(
+            h.check_fresh(now, chrono::Duration::minutes(5)),
+            Err(AkskError::Stale)
+        );
     }
 }

@@ -73,10 +73,9 @@ pub fn allocate(
                 }
                 e.as_str().to_owned()
             }
-            None => pick_extension(conn, limits.digits, x, quarantine_since, exclude)?
-                .ok_or_else(|| {
-                    ServiceError::NoCapacity("no free extension left on this virtual number".into())
-                })?,
+            None => pick_extension(conn, limits.digits, x, quarantine_since, exclude)?.ok_or_else(
+                || ServiceError::NoCapacity("no free extension left on this virtual number".into()),
+            )?,
         };
         return Ok(Allocation {
             virtual_num: Some(x.to_owned()),
@@ -135,9 +134,10 @@ pub fn pick_extension(
     quarantine_since: NaiveDateTime,
     exclude: &HashSet<String>,
 ) -> Result<Option<String>, ServiceError> {
-    let taken: HashSet<String> = bindings::unavailable_extensions(conn, virtual_num, quarantine_since)?
-        .into_iter()
-        .collect();
+    let taken: HashSet<String> =
+        bindings::unavailable_extensions(conn, virtual_num, quarantine_since)?
+            .into_iter()
+            .collect();
     Ok((1..=digits.max_value())
         .map(|i| ExtensionNumber::from_index(i, digits).as_str().to_owned())
         .filter(|e| !taken.contains(e) && !exclude.contains(e))
@@ -156,7 +156,11 @@ mod tests {
         };
         assert_eq!(l.free_extensions(0, 0), 5);
         assert_eq!(l.free_extensions(3, 0), 2);
-        assert_eq!(l.free_extensions(2, 6), 1, "9 extensions, 8 used or quarantined");
+        assert_eq!(
+            l.free_extensions(2, 6),
+            1,
+            "9 extensions, 8 used or quarantined"
+        );
         assert_eq!(l.free_extensions(5, 0), 0);
         assert_eq!(l.free_extensions(4, 9), 0);
     }

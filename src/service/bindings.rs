@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use super::allocation::{self, Limits};
-use super::{ServiceError, FieldError};
+use super::{FieldError, ServiceError};
 use crate::db::models::Binding;
 use crate::db::{self, bindings, write_transaction, Db};
 use crate::domain::{
@@ -142,9 +142,7 @@ impl BindingService {
         let request = req.clone();
         let reservation = self
             .db
-            .run(move |conn| {
-                write_transaction(conn, |conn| reserve(conn, &request, &policy))
-            })
+            .run(move |conn| write_transaction(conn, |conn| reserve(conn, &request, &policy)))
             .await;
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
@@ -332,10 +330,7 @@ impl BindingService {
         while row.status() == BindingStatus::Pending && std::time::Instant::now() < deadline {
             actix_rt::time::sleep(Duration::from_millis(50)).await;
             let id = row.id.clone();
-            row = self
-                .db
-                .run(move |conn| load(conn, &id))
-                .await?;
+            row = self.db.run(move |conn| load(conn, &id)).await?;
         }
         Ok(if row.status() == BindingStatus::Pending {
             CreateOutcome::Pending(row)
@@ -389,7 +384,10 @@ impl BindingService {
         }
         let mut req = ModifyRequest {
             record_flag: change.record.map(|r| r.to_string()),
-            record_hint_tone: change.record_hint_tone.as_ref().map(|t| t.as_str().to_owned()),
+            record_hint_tone: change
+                .record_hint_tone
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
             ..selector_modify(&row)
         };
         match &change.callback {
@@ -458,9 +456,10 @@ impl BindingService {
         };
         let note = match self.huawei.unbind(&sel).await {
             Ok(_) => None,
-            Err(e) if e.kind() == UpstreamKind::NotFound => {
-                Some(format!("Huawei no longer had this binding: {}", e.summary()))
-            }
+            Err(e) if e.kind() == UpstreamKind::NotFound => Some(format!(
+                "Huawei no longer had this binding: {}",
+                e.summary()
+            )),
             Err(e) => return Err(self.upstream_failure(&row, e).await),
         };
         log::info!(binding_id = row.id.as_str(); "binding {} released", row.id);

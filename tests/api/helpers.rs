@@ -65,7 +65,11 @@ fn notice(msg: &str) {
 /// A per-test database, removed on drop.
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
-    Postgres { admin_url: String, name: String, url: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -114,7 +118,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Self::Postgres { admin_url, name, .. } = self {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
             if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut admin);
@@ -127,7 +134,6 @@ pub struct TestApp {
     pub address: String,
     pub sandbox: Sandbox,
     pub client: awc::Client,
-    pub backend: Backend,
     pub app_db: axe_gateway::db::Db,
     server: actix_web::dev::ServerHandle,
     sandbox_server: actix_web::dev::ServerHandle,
@@ -192,7 +198,6 @@ impl TestApp {
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
-            backend,
             app_db,
             server,
             sandbox_server: sandbox_handle,
@@ -229,9 +234,8 @@ impl TestApp {
         let json = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         (status, json)
     }
@@ -258,7 +262,10 @@ impl TestApp {
     pub async fn pool_numbers(&self) {
         for n in [X1, X2] {
             let (status, body) = self
-                .post("/v1/numbers", &serde_json::json!({"number": n, "area_code": "0755"}))
+                .post(
+                    "/v1/numbers",
+                    &serde_json::json!({"number": n, "area_code": "0755"}),
+                )
                 .await;
             assert_eq!(status, 201, "{body}");
         }
@@ -304,8 +311,9 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    let env: $crate::helpers::Env = &[];
-                    $(let env: $crate::helpers::Env = $env;)?
+                    let _env: $crate::helpers::Env = &[];
+                    $(let _env: $crate::helpers::Env = $env;)?
+                    let env = _env;
                     if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite, env).await {
                         super::$name(app).await;
                     }
@@ -316,8 +324,9 @@ macro_rules! on_both_backends {
             $(
                 #[actix_web::test]
                 async fn $name() {
-                    let env: $crate::helpers::Env = &[];
-                    $(let env: $crate::helpers::Env = $env;)?
+                    let _env: $crate::helpers::Env = &[];
+                    $(let _env: $crate::helpers::Env = $env;)?
+                    let env = _env;
                     if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres, env).await {
                         super::$name(app).await;
                     }

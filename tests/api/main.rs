@@ -1,0 +1,7 @@
+//! Black-box tests: the real gateway on a free port, the sandbox as Huawei, a real database.
+
+mod helpers;
+
+mod bindings;
+mod numbers;
+mod reliability;

@@ -1,0 +1,216 @@
+//! Huawei misbehaving: lost answers, throttling, taken extensions, expiry in the background.
+
+use serde_json::json;
+use std::time::Duration;
+
+use crate::helpers::{TestApp, A1};
+use crate::on_both_backends;
+use axe_gateway::sandbox::{Fault, Op};
+
+on_both_backends!(
+    a_lost_bind_answer_is_202_and_the_reconciler_makes_it_active with &[("HUAWEI_TIMEOUT_MS", "500"), ("HUAWEI_CONNECT_TIMEOUT_MS", "500")],
+    a_bind_that_never_happened_is_settled_as_failed with &[("HUAWEI_TIMEOUT_MS", "500"), ("HUAWEI_CONNECT_TIMEOUT_MS", "500")],
+    flow_control_is_a_503_with_retry_after,
+    invalid_parameter_at_huawei_is_a_422_with_huawei_code,
+    an_extension_taken_at_huawei_is_retried_with_another,
+    bindings_past_their_expiry_become_expired,
+    huawei_unreachable_is_a_503_and_the_binding_fails,
+);
+
+async fn a_lost_bind_answer_is_202_and_the_reconciler_makes_it_active(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox
+        .push_fault(Op::Bind, Fault::HangAfterApply(Duration::from_secs(3)));
+    let (status, b) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "lost-1", "bind_num": A1, "ttl_minutes": 60}),
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    assert_eq!(b["status"], "pending");
+    assert!(
+        b["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("outcome unknown"),
+        "{b}"
+    );
+    // A retry of the same request while it is unsettled does not bind twice.
+    let (status, again) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "lost-1", "bind_num": A1, "ttl_minutes": 60}),
+        )
+        .await;
+    assert!(matches!(status, 200 | 202), "{again}");
+    assert_eq!(again["id"], b["id"]);
+    let id = b["id"].as_str().unwrap();
+    let settled = app.wait_for(id, 20, |b| b["status"] == "active").await;
+    let at_huawei = app.sandbox.bindings();
+    assert_eq!(at_huawei.len(), 1, "exactly one binding at Huawei");
+    assert_eq!(
+        settled["subscription_id"],
+        at_huawei[0].subscription_id.as_str()
+    );
+    assert!(settled["expires_at"].is_string());
+    assert_eq!(app.sandbox.stats().bind_requests, 1);
+}
+
+async fn a_bind_that_never_happened_is_settled_as_failed(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox
+        .push_fault(Op::Bind, Fault::HangBeforeApply(Duration::from_secs(2)));
+    let (status, b) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "lost-2", "bind_num": A1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let failed = app
+        .wait_for(b["id"].as_str().unwrap(), 20, |b| b["status"] == "failed")
+        .await;
+    assert_eq!(failed["last_error"], "not created at Huawei");
+    assert!(app.sandbox.bindings().is_empty());
+    // The order can try again.
+    let again = app
+        .create(json!({"order_id": "lost-2", "bind_num": A1}))
+        .await;
+    assert_eq!(again["status"], "active");
+}
+
+async fn flow_control_is_a_503_with_retry_after(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox.push_fault(
+        Op::Bind,
+        Fault::Reject {
+            http_status: 403,
+            resultcode: "1010010".into(),
+            resultdesc: "The flow control upper limit is reached on the platform.".into(),
+        },
+    );
+    let mut resp = app
+        .client
+        .post(app.url("/v1/bindings"))
+        .insert_header(("Authorization", format!("Bearer {}", crate::helpers::TOKEN)))
+        .send_json(&json!({"order_id": "fc-1", "bind_num": A1}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "60");
+    let p: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(p["code"], "upstream_unavailable");
+    assert_eq!(p["upstream"]["resultcode"], "1010010");
+    let (_, b) = app
+        .get(&format!(
+            "/v1/bindings/{}",
+            p["binding_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(b["status"], "failed");
+    assert!(b["last_error"].as_str().unwrap().starts_with("1010010"));
+    // The client's retry makes a new binding.
+    let ok = app
+        .create(json!({"order_id": "fc-1", "bind_num": A1}))
+        .await;
+    assert_eq!(ok["status"], "active");
+}
+
+async fn invalid_parameter_at_huawei_is_a_422_with_huawei_code(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox.push_fault(
+        Op::Bind,
+        Fault::Reject {
+            http_status: 403,
+            resultcode: "1010002".into(),
+            resultdesc: "Invalid request. recordHintTone is not approved".into(),
+        },
+    );
+    let (status, p) = app.post("/v1/bindings", &json!({"order_id": "inv-1", "bind_num": A1, "record": true, "record_hint_tone": "x.wav"})).await;
+    assert_eq!(status, 422, "{p}");
+    assert_eq!(p["code"], "upstream_rejected");
+    assert_eq!(
+        p["upstream"]["resultdesc"],
+        "Invalid request. recordHintTone is not approved"
+    );
+}
+
+async fn an_extension_taken_at_huawei_is_retried_with_another(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox.push_fault(
+        Op::Bind,
+        Fault::Reject {
+            http_status: 403,
+            resultcode: "1020167".into(),
+            resultdesc: "No idle extend Number.".into(),
+        },
+    );
+    let b = app
+        .create(json!({"order_id": "taken-1", "bind_num": A1}))
+        .await;
+    assert_eq!(b["status"], "active");
+    assert_eq!(
+        app.sandbox.stats().bind_requests,
+        2,
+        "one refusal, one retry"
+    );
+    assert!(app
+        .sandbox
+        .binding_by_number(
+            b["virtual_num"].as_str().unwrap(),
+            b["extend_num"].as_str().unwrap()
+        )
+        .is_some());
+}
+
+async fn bindings_past_their_expiry_become_expired(app: TestApp) {
+    app.pool_numbers().await;
+    let b = app
+        .create(json!({"order_id": "exp-1", "bind_num": A1, "ttl_minutes": 1}))
+        .await;
+    let id = b["id"].as_str().unwrap().to_owned();
+    // Move its expiry into the past instead of waiting a minute.
+    let past = axe_gateway::db::now() - chrono::Duration::seconds(5);
+    let row_id = id.clone();
+    app.app_db
+        .run(move |conn| {
+            use axe_gateway::db::bindings;
+            let mut row = bindings::find(conn, &row_id)?.unwrap();
+            row.expires_at = Some(past);
+            bindings::save(conn, &row)
+        })
+        .await
+        .unwrap();
+    let expired = app.wait_for(&id, 10, |b| b["status"] == "expired").await;
+    assert!(expired["released_at"].is_string());
+    let (_, list) = app.get("/v1/numbers").await;
+    let quarantined: i64 = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["quarantined_extensions"].as_i64().unwrap())
+        .sum();
+    assert_eq!(quarantined, 1, "its extension is in quarantine");
+}
+
+async fn huawei_unreachable_is_a_503_and_the_binding_fails(app: TestApp) {
+    app.pool_numbers().await;
+    app.sandbox.push_fault(Op::Bind, Fault::Drop);
+    let (status, p) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "drop-1", "bind_num": A1}),
+        )
+        .await;
+    // A non-JSON 500 means Huawei's side broke after receiving the call: outcome unknown.
+    assert_eq!(status, 202, "{p}");
+    assert_eq!(p["status"], "pending");
+    let settled = app
+        .wait_for(p["id"].as_str().unwrap(), 20, |b| b["status"] != "pending")
+        .await;
+    assert_eq!(
+        settled["status"], "failed",
+        "the sandbox did not bind it: {settled}"
+    );
+}
