@@ -41,6 +41,10 @@ pub struct SandboxConfig {
     pub extension_digits: ExtensionDigits,
     /// How far `Created` may lie from the sandbox's wall clock (Huawei's is unpublished).
     pub max_clock_skew: chrono::Duration,
+    /// Treat any virtual number named in a bind as the app's own (instead of `1012001`), so
+    /// numbers added to the gateway's pool later work in `serve --sandbox`. Off by default:
+    /// Huawei itself refuses numbers the app does not own.
+    pub adopt_unknown_numbers: bool,
 }
 
 impl SandboxConfig {
@@ -51,6 +55,7 @@ impl SandboxConfig {
             app_secret: app_secret.into(),
             extension_digits: ExtensionDigits::default(),
             max_clock_skew: chrono::Duration::minutes(15),
+            adopt_unknown_numbers: false,
         }
     }
 }
@@ -62,6 +67,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("app_secret", &"<redacted>")
             .field("extension_digits", &self.extension_digits)
             .field("max_clock_skew", &self.max_clock_skew)
+            .field("adopt_unknown_numbers", &self.adopt_unknown_numbers)
             .finish()
     }
 }

@@ -220,6 +220,11 @@ fn do_bind(sb: &Sandbox, body: &[u8]) -> Result<SandboxBinding, Refusal> {
     let digits = sb.config.extension_digits;
     let valid = validate::bind(&req, digits)?;
     let (mut st, now) = sb.lock();
+    if sb.config.adopt_unknown_numbers {
+        if let validate::Target::Number { virtual_num, .. } = &valid.target {
+            st.adopt_number(virtual_num.as_str());
+        }
+    }
     st.bind(valid, digits, now)
 }
 

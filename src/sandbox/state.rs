@@ -169,6 +169,16 @@ impl State {
             .ok_or_else(Refusal::no_idle_extension)
     }
 
+    /// Adds X to the inventory (area unknown) if it is not there yet.
+    pub fn adopt_number(&mut self, number: &str) {
+        self.numbers
+            .entry(number.to_owned())
+            .or_insert_with(|| NumberEntry {
+                area_code: String::new(),
+                normal: true,
+            });
+    }
+
     pub fn bind(
         &mut self,
         v: ValidBind,

@@ -12,6 +12,7 @@ on_both_backends!(
     repeating_a_create_returns_the_same_binding_without_calling_huawei,
     same_order_and_number_with_other_options_is_a_conflict,
     twenty_concurrent_identical_creates_make_one_binding,
+    forty_concurrent_different_creates_all_succeed_with_distinct_extensions,
     bad_input_is_a_400_naming_the_field,
     requests_without_a_valid_token_are_401,
     unknown_bindings_and_routes_are_404,
@@ -130,6 +131,25 @@ async fn twenty_concurrent_identical_creates_make_one_binding(app: TestApp) {
     assert_eq!(app.sandbox.bindings().len(), 1);
     let (_, page) = app.get("/v1/bindings?order_id=order-burst").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "one row");
+}
+
+async fn forty_concurrent_different_creates_all_succeed_with_distinct_extensions(app: TestApp) {
+    app.pool_numbers().await;
+    let bodies: Vec<Value> = (0..40)
+        .map(|i| json!({"order_id": format!("many-{i}"), "bind_num": A1}))
+        .collect();
+    let results =
+        futures_util::future::join_all(bodies.iter().map(|b| app.post("/v1/bindings", b))).await;
+    let mut slots = std::collections::HashSet::new();
+    for (status, b) in &results {
+        // No "database is locked" (or any other error) may reach a client.
+        assert_eq!(*status, 201, "{b}");
+        assert!(
+            slots.insert((b["virtual_num"].to_string(), b["extend_num"].to_string())),
+            "X+E handed out twice: {b}"
+        );
+    }
+    assert_eq!(app.sandbox.bindings().len(), 40);
 }
 
 async fn bad_input_is_a_400_naming_the_field(app: TestApp) {

@@ -28,6 +28,7 @@ pub const A1: &str = "+8613800000001";
 pub const A2: &str = "+8613800000002";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -112,6 +113,21 @@ impl TestDb {
         match self {
             Self::Sqlite(_, u) => u,
             Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl TestDb {
+    /// Drops a PostgreSQL test database now, cutting the gateway's connections (outage tests).
+    fn drop_now(&self) {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let mut admin = diesel::PgConnection::establish(admin_url).expect("admin connection");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .expect("drop test database");
         }
     }
 }
@@ -203,6 +219,11 @@ impl TestApp {
             sandbox_server: sandbox_handle,
             _db: db,
         })
+    }
+
+    /// PostgreSQL only: removes the gateway's database while it runs.
+    pub fn drop_database(&self) {
+        self._db.drop_now();
     }
 
     pub fn url(&self, path: &str) -> String {

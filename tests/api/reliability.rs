@@ -214,3 +214,35 @@ async fn huawei_unreachable_is_a_503_and_the_binding_fails(app: TestApp) {
         "the sandbox did not bind it: {settled}"
     );
 }
+
+mod postgres_only {
+    use super::*;
+    use crate::helpers::Backend;
+
+    /// The gateway's database disappears under it: health says 503 and the API answers 503
+    /// problems instead of hanging or 500s.
+    #[actix_web::test]
+    async fn health_and_api_answer_503_when_the_database_is_gone() {
+        let Some(app) = TestApp::spawn(Backend::Postgres, &[("DB_TIMEOUT_MS", "500")]).await else {
+            return;
+        };
+        app.pool_numbers().await;
+        app.drop_database();
+        let (status, body) = app.request("GET", "/healthz", None, None).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "unavailable");
+        let (status, p) = app
+            .post(
+                "/v1/bindings",
+                &json!({"order_id": "down-1", "bind_num": A1}),
+            )
+            .await;
+        assert_eq!(status, 503, "{p}");
+        assert_eq!(p["code"], "database_unavailable");
+        assert_eq!(
+            app.sandbox.stats().bind_requests,
+            0,
+            "nothing is bound without a row"
+        );
+    }
+}
