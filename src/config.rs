@@ -265,8 +265,13 @@ impl Settings {
             let base_url = required(src, "HUAWEI_BASE_URL")?;
             let parsed = url::Url::parse(&base_url)
                 .map_err(|e| bad("HUAWEI_BASE_URL", format!("{base_url:?} is not a URL: {e}")))?;
-            if !matches!(parsed.scheme(), "https" | "http") {
-                return Err(bad("HUAWEI_BASE_URL", "must start with https://"));
+            match parsed.scheme() {
+                "https" => {}
+                // Plain HTTP only makes sense for a local emulator (`axe-gateway sandbox`).
+                "http" => log::warn!(
+                    "HUAWEI_BASE_URL uses plain http: requests are signed but not encrypted"
+                ),
+                _ => return Err(bad("HUAWEI_BASE_URL", "must be an https:// URL")),
             }
             Some(HuaweiSettings {
                 base_url,

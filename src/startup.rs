@@ -64,7 +64,10 @@ impl Application {
                 let bindings =
                     BindingService::new(db.clone(), HuaweiClient::new(huawei.clone()), policy);
                 App::new()
-                    .wrap(middleware::Logger::new(r#"%{r}a "%r" %s %b %Dms"#).exclude("/healthz"))
+                    // Path only, never the query string: it can carry phone numbers.
+                    .wrap(
+                        middleware::Logger::new(r#"%{r}a "%m %U" %s %b %Dms"#).exclude("/healthz"),
+                    )
                     .app_data(web::Data::new(bindings))
                     .app_data(web::Data::new(NumberService::new(db.clone(), policy)))
                     .app_data(web::Data::new(tokens.clone()))

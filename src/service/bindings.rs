@@ -146,7 +146,16 @@ impl BindingService {
             .await;
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
-            Ok(Reservation::Existing(row)) => return self.settled_existing(row).await,
+            Ok(Reservation::Existing(row)) => {
+                let settled = self.settled_existing(row).await?;
+                // The first attempt failed while we waited: this request makes a fresh one.
+                if let CreateOutcome::Existing(b) = &settled {
+                    if b.status() == BindingStatus::Failed {
+                        return Box::pin(self.create(req)).await;
+                    }
+                }
+                return Ok(settled);
+            }
             // Two gateways raced past the check: the database's unique index decided.
             Err(ServiceError::Database(e)) if e.is_unique_violation() => {
                 let (o, b) = (req.order_id.to_string(), req.bind_num.as_str().to_owned());
@@ -513,6 +522,18 @@ impl BindingService {
                     "pending binding {} cannot be reconciled: Huawei chose its number and the answer was lost; check the Huawei console",
                     row.id
                 );
+                let id = row.id.clone();
+                self.db
+                    .run(move |conn| {
+                        let mut row = load(conn, &id)?;
+                        row.last_error = Some(
+                            "outcome unknown and Huawei chose the number, so it cannot be looked up by X+E: check the Huawei console, then sync or release by hand"
+                                .into(),
+                        );
+                        bindings::save(conn, &row)?;
+                        Ok::<_, ServiceError>(())
+                    })
+                    .await?;
                 continue;
             };
             let answer = match self.huawei.query(&sel).await {

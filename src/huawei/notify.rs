@@ -1,0 +1,270 @@
+//! Huawei's notifications to us (reference §9–§11): call events, CDRs (`fee`) and X-number
+//! status (`numStatus`), with Huawei's field names.
+//!
+//! Parsing is lenient by design: unknown fields are ignored, every field is optional, and
+//! integers may arrive as numbers or numeric strings. The raw JSON is kept by the caller, so
+//! nothing is lost when a field is missing or malformed.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Huawei's time format in notifications: `yyyy-MM-dd HH:mm:ss`, UTC.
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// Parses a notification time (UTC). Also accepts ISO-8601 (`2024-05-01T08:00:00Z`), which
+/// some of Huawei's other pushes use.
+pub fn parse_time(raw: &str) -> Option<NaiveDateTime> {
+    let raw = raw.trim();
+    NaiveDateTime::parse_from_str(raw, TIME_FORMAT)
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .map(|d| d.naive_utc())
+        })
+}
+
+pub fn format_time(t: NaiveDateTime) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
+/// The call-event types of AXE mode.
+pub const EVENT_TYPES: [&str; 6] = [
+    "callin",
+    "collectInfo",
+    "callout",
+    "alerting",
+    "answer",
+    "disconnect",
+];
+pub const FEE: &str = "fee";
+pub const NUM_STATUS: &str = "numStatus";
+
+/// The envelope shared by every notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_lst: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_info: Option<Vec<NumInfo>>,
+}
+
+/// `statusInfo` of a call event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub caller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub called: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub user_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub digit_info: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub state_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub state_desc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub extend_num: Option<String>,
+}
+
+/// One CDR of a `fee` notification (`feeLst[]`), every documented field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeeInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub direction: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub sp_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub app_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub icid: Option<String>,
+    /// The privacy number X (not A).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub bind_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub caller_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub callee_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fwd_display_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fwd_dst_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub call_in_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fwd_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fwd_alerting_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fwd_answer_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub call_end_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub fwd_unaswr_rsn: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub fail_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub ul_fail_reason: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub sip_status_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub call_out_unaswr_rsn: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub record_flag: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub record_start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub record_object_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub record_bucket_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub record_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub record_file_download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub service_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub host_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub extend_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub user_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub area_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
+    pub call_duration: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub call_rel_direction: Option<String>,
+}
+
+/// Huawei spells the Q.850 field `fwdUnaswRsn`; serde's camelCase of our snake name differs,
+/// so the two names are mapped by hand here.
+mod fee_names {}
+
+/// One entry of a `numStatus` notification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
+    pub cause: Option<String>,
+}
+
+/// A string, or a number written as a string; `null` and anything else become `None`.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+/// An integer, or a string holding one; anything else becomes `None`.
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+impl FeeInfo {
+    /// Parses one `feeLst` entry; lenient, so only a non-object fails.
+    pub fn from_value(v: &serde_json::Value) -> Option<Self> {
+        if !v.is_object() {
+            return None;
+        }
+        let mut fee: FeeInfo = serde_json::from_value(v.clone()).ok()?;
+        // Huawei's own spelling of the Q.850 fields.
+        for (name, slot) in [
+            ("fwdUnaswRsn", &mut fee.fwd_unaswr_rsn),
+            ("callOutUnaswRsn", &mut fee.call_out_unaswr_rsn),
+        ] {
+            if slot.is_none() {
+                *slot = v.get(name).and_then(|x| {
+                    x.as_i64()
+                        .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+                });
+            }
+        }
+        Some(fee)
+    }
+
+    /// Talk time as Huawei bills it: call end minus forward-leg answer, 0 if never answered.
+    pub fn talk_seconds(&self) -> i64 {
+        match (
+            self.fwd_answer_time.as_deref().and_then(parse_time),
+            self.call_end_time.as_deref().and_then(parse_time),
+        ) {
+            (Some(answer), Some(end)) if end > answer => (end - answer).num_seconds(),
+            _ => 0,
+        }
+    }
+
+    /// `icid:<icid>`, or `session:<sessionId>` when Huawei sent no icid.
+    pub fn dedup_key(&self) -> Option<String> {
+        match (&self.icid, &self.session_id) {
+            (Some(i), _) if !i.is_empty() => Some(format!("icid:{i}")),
+            (_, Some(s)) if !s.is_empty() => Some(format!("session:{s}")),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_leniently() {
+        let n: Notification = serde_json::from_str(
+            r#"{"eventType":"disconnect","statusInfo":{"sessionId":"s1","timestamp":"2024-05-01 08:03:10",
+               "caller":"+8613800000005","stateCode":"0","stateDesc":"The user releases the call.","extra":{"x":1}}}"#,
+        )
+        .unwrap();
+        let s = n.status_info.unwrap();
+        assert_eq!(s.state_code, Some(0));
+        assert_eq!(s.session_id.as_deref(), Some("s1"));
+        assert_eq!(
+            parse_time(s.timestamp.as_deref().unwrap()).map(format_time).as_deref(),
+            Some("2024-05-01 08:03:10")
+        );
+    }
+
+    #[test]
+    fn cdrs_read_huawei_spelling_and_derive_talk_time() {
+        let v = serde_json::json!({"icid":"i1","sessionId":"s1","fwdUnaswRsn":17,"recordFlag":1,
+            "fwdAnswerTime":"2024-05-01 08:00:15","callEndTime":"2024-05-01 08:03:10","unknown":"kept raw"});
+        let fee = FeeInfo::from_value(&v).unwrap();
+        assert_eq!(fee.fwd_unaswr_rsn, Some(17));
+        assert_eq!(fee.record_flag, Some(1));
+        assert_eq!(fee.talk_seconds(), 175);
+        assert_eq!(fee.dedup_key().as_deref(), Some("icid:i1"));
+        let no_icid = FeeInfo::from_value(&serde_json::json!({"sessionId":"s2"})).unwrap();
+        assert_eq!(no_icid.dedup_key().as_deref(), Some("session:s2"));
+        assert_eq!(no_icid.talk_seconds(), 0);
+        assert!(FeeInfo::from_value(&serde_json::json!("x")).is_none());
+    }
+}
