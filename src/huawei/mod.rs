@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod error;
+pub mod notify;
 pub mod signer;
 pub mod wire;
 

@@ -117,16 +117,26 @@ pub struct FeeInfo {
     pub fwd_answer_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
     pub call_end_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
-    pub fwd_unaswr_rsn: Option<i64>,
+    #[serde(
+        rename = "fwdUnaswRsn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i64"
+    )]
+    pub fwd_unaswrsn: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
     pub fail_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
     pub ul_fail_reason: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
     pub sip_status_code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
-    pub call_out_unaswr_rsn: Option<i64>,
+    #[serde(
+        rename = "callOutUnaswRsn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_i64"
+    )]
+    pub call_out_unaswrsn: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_i64")]
     pub record_flag: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
@@ -154,10 +164,6 @@ pub struct FeeInfo {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_string")]
     pub call_rel_direction: Option<String>,
 }
-
-/// Huawei spells the Q.850 field `fwdUnaswRsn`; serde's camelCase of our snake name differs,
-/// so the two names are mapped by hand here.
-mod fee_names {}
 
 /// One entry of a `numStatus` notification.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -196,20 +202,7 @@ impl FeeInfo {
         if !v.is_object() {
             return None;
         }
-        let mut fee: FeeInfo = serde_json::from_value(v.clone()).ok()?;
-        // Huawei's own spelling of the Q.850 fields.
-        for (name, slot) in [
-            ("fwdUnaswRsn", &mut fee.fwd_unaswr_rsn),
-            ("callOutUnaswRsn", &mut fee.call_out_unaswr_rsn),
-        ] {
-            if slot.is_none() {
-                *slot = v.get(name).and_then(|x| {
-                    x.as_i64()
-                        .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
-                });
-            }
-        }
-        Some(fee)
+        serde_json::from_value(v.clone()).ok()
     }
 
     /// Talk time as Huawei bills it: call end minus forward-leg answer, 0 if never answered.
@@ -258,7 +251,8 @@ mod tests {
         let v = serde_json::json!({"icid":"i1","sessionId":"s1","fwdUnaswRsn":17,"recordFlag":1,
             "fwdAnswerTime":"2024-05-01 08:00:15","callEndTime":"2024-05-01 08:03:10","unknown":"kept raw"});
         let fee = FeeInfo::from_value(&v).unwrap();
-        assert_eq!(fee.fwd_unaswr_rsn, Some(17));
+        assert_eq!(fee.fwd_unaswrsn, Some(17));
+        assert_eq!(serde_json::to_value(&fee).unwrap()["fwdUnaswRsn"], 17);
         assert_eq!(fee.record_flag, Some(1));
         assert_eq!(fee.talk_seconds(), 175);
         assert_eq!(fee.dedup_key().as_deref(), Some("icid:i1"));
