@@ -8,7 +8,7 @@ use crate::config::{ApiTokens, Environment, Settings};
 use crate::db::{self, models::VirtualNumber, numbers};
 use crate::domain::NumberStatus;
 use crate::huawei::HuaweiSettings;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{play_call_remote, CallSpec, Outcome, Sandbox, SandboxConfig};
 use crate::startup::{Application, StartupError};
 
 #[derive(Debug, Parser)]
@@ -33,11 +33,54 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Run only the Huawei AXE sandbox (for trying the signed API by hand).
+    /// Run only the Huawei AXE sandbox (for trying the signed API by hand). Calls it plays are
+    /// pushed to SANDBOX_WEBHOOK_EVENTS_URL / SANDBOX_WEBHOOK_CDR_URL when set.
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: String,
     },
+    /// Play a call on a running sandbox: Huawei's call events and CDR are pushed, signed, to the
+    /// gateway's webhook routes.
+    SandboxCall(SandboxCallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxCallArgs {
+    /// The sandbox (`serve --sandbox` prints it).
+    #[arg(long, env = "SANDBOX_URL", default_value = "http://127.0.0.1:8090")]
+    pub sandbox_url: String,
+    /// Call this binding (its X and E are looked up on the gateway).
+    #[arg(long, conflicts_with_all = ["virtual_num", "extend_num"])]
+    pub binding: Option<String>,
+    /// The gateway, to look up --binding.
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    pub gateway_url: String,
+    /// API token, to look up --binding.
+    #[arg(long, env = "TOKEN")]
+    pub token: Option<String>,
+    /// The virtual number X dialled.
+    #[arg(long)]
+    pub virtual_num: Option<String>,
+    /// The extension E keyed in.
+    #[arg(long)]
+    pub extend_num: Option<String>,
+    /// Who calls (E.164).
+    #[arg(long, default_value = "+8613900000000")]
+    pub caller: String,
+    /// answered, no_answer, busy, caller_hangup or wrong_extension.
+    #[arg(long, default_value = "answered")]
+    pub outcome: String,
+    #[arg(long, default_value_t = 30)]
+    pub talk_seconds: u32,
+    /// Record the call (a recording link then works).
+    #[arg(long)]
+    pub record: bool,
+    /// Deliver every notification twice.
+    #[arg(long)]
+    pub duplicates: bool,
+    /// Deliver the events in a shuffled order.
+    #[arg(long)]
+    pub out_of_order: bool,
 }
 
 /// Demo virtual numbers the sandbox owns and `serve --sandbox` pools (fictitious numbers).
@@ -72,6 +115,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             let settings = Settings::load(&Environment, true)?;
             let mut config = SandboxConfig::new(app_key.clone(), app_secret);
             config.extension_digits = settings.extension_digits;
+            config.webhook_events_url = std::env::var("SANDBOX_WEBHOOK_EVENTS_URL").ok();
+            config.webhook_cdr_url = std::env::var("SANDBOX_WEBHOOK_CDR_URL").ok();
             let sandbox = Sandbox::new(config);
             for (n, a) in DEMO_NUMBERS {
                 sandbox.add_number(n, a);
@@ -85,7 +130,78 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Serve { sandbox } => serve(sandbox).await,
+        Command::SandboxCall(args) => sandbox_call(args).await,
     }
+}
+
+async fn sandbox_call(args: SandboxCallArgs) -> Result<(), StartupError> {
+    let outcome: Outcome = serde_json::from_value(serde_json::Value::String(args.outcome.clone()))
+        .map_err(|_| {
+            StartupError::Other(format!(
+                "--outcome {:?} must be answered, no_answer, busy, caller_hangup or wrong_extension",
+                args.outcome
+            ))
+        })?;
+    let (virtual_num, extend_num) = match &args.binding {
+        Some(id) => {
+            let token = args.token.as_deref().ok_or_else(|| {
+                StartupError::Other("--binding needs --token (or TOKEN) to ask the gateway".into())
+            })?;
+            lookup_binding(&args.gateway_url, token, id).await?
+        }
+        None => (
+            args.virtual_num.clone().ok_or_else(|| {
+                StartupError::Other("give --binding, or --virtual-num and --extend-num".into())
+            })?,
+            args.extend_num.clone(),
+        ),
+    };
+    let spec = CallSpec {
+        virtual_num,
+        extend_num,
+        subscription_id: None,
+        caller: args.caller,
+        outcome,
+        talk_seconds: args.talk_seconds,
+        record: args.record,
+        duplicates: args.duplicates,
+        out_of_order: args.out_of_order,
+    };
+    let report = play_call_remote(&args.sandbox_url, &spec)
+        .await
+        .map_err(StartupError::Other)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string())
+    );
+    Ok(())
+}
+
+/// X and E of a binding, from the gateway's API.
+async fn lookup_binding(
+    gateway: &str,
+    token: &str,
+    id: &str,
+) -> Result<(String, Option<String>), StartupError> {
+    crate::huawei::client::install_crypto_provider();
+    let url = format!("{}/v1/bindings/{id}", gateway.trim_end_matches('/'));
+    let mut resp = awc::Client::new()
+        .get(&url)
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .map_err(|e| StartupError::Other(format!("{url}: {e}")))?;
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| StartupError::Other(format!("{url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(StartupError::Other(format!("{url}: {}", resp.status())));
+    }
+    let x = body["virtual_num"]
+        .as_str()
+        .ok_or_else(|| StartupError::Other(format!("binding {id} has no virtual number yet")))?;
+    Ok((x.to_owned(), body["extend_num"].as_str().map(str::to_owned)))
 }
 
 async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
@@ -99,6 +215,8 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
             ApiTokens::single("demo", &token)
         }
     };
+    let listener = TcpListener::bind(settings.listen_addr)?;
+    let gateway_addr = listener.local_addr()?;
     let (huawei, sandbox) = if use_sandbox {
         let (connect_timeout, request_timeout) = Settings::huawei_timeouts(&Environment)?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
@@ -106,12 +224,15 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         config.extension_digits = settings.extension_digits;
         // Numbers a newcomer adds with POST /v1/numbers must work without touching the sandbox.
         config.adopt_unknown_numbers = true;
+        // Calls the sandbox plays are pushed to this gateway, signed like Huawei's.
+        config.webhook_events_url = Some(format!("http://{gateway_addr}/huawei/events"));
+        config.webhook_cdr_url = Some(format!("http://{gateway_addr}/huawei/cdr"));
         let sandbox = Sandbox::new(config);
-        let listener = TcpListener::bind(
-            std::env::var("SANDBOX_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into()),
+        let sandbox_listener = TcpListener::bind(
+            std::env::var("SANDBOX_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8090".into()),
         )?;
-        let base_url = format!("http://{}", listener.local_addr()?);
-        actix_rt::spawn(sandbox.serve(listener)?);
+        let base_url = format!("http://{}", sandbox_listener.local_addr()?);
+        actix_rt::spawn(sandbox.serve(sandbox_listener)?);
         (
             HuaweiSettings {
                 base_url,
@@ -126,7 +247,6 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         (settings.huawei().clone(), None)
     };
 
-    let listener = TcpListener::bind(settings.listen_addr)?;
     let app = Application::build(settings.clone(), tokens, huawei.clone(), listener).await?;
     if let Some(sandbox) = &sandbox {
         let pooled = seed_demo_numbers(&app).await?;
@@ -151,6 +271,14 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
             println!();
             println!("  export TOKEN={token}");
         }
+        println!();
+        println!(
+            "  Play a call to a binding (events and CDR arrive at /huawei/events and /huawei/cdr):"
+        );
+        println!(
+            "  axe-gateway sandbox-call --sandbox-url {} --binding <binding id>",
+            huawei.base_url
+        );
         println!();
     } else {
         log::info!(

@@ -154,6 +154,79 @@ impl ApiTokens {
     }
 }
 
+/// What to do with the `X-AKSK` signature of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Refuse (401) anything not signed with our app key and secret; nothing is stored.
+    Enforce,
+    /// Accept, but record that it was not verified and warn.
+    Log,
+    /// Do not check.
+    Off,
+}
+
+impl AuthMode {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "enforce" => Ok(Self::Enforce),
+            "log" => Ok(Self::Log),
+            "off" => Ok(Self::Off),
+            other => Err(format!("{other:?} must be enforce, log or off")),
+        }
+    }
+}
+
+/// Webhook settings from the environment (the app key and secret come from the Huawei settings).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub auth: AuthMode,
+    pub allow: Vec<ipnet::IpNet>,
+    pub max_age: Option<chrono::Duration>,
+    pub max_body_bytes: usize,
+    pub retention: Duration,
+    pub batch_max: usize,
+    pub queue: usize,
+}
+
+impl WebhookConfig {
+    fn load(src: &dyn Source) -> Result<Self, ConfigError> {
+        let auth = match src.get("HUAWEI_WEBHOOK_AUTH") {
+            Some(raw) => AuthMode::parse(&raw).map_err(|m| bad("HUAWEI_WEBHOOK_AUTH", m))?,
+            None => AuthMode::Enforce,
+        };
+        let allow = match src.get("HUAWEI_WEBHOOK_ALLOW_IPS") {
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            bad(
+                                "HUAWEI_WEBHOOK_ALLOW_IPS",
+                                format!("{s:?} is not an IP address or CIDR block"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let max_age_secs: u64 = number(src, "HUAWEI_WEBHOOK_MAX_AGE_SECS", 0, 0, 30 * 86_400)?;
+        Ok(Self {
+            auth,
+            allow,
+            max_age: (max_age_secs > 0).then(|| {
+                chrono::Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX))
+            }),
+            max_body_bytes: number(src, "WEBHOOK_MAX_BODY_BYTES", 256 * 1024, 4096, 16 << 20)?,
+            retention: secs(src, "WEBHOOK_RETENTION_DAYS", 90, 1, 3650).map(|d| d * 86_400)?,
+            batch_max: number(src, "WEBHOOK_BATCH_MAX", 256, 1, 10_000)?,
+            queue: number(src, "WEBHOOK_QUEUE", 20_000, 1, 1_000_000)?,
+        })
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -171,6 +244,7 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub db_timeout: Duration,
     pub workers: usize,
+    pub webhooks: WebhookConfig,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -320,6 +394,7 @@ impl Settings {
             db_pool_size: number(src, "DB_POOL_SIZE", 8, 1, 100)?,
             db_timeout: millis(src, "DB_TIMEOUT_MS", 5_000, 100, 60_000)?,
             workers: number(src, "WORKERS", 2, 1, 64)?,
+            webhooks: WebhookConfig::load(src)?,
         })
     }
 
@@ -409,6 +484,13 @@ mod tests {
             Settings::load(&env(&[]), true).is_ok(),
             "sandbox needs nothing"
         );
+    }
+
+    #[test]
+    fn auth_modes_parse() {
+        assert_eq!(AuthMode::parse("Enforce"), Ok(AuthMode::Enforce));
+        assert_eq!(AuthMode::parse("log"), Ok(AuthMode::Log));
+        assert!(AuthMode::parse("maybe").is_err());
     }
 
     #[test]

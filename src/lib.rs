@@ -16,3 +16,4 @@ pub mod jobs;
 pub mod sandbox;
 pub mod service;
 pub mod startup;
+pub mod webhooks;

@@ -12,7 +12,10 @@ use crate::db::{Db, DbError};
 use crate::huawei::{HuaweiClient, HuaweiSettings};
 use crate::jobs::{self, Jobs, Schedule};
 use crate::service::allocation::Limits;
+use crate::service::calls::CallService;
+use crate::service::ingest::{IngestSettings, Ingestor};
 use crate::service::{BindingService, NumberService, Policy};
+use crate::webhooks::{self, WebhookMetrics, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -57,12 +60,30 @@ impl Application {
         let policy = policy(&settings, &huawei);
         let port = listener.local_addr()?.port();
         let digits = settings.extension_digits;
+        let hooks = &settings.webhooks;
+        let ingestor = web::Data::new(Ingestor::start(
+            db.clone(),
+            IngestSettings {
+                batch_max: hooks.batch_max,
+                queue: hooks.queue,
+            },
+        )?);
+        let webhook_settings = web::Data::new(WebhookSettings {
+            auth: hooks.auth,
+            app_key: huawei.app_key.clone(),
+            app_secret: huawei.app_secret.clone(),
+            allow: hooks.allow.clone(),
+            max_age: hooks.max_age,
+            max_body_bytes: hooks.max_body_bytes,
+        });
+        let webhook_metrics = web::Data::new(WebhookMetrics::default());
         let server = {
             let (db, huawei, tokens) = (db.clone(), huawei.clone(), tokens.clone());
             HttpServer::new(move || {
                 // One Huawei client per worker: awc clients are !Send.
                 let bindings =
                     BindingService::new(db.clone(), HuaweiClient::new(huawei.clone()), policy);
+                let calls = CallService::new(db.clone(), HuaweiClient::new(huawei.clone()));
                 App::new()
                     // Path only, never the query string: it can carry phone numbers.
                     .wrap(
@@ -73,6 +94,11 @@ impl Application {
                     .app_data(web::Data::new(tokens.clone()))
                     .app_data(web::Data::new(db.clone()))
                     .app_data(web::Data::new(digits))
+                    .app_data(web::Data::new(calls))
+                    .app_data(ingestor.clone())
+                    .app_data(webhook_settings.clone())
+                    .app_data(webhook_metrics.clone())
+                    .configure(webhooks::configure)
                     .configure(api::configure)
                     .default_service(web::to(api::not_found))
             })
@@ -88,6 +114,7 @@ impl Application {
             Schedule {
                 reconcile_every: settings.reconcile_interval,
                 expire_every: settings.expiry_interval,
+                inbox_retention: settings.webhooks.retention,
             },
         );
         Ok(Self {

@@ -2,8 +2,10 @@
 //! authentication, and the problem+json handling of malformed requests.
 
 pub mod bindings;
+pub mod calls;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod numbers;
 pub mod views;
 
@@ -12,13 +14,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::Problem;
 
 /// Registers every route. The caller supplies as app data: `BindingService`, `NumberService`,
-/// `ApiTokens`, `Db` and `ExtensionDigits`.
+/// `CallService`, `ApiTokens`, `Db`, `ExtensionDigits`, `Ingestor` and `WebhookMetrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::query_config())
         .app_data(extract::path_config())
         .service(
             web::resource("/healthz")
                 .route(web::get().to(health::healthz))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics::metrics))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
@@ -39,6 +46,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/bindings/{id}/sync")
                         .route(web::post().to(bindings::sync))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/bindings/{id}/calls")
+                        .route(web::get().to(calls::of_binding))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/calls/{id}")
+                        .route(web::get().to(calls::get))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/calls/{id}/recording")
+                        .route(web::get().to(calls::recording))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

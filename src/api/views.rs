@@ -36,6 +36,11 @@ pub struct BindingView {
     pub updated_at: String,
     pub released_at: Option<String>,
     pub last_error: Option<String>,
+    pub call_count: i32,
+    pub answered_count: i32,
+    pub total_talk_seconds: i64,
+    pub last_call_at: Option<String>,
+    pub last_event: Option<String>,
 }
 
 impl From<Binding> for BindingView {
@@ -63,6 +68,11 @@ impl From<Binding> for BindingView {
             updated_at: utc(b.updated_at),
             released_at: b.released_at.map(utc),
             last_error: b.last_error,
+            call_count: b.call_count,
+            answered_count: b.answered_count,
+            total_talk_seconds: b.total_talk_seconds,
+            last_call_at: b.last_call_at.map(utc),
+            last_event: b.last_event,
         }
     }
 }

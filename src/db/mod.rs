@@ -5,6 +5,7 @@
 //! out the connection there, so async workers never wait on the database.
 
 pub mod bindings;
+pub mod calls;
 pub mod models;
 pub mod numbers;
 pub mod schema;
@@ -169,6 +170,13 @@ impl Db {
         .map_err(|_| E::from(DbError::Blocking))?
     }
 
+    /// A connection for a dedicated thread (the webhook writer); blocks up to the pool timeout.
+    pub fn checkout(&self) -> Result<r2d2::PooledConnection<DbConnManager>, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
     /// Runs `f` synchronously (for start-up and CLI commands, never on an async worker).
     pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -222,9 +230,27 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
 /// A read-then-write transaction that cannot lose a race:
 /// - SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so the busy timeout applies (a
 ///   deferred transaction upgrading to write can fail at once with "database is locked").
-/// - PostgreSQL: a transaction-scoped advisory lock serialises allocation across every gateway
-///   instance sharing the database.
+/// - PostgreSQL: a transaction-scoped advisory lock serialises these transactions (number and
+///   extension allocation, binding updates) across every gateway instance sharing the database.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    transaction_with(conn, true, f)
+}
+
+/// Like [`write_transaction`] but without the PostgreSQL advisory lock: for writers whose rows
+/// are protected by their own unique keys and row locks (the webhook writer).
+pub fn immediate_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    transaction_with(conn, false, f)
+}
+
+fn transaction_with<T, E, F>(conn: &mut DbConn, pg_lock: bool, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
@@ -235,11 +261,15 @@ where
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
         DbConn::Postgres(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN").and_then(|()| {
-                diesel::sql_query(format!(
-                    "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
-                ))
-                .execute(c)
-                .map(drop)
+                if pg_lock {
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
+                    ))
+                    .execute(c)
+                    .map(drop)
+                } else {
+                    Ok(())
+                }
             })
         }
     }

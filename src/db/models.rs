@@ -31,6 +31,18 @@ pub struct Binding {
     pub updated_at: NaiveDateTime,
     pub released_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
+    // Call statistics belong to the webhook writer: saving a binding never writes them, so a
+    // binding update cannot overwrite counters the writer just changed.
+    #[diesel(skip_update, skip_insertion)]
+    pub call_count: i32,
+    #[diesel(skip_update, skip_insertion)]
+    pub answered_count: i32,
+    #[diesel(skip_update, skip_insertion)]
+    pub total_talk_seconds: i64,
+    #[diesel(skip_update, skip_insertion)]
+    pub last_call_at: Option<NaiveDateTime>,
+    #[diesel(skip_update, skip_insertion)]
+    pub last_event: Option<String>,
 }
 
 impl Binding {

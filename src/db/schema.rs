@@ -24,6 +24,11 @@ diesel::table! {
         updated_at -> Timestamp,
         released_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        call_count -> Integer,
+        answered_count -> Integer,
+        total_talk_seconds -> BigInt,
+        last_call_at -> Nullable<Timestamp>,
+        last_event -> Nullable<Text>,
     }
 }
 
@@ -38,4 +43,124 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(bindings, virtual_numbers);
+diesel::table! {
+    webhook_inbox (id) {
+        id -> Text,
+        received_at -> Timestamp,
+        route -> Text,
+        remote_addr -> Nullable<Text>,
+        verified -> Bool,
+        auth_note -> Nullable<Text>,
+        event_type -> Text,
+        items -> Integer,
+        duplicates -> Integer,
+        parse_note -> Nullable<Text>,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    calls (id) {
+        id -> Text,
+        session_id -> Text,
+        binding_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        virtual_num -> Nullable<Text>,
+        extend_num -> Nullable<Text>,
+        caller -> Nullable<Text>,
+        called -> Nullable<Text>,
+        icid -> Nullable<Text>,
+        started_at -> Timestamp,
+        answered_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        talk_seconds -> Nullable<Integer>,
+        last_event -> Nullable<Text>,
+        last_event_at -> Nullable<Timestamp>,
+        state_code -> Nullable<Integer>,
+        has_cdr -> Bool,
+        counted -> Bool,
+        answer_counted -> Bool,
+        talk_counted -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    call_events (id) {
+        id -> Text,
+        call_id -> Text,
+        binding_id -> Nullable<Text>,
+        session_id -> Text,
+        event_type -> Text,
+        event_at -> Timestamp,
+        caller -> Nullable<Text>,
+        called -> Nullable<Text>,
+        state_code -> Nullable<Integer>,
+        state_desc -> Nullable<Text>,
+        digit_info -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        user_data -> Nullable<Text>,
+        inbox_id -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    call_records (id) {
+        id -> Text,
+        dedup_key -> Text,
+        call_id -> Text,
+        binding_id -> Nullable<Text>,
+        icid -> Nullable<Text>,
+        session_id -> Text,
+        subscription_id -> Nullable<Text>,
+        direction -> Nullable<Integer>,
+        sp_id -> Nullable<Text>,
+        app_key -> Nullable<Text>,
+        bind_num -> Nullable<Text>,
+        caller_num -> Nullable<Text>,
+        callee_num -> Nullable<Text>,
+        fwd_display_num -> Nullable<Text>,
+        fwd_dst_num -> Nullable<Text>,
+        call_in_time -> Nullable<Timestamp>,
+        fwd_start_time -> Nullable<Timestamp>,
+        fwd_alerting_time -> Nullable<Timestamp>,
+        fwd_answer_time -> Nullable<Timestamp>,
+        call_end_time -> Nullable<Timestamp>,
+        fwd_unaswrsn -> Nullable<Integer>,
+        fail_time -> Nullable<Timestamp>,
+        ul_fail_reason -> Nullable<Integer>,
+        sip_status_code -> Nullable<Integer>,
+        call_out_unaswrsn -> Nullable<Integer>,
+        record_flag -> Nullable<Integer>,
+        record_start_time -> Nullable<Timestamp>,
+        record_object_name -> Nullable<Text>,
+        record_bucket_name -> Nullable<Text>,
+        record_domain -> Nullable<Text>,
+        record_file_download_url -> Nullable<Text>,
+        service_type -> Nullable<Text>,
+        host_name -> Nullable<Text>,
+        extend_num -> Nullable<Text>,
+        user_data -> Nullable<Text>,
+        area_code -> Nullable<Text>,
+        call_duration -> Nullable<Integer>,
+        call_rel_direction -> Nullable<Text>,
+        talk_seconds -> Nullable<Integer>,
+        raw -> Text,
+        inbox_id -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(call_events -> calls (call_id));
+diesel::joinable!(call_records -> calls (call_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    bindings,
+    virtual_numbers,
+    webhook_inbox,
+    calls,
+    call_events,
+    call_records
+);

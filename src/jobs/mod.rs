@@ -1,10 +1,10 @@
-//! Background work: the reconciler (settles bindings whose create outcome was unknown) and the
-//! expiry sweep. Both run once at start-up and then periodically, on the actix system's own
+//! Background work: the reconciler (settles bindings whose create outcome was unknown), the
+//! expiry sweep, and the purge of raw webhook notifications past their retention. Both run once at start-up and then periodically, on the actix system's own
 //! thread with their own Huawei client (awc clients cannot be shared across threads).
 
 use std::time::Duration;
 
-use crate::db::Db;
+use crate::db::{calls, Db};
 use crate::huawei::{HuaweiClient, HuaweiSettings};
 use crate::service::{BindingService, Policy};
 
@@ -12,6 +12,8 @@ use crate::service::{BindingService, Policy};
 pub struct Schedule {
     pub reconcile_every: Duration,
     pub expire_every: Duration,
+    /// Raw webhook notifications older than this are purged (parsed rows are kept).
+    pub inbox_retention: Duration,
 }
 
 /// Handles of the running jobs; dropping it does not stop them, [`Jobs::stop`] does.
@@ -44,6 +46,39 @@ pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule)
             }
         })
     };
+    let purge = {
+        let db = db.clone();
+        actix_rt::spawn(async move {
+            // Hourly is plenty for a retention counted in days.
+            let mut tick = actix_rt::time::interval(
+                Duration::from_secs(3600).min(schedule.expire_every * 120),
+            );
+            loop {
+                tick.tick().await;
+                let cutoff = crate::db::now()
+                    - chrono::Duration::from_std(schedule.inbox_retention)
+                        .unwrap_or(chrono::Duration::MAX);
+                let mut total = 0;
+                loop {
+                    // Small batches, so the webhook writer is never held up for long.
+                    match db
+                        .run(move |conn| calls::purge_inbox(conn, cutoff, 5_000))
+                        .await
+                    {
+                        Ok(0) => break,
+                        Ok(n) => total += n,
+                        Err(e) => {
+                            log::warn!("webhook inbox purge failed, will retry: {e}");
+                            break;
+                        }
+                    }
+                }
+                if total > 0 {
+                    log::info!(purged = total; "purged {total} raw webhook notification(s) past retention");
+                }
+            }
+        })
+    };
     let expiry = actix_rt::spawn(async move {
         let svc = BindingService::new(db, HuaweiClient::new(huawei), policy);
         let mut tick = actix_rt::time::interval(schedule.expire_every);
@@ -57,6 +92,6 @@ pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule)
         }
     });
     Jobs {
-        handles: vec![reconciler, expiry],
+        handles: vec![reconciler, expiry, purge],
     }
 }

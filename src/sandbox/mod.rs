@@ -10,18 +10,29 @@
 //! `POST|DELETE|PUT|GET /rest/caas/extendnumber/v1.0` and `GET /rest/provision/voice/record/v1.0`.
 //! Control routes (no auth, JSON): `GET /sandbox/bindings`, `POST /sandbox/numbers`,
 //! `GET /sandbox/stats`, `POST /sandbox/faults`, `DELETE /sandbox/faults`,
-//! `POST /sandbox/recordings`, `POST /sandbox/clock`, and `GET /sandbox/recordings/{file}`
-//! (the download a recording link points to).
+//! `POST /sandbox/recordings`, `POST /sandbox/clock`, `GET /sandbox/recordings/{file}`
+//! (the download a recording link points to), and the notification players
+//! `POST /sandbox/calls` and `POST /sandbox/num-status`.
+//!
+//! Notifications (reference §9–§11): [`Sandbox::play_call`] plays one call as Huawei would
+//! report it — the call events, then the CDR — to [`SandboxConfig::webhook_events_url`] and
+//! [`SandboxConfig::webhook_cdr_url`], signed with the sandbox's own app key and secret;
+//! [`Sandbox::push_num_status`] sends a `numStatus`.
 //!
 //! Time: `Created` is checked against the real clock; binding expiry and recording age use the
 //! sandbox clock, which [`Sandbox::advance_clock`] can move forward.
 
+mod calls;
 mod routes;
 mod state;
 mod validate;
 
 #[cfg(test)]
+mod call_tests;
+#[cfg(test)]
 mod tests;
+
+pub use calls::{play_call_remote, CallSpec, Delivery, Outcome, PlayError, PlayedCall};
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -45,6 +56,12 @@ pub struct SandboxConfig {
     /// numbers added to the gateway's pool later work in `serve --sandbox`. Off by default:
     /// Huawei itself refuses numbers the app does not own.
     pub adopt_unknown_numbers: bool,
+    /// Where call events (and `numStatus`) are POSTed, like the app's call-status URL at
+    /// Huawei. `None`: not configured (the CDR URL is used instead if set).
+    pub webhook_events_url: Option<String>,
+    /// Where CDRs (`fee`) are POSTed, like the app's CDR URL at Huawei. `None`: the events URL
+    /// is used.
+    pub webhook_cdr_url: Option<String>,
 }
 
 impl SandboxConfig {
@@ -56,6 +73,8 @@ impl SandboxConfig {
             extension_digits: ExtensionDigits::default(),
             max_clock_skew: chrono::Duration::minutes(15),
             adopt_unknown_numbers: false,
+            webhook_events_url: None,
+            webhook_cdr_url: None,
         }
     }
 }
@@ -68,6 +87,8 @@ impl std::fmt::Debug for SandboxConfig {
             .field("extension_digits", &self.extension_digits)
             .field("max_clock_skew", &self.max_clock_skew)
             .field("adopt_unknown_numbers", &self.adopt_unknown_numbers)
+            .field("webhook_events_url", &self.webhook_events_url)
+            .field("webhook_cdr_url", &self.webhook_cdr_url)
             .finish()
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::validate::{self, Refusal, AUTHORIZATION_MISSING, INVALID_REST_API};
-use super::{Fault, Op, Sandbox, SandboxBinding, SandboxConfig};
+use super::{CallSpec, Fault, Op, PlayError, Sandbox, SandboxBinding, SandboxConfig};
 use crate::domain::{mask_phone, AreaCode, PhoneNumber};
 use crate::huawei::signer::{self, AkskError, AkskHeader};
 use crate::huawei::wire::{
@@ -45,7 +45,9 @@ pub(super) fn configure(sandbox: Sandbox, cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(control_push_fault))
                 .route(web::delete().to(control_clear_faults)),
         )
-        .service(web::resource("/sandbox/clock").route(web::post().to(control_clock)));
+        .service(web::resource("/sandbox/clock").route(web::post().to(control_clock)))
+        .service(web::resource("/sandbox/calls").route(web::post().to(control_play_call)))
+        .service(web::resource("/sandbox/num-status").route(web::post().to(control_num_status)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +548,60 @@ async fn control_clock(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse
     };
     sb.advance_clock(by);
     json(200, &serde_json::json!({ "now": sb.now() }))
+}
+
+fn play_error(e: &PlayError) -> HttpResponse {
+    let status = match e {
+        PlayError::NoWebhookUrl => 409,
+        PlayError::InvalidSpec(_) => 400,
+        PlayError::Transport(_) => 502,
+    };
+    json(status, &serde_json::json!({ "error": e.to_string() }))
+}
+
+/// `POST /sandbox/calls` with a [`CallSpec`]: plays the call against the webhook URLs and
+/// answers the report once every notification has been delivered (or given up on).
+async fn control_play_call(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse {
+    let spec: CallSpec =
+        match control_body(&body) {
+            Ok(s) => s,
+            Err(e) if e.contains("binding_id") => return control_error(
+                "binding_id is the gateway's id and unknown to the sandbox: give virtual_num + \
+                 extend_num, or the binding's Huawei subscription_id",
+            ),
+            Err(e) => return control_error(e),
+        };
+    match sb.play_call(spec).await {
+        Ok(report) => json(200, &report),
+        Err(e) => play_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumStatusBody {
+    number: String,
+    status: String,
+    #[serde(default)]
+    cause: Option<String>,
+}
+
+/// `POST /sandbox/num-status {"number","status","cause"}`: sends a `numStatus` notification.
+async fn control_num_status(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse {
+    let b: NumStatusBody = match control_body(&body) {
+        Ok(b) => b,
+        Err(e) => return control_error(e),
+    };
+    match sb
+        .push_num_status(&b.number, &b.status, b.cause.as_deref())
+        .await
+    {
+        Ok(http_status) => json(
+            200,
+            &serde_json::json!({ "number": b.number, "status": b.status, "http_status": http_status }),
+        ),
+        Err(e) => play_error(&e),
+    }
 }
 
 #[cfg(test)]

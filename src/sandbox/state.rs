@@ -34,6 +34,9 @@ pub(crate) struct State {
     pub stats: SandboxStats,
     /// Added to the wall clock for expiry and recording age (see `Sandbox::advance_clock`).
     pub clock_offset: chrono::Duration,
+    /// Last call number handed out by `Sandbox::play_call` (0 = none yet; starts at a random
+    /// base so session ids of a restarted sandbox do not repeat).
+    pub call_seq: u64,
 }
 
 /// When a binding made or modified at `now` expires: `amount` units of `time_unit` ("0" hours,
@@ -90,7 +93,7 @@ impl State {
         self.faults.remove(idx).map(|(_, f)| f)
     }
 
-    fn id_at(&self, virtual_num: &str, extend_num: &str) -> Option<String> {
+    pub fn id_at(&self, virtual_num: &str, extend_num: &str) -> Option<String> {
         self.bindings
             .values()
             .find(|b| b.virtual_num == virtual_num && b.extend_num == extend_num)
@@ -129,7 +132,7 @@ impl State {
     }
 
     /// The lowest free extension on X, if any of the 10^digits - 1 slots is left.
-    fn free_extension(
+    pub fn free_extension(
         &self,
         virtual_num: &str,
         digits: ExtensionDigits,

@@ -710,6 +710,11 @@ fn reserve(
         updated_at: now,
         released_at: None,
         last_error: None,
+        call_count: 0,
+        answered_count: 0,
+        total_talk_seconds: 0,
+        last_call_at: None,
+        last_event: None,
     };
     bindings::insert(conn, &row)?;
     Ok(Reservation::New(row))

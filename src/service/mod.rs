@@ -4,6 +4,8 @@
 
 pub mod allocation;
 pub mod bindings;
+pub mod calls;
+pub mod ingest;
 pub mod numbers;
 
 use crate::db::DbError;

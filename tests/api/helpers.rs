@@ -179,8 +179,12 @@ impl TestApp {
         vars.extend(env.iter().copied());
         let settings = Settings::load(&vars, true).expect("test settings");
 
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let gateway = listener.local_addr().unwrap();
         let mut config = SandboxConfig::new("test-app-key", "test-app-secret");
         config.extension_digits = settings.extension_digits;
+        config.webhook_events_url = Some(format!("http://{gateway}/huawei/events"));
+        config.webhook_cdr_url = Some(format!("http://{gateway}/huawei/cdr"));
         let sandbox = Sandbox::new(config);
         for (n, a) in [(X1, "0755"), (X2, "0755"), ("+8617000000099", "0999")] {
             sandbox.add_number(n, a);
@@ -200,7 +204,6 @@ impl TestApp {
             request_timeout,
         };
         let tokens = ApiTokens::parse(&format!("orders:{TOKEN},billing:{OTHER_TOKEN}")).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let app = Application::build(settings, tokens, huawei, listener)
             .await
             .expect("gateway starts");
@@ -277,6 +280,62 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.request("DELETE", path, Some(TOKEN), None).await
+    }
+
+    /// POSTs a notification as Huawei would, signed with the app key and secret.
+    pub async fn push(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.push_raw(
+            path,
+            &body.to_string(),
+            Some(("test-app-key", "test-app-secret")),
+        )
+        .await
+    }
+
+    /// POSTs a raw body to a webhook route, signed with `creds` (or unsigned).
+    pub async fn push_raw(
+        &self,
+        path: &str,
+        body: &str,
+        creds: Option<(&str, &str)>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .insert_header(("Content-Type", "application/json;charset=UTF-8"))
+            .insert_header(("Authorization", axe_gateway::huawei::signer::AUTHORIZATION));
+        if let Some((key, secret)) = creds {
+            let (nonce, created) =
+                axe_gateway::huawei::signer::fresh_nonce_and_created(chrono::Utc::now());
+            req = req.insert_header((
+                "X-AKSK",
+                axe_gateway::huawei::signer::x_aksk_header(key, secret, &nonce, &created),
+            ));
+        }
+        let mut resp = req.send_body(body.to_owned()).await.expect("push sent");
+        let status = resp.status().as_u16();
+        let bytes = resp.body().limit(1 << 20).await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Counts rows of a table in the gateway's database.
+    pub async fn count(&self, table: &'static str) -> i64 {
+        use diesel::QueryableByName;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        self.app_db
+            .run(move |conn| {
+                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                    .get_result::<Count>(conn)
+                    .map(|c| c.n)
+                    .map_err(axe_gateway::db::DbError::from)
+            })
+            .await
+            .expect("count")
     }
 
     /// Adds the sandbox's numbers X1 and X2 (area 0755) to the gateway's pool.

@@ -5,3 +5,4 @@ mod helpers;
 mod bindings;
 mod numbers;
 mod reliability;
+mod webhooks;

@@ -1,0 +1,266 @@
+//! `/v1/bindings/{id}/calls`, `/v1/calls/{id}` and `/v1/calls/{id}/recording`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use super::bindings::{DEFAULT_PAGE, MAX_PAGE};
+use super::extract::ApiClient;
+use super::views::{utc, Page};
+use crate::db::calls::{CallEvent, CallRecord};
+use crate::error::Problem;
+use crate::service::calls::{CallDetail, CallService, RecordingError};
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub event_type: String,
+    pub at: String,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    pub state_code: Option<i32>,
+    pub state_desc: Option<String>,
+    pub digit_info: Option<String>,
+    pub subscription_id: Option<String>,
+    pub received_at: String,
+}
+
+impl From<CallEvent> for EventView {
+    fn from(e: CallEvent) -> Self {
+        Self {
+            event_type: e.event_type,
+            at: utc(e.event_at),
+            caller: e.caller,
+            called: e.called,
+            state_code: e.state_code,
+            state_desc: e.state_desc,
+            digit_info: e.digit_info,
+            subscription_id: e.subscription_id,
+            received_at: utc(e.received_at),
+        }
+    }
+}
+
+/// The CDR's fields, as Huawei sent them (times in UTC).
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub icid: Option<String>,
+    pub direction: Option<i32>,
+    pub caller_num: Option<String>,
+    pub callee_num: Option<String>,
+    pub fwd_display_num: Option<String>,
+    pub fwd_dst_num: Option<String>,
+    pub call_in_time: Option<String>,
+    pub fwd_start_time: Option<String>,
+    pub fwd_alerting_time: Option<String>,
+    pub fwd_answer_time: Option<String>,
+    pub call_end_time: Option<String>,
+    pub fwd_unaswrsn: Option<i32>,
+    pub fail_time: Option<String>,
+    pub ul_fail_reason: Option<i32>,
+    pub sip_status_code: Option<i32>,
+    pub record_flag: Option<i32>,
+    pub record_start_time: Option<String>,
+    pub record_object_name: Option<String>,
+    pub record_domain: Option<String>,
+    pub service_type: Option<String>,
+    pub extend_num: Option<String>,
+    pub user_data: Option<String>,
+    pub talk_seconds: Option<i32>,
+    pub received_at: String,
+}
+
+impl From<CallRecord> for RecordView {
+    fn from(r: CallRecord) -> Self {
+        Self {
+            icid: r.icid,
+            direction: r.direction,
+            caller_num: r.caller_num,
+            callee_num: r.callee_num,
+            fwd_display_num: r.fwd_display_num,
+            fwd_dst_num: r.fwd_dst_num,
+            call_in_time: r.call_in_time.map(utc),
+            fwd_start_time: r.fwd_start_time.map(utc),
+            fwd_alerting_time: r.fwd_alerting_time.map(utc),
+            fwd_answer_time: r.fwd_answer_time.map(utc),
+            call_end_time: r.call_end_time.map(utc),
+            fwd_unaswrsn: r.fwd_unaswrsn,
+            fail_time: r.fail_time.map(utc),
+            ul_fail_reason: r.ul_fail_reason,
+            sip_status_code: r.sip_status_code,
+            record_flag: r.record_flag,
+            record_start_time: r.record_start_time.map(utc),
+            record_object_name: r.record_object_name,
+            record_domain: r.record_domain,
+            service_type: r.service_type,
+            extend_num: r.extend_num,
+            user_data: r.user_data,
+            talk_seconds: r.talk_seconds,
+            received_at: utc(r.received_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    pub id: String,
+    pub session_id: String,
+    pub binding_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub virtual_num: Option<String>,
+    pub extend_num: Option<String>,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    pub icid: Option<String>,
+    /// `in_progress` (no end yet), `answered`, or `not_answered`.
+    pub outcome: &'static str,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub talk_seconds: Option<i32>,
+    pub last_event: Option<String>,
+    pub state_code: Option<i32>,
+    pub recorded: bool,
+    pub events: Vec<EventView>,
+    pub record: Option<RecordView>,
+}
+
+impl From<CallDetail> for CallView {
+    fn from(d: CallDetail) -> Self {
+        let c = d.call;
+        let outcome = match (c.answered_at, c.ended_at.is_some() || c.has_cdr) {
+            (Some(_), _) => "answered",
+            (None, true) => "not_answered",
+            (None, false) => "in_progress",
+        };
+        Self {
+            recorded: d.record.as_ref().is_some_and(|r| r.record_flag == Some(1)),
+            id: c.id,
+            session_id: c.session_id,
+            binding_id: c.binding_id,
+            subscription_id: c.subscription_id,
+            virtual_num: c.virtual_num,
+            extend_num: c.extend_num,
+            caller: c.caller,
+            called: c.called,
+            icid: c.icid,
+            outcome,
+            started_at: utc(c.started_at),
+            answered_at: c.answered_at.map(utc),
+            ended_at: c.ended_at.map(utc),
+            talk_seconds: c.talk_seconds,
+            last_event: c.last_event,
+            state_code: c.state_code,
+            events: d.events.into_iter().map(EventView::from).collect(),
+            record: d.record.map(RecordView::from),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.and_utc().timestamp_micros()))
+}
+
+fn decode_cursor(raw: &str) -> Option<(NaiveDateTime, String)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    let (micros, id) = text.split_once('|')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    uuid::Uuid::parse_str(id).ok()?;
+    Some((at, id.to_owned()))
+}
+
+pub async fn of_binding(
+    _client: ApiClient,
+    svc: web::Data<CallService>,
+    path: web::Path<String>,
+    query: web::Query<CallsQuery>,
+) -> Result<HttpResponse, Problem> {
+    let id = uuid::Uuid::parse_str(&path)
+        .map_err(|_| Problem::not_found(format!("no binding {path}")))?
+        .to_string();
+    let q = query.into_inner();
+    let limit = match q.limit.as_deref().map(str::parse::<i64>) {
+        None => DEFAULT_PAGE,
+        Some(Ok(l)) if (1..=MAX_PAGE).contains(&l) => l,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_PAGE}"),
+            ))
+        }
+    };
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            Problem::invalid_field("cursor", "is not a cursor this API returned")
+        })?),
+    };
+    let mut calls = svc.of_binding(id, before, limit + 1).await?;
+    let next_cursor = if calls.len() as i64 > limit {
+        calls.truncate(usize::try_from(limit).unwrap_or(0));
+        calls
+            .last()
+            .map(|d| encode_cursor(d.call.started_at, &d.call.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page {
+        items: calls.into_iter().map(CallView::from).collect(),
+        next_cursor,
+    }))
+}
+
+pub async fn get(
+    _client: ApiClient,
+    svc: web::Data<CallService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(CallView::from(svc.get(path.into_inner()).await?)))
+}
+
+pub async fn recording(
+    _client: ApiClient,
+    svc: web::Data<CallService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    match svc.recording_url(path.into_inner()).await {
+        Ok(url) => Ok(HttpResponse::Ok().json(serde_json::json!({ "url": url }))),
+        Err(RecordingError::NotRecorded) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_recording",
+            "this call was not recorded",
+        )),
+        Err(RecordingError::Expired) => Err(Problem::new(
+            StatusCode::GONE,
+            "recording_expired",
+            "Huawei keeps recordings for 7 days; this one is gone",
+        )),
+        Err(RecordingError::Service(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456)
+            .unwrap()
+            .naive_utc();
+        let id = "0192f7a0-0000-7000-8000-000000000000";
+        assert_eq!(
+            decode_cursor(&encode_cursor(at, id)),
+            Some((at, id.to_owned()))
+        );
+        assert_eq!(decode_cursor("nonsense"), None);
+    }
+}

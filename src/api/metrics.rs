@@ -1,0 +1,104 @@
+//! `GET /metrics`: counters in Prometheus' text format (no authentication, like `/healthz`).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{web, HttpResponse};
+
+use crate::service::ingest::Ingestor;
+use crate::webhooks::WebhookMetrics;
+
+fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+}
+
+pub async fn metrics(
+    ingestor: web::Data<Ingestor>,
+    hooks: web::Data<WebhookMetrics>,
+) -> HttpResponse {
+    let i = ingestor.metrics();
+    let mut out = String::new();
+    counter(
+        &mut out,
+        "axe_webhook_notifications_total",
+        "Notifications stored (committed).",
+        &i.notifications,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_items_total",
+        "New events, CDRs and number statuses stored.",
+        &i.items,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_duplicates_total",
+        "Redelivered items that added nothing.",
+        &i.duplicates,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_unlinked_total",
+        "Items naming a binding or number the gateway does not know (stored unlinked).",
+        &i.unlinked,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_skipped_total",
+        "Items kept raw only (no sessionId, bad timestamp, unknown status).",
+        &i.skipped,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_batches_total",
+        "Writer transactions.",
+        &i.batches,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_store_failures_total",
+        "Notifications that could not be stored (answered 503).",
+        &i.failed,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_auth_failures_total",
+        "Notifications refused for their signature (401).",
+        &hooks.auth_failures,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_unverified_accepted_total",
+        "Notifications accepted unverified in log mode.",
+        &hooks.unverified_accepted,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_forbidden_total",
+        "Notifications refused by the IP allow-list (403).",
+        &hooks.forbidden,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_bad_requests_total",
+        "Bodies that were not Huawei notifications (400).",
+        &hooks.bad_requests,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_too_large_total",
+        "Bodies over the size limit (413).",
+        &hooks.too_large,
+    );
+    counter(
+        &mut out,
+        "axe_webhook_unavailable_total",
+        "Notifications answered 503 (queue full or database down).",
+        &hooks.unavailable,
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}

@@ -1,0 +1,356 @@
+//! Webhook storage: the raw inbox, calls, call events and call records, and the binding call
+//! statistics they feed.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{bindings, call_events, call_records, calls, webhook_inbox};
+use super::{DbConn, DbError};
+
+/// Runs the same diesel builder against the concrete connection, for clauses the
+/// backend-neutral connection lacks (`ON CONFLICT`). Both arms are the same code.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConn::Sqlite($c) => $body,
+            DbConn::Postgres($c) => $body,
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_inbox)]
+pub struct InboxRow {
+    pub id: String,
+    pub received_at: NaiveDateTime,
+    pub route: String,
+    pub remote_addr: Option<String>,
+    pub verified: bool,
+    pub auth_note: Option<String>,
+    pub event_type: String,
+    pub items: i32,
+    pub duplicates: i32,
+    pub parse_note: Option<String>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = calls, treat_none_as_null = true)]
+pub struct Call {
+    pub id: String,
+    pub session_id: String,
+    pub binding_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub virtual_num: Option<String>,
+    pub extend_num: Option<String>,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    pub icid: Option<String>,
+    pub started_at: NaiveDateTime,
+    pub answered_at: Option<NaiveDateTime>,
+    pub ended_at: Option<NaiveDateTime>,
+    pub talk_seconds: Option<i32>,
+    pub last_event: Option<String>,
+    pub last_event_at: Option<NaiveDateTime>,
+    pub state_code: Option<i32>,
+    pub has_cdr: bool,
+    pub counted: bool,
+    pub answer_counted: bool,
+    pub talk_counted: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = call_events)]
+pub struct CallEvent {
+    pub id: String,
+    pub call_id: String,
+    pub binding_id: Option<String>,
+    pub session_id: String,
+    pub event_type: String,
+    pub event_at: NaiveDateTime,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    pub state_code: Option<i32>,
+    pub state_desc: Option<String>,
+    pub digit_info: Option<String>,
+    pub subscription_id: Option<String>,
+    pub user_data: Option<String>,
+    pub inbox_id: String,
+    pub received_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = call_records)]
+pub struct CallRecord {
+    pub id: String,
+    pub dedup_key: String,
+    pub call_id: String,
+    pub binding_id: Option<String>,
+    pub icid: Option<String>,
+    pub session_id: String,
+    pub subscription_id: Option<String>,
+    pub direction: Option<i32>,
+    pub sp_id: Option<String>,
+    pub app_key: Option<String>,
+    pub bind_num: Option<String>,
+    pub caller_num: Option<String>,
+    pub callee_num: Option<String>,
+    pub fwd_display_num: Option<String>,
+    pub fwd_dst_num: Option<String>,
+    pub call_in_time: Option<NaiveDateTime>,
+    pub fwd_start_time: Option<NaiveDateTime>,
+    pub fwd_alerting_time: Option<NaiveDateTime>,
+    pub fwd_answer_time: Option<NaiveDateTime>,
+    pub call_end_time: Option<NaiveDateTime>,
+    pub fwd_unaswrsn: Option<i32>,
+    pub fail_time: Option<NaiveDateTime>,
+    pub ul_fail_reason: Option<i32>,
+    pub sip_status_code: Option<i32>,
+    pub call_out_unaswrsn: Option<i32>,
+    pub record_flag: Option<i32>,
+    pub record_start_time: Option<NaiveDateTime>,
+    pub record_object_name: Option<String>,
+    pub record_bucket_name: Option<String>,
+    pub record_domain: Option<String>,
+    pub record_file_download_url: Option<String>,
+    pub service_type: Option<String>,
+    pub host_name: Option<String>,
+    pub extend_num: Option<String>,
+    pub user_data: Option<String>,
+    pub area_code: Option<String>,
+    pub call_duration: Option<i32>,
+    pub call_rel_direction: Option<String>,
+    pub talk_seconds: Option<i32>,
+    pub raw: String,
+    pub inbox_id: String,
+    pub received_at: NaiveDateTime,
+}
+
+pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // One multi-row INSERT per batch (chunked to stay under SQLite's bind-parameter limit).
+    for chunk in rows.chunks(500) {
+        on_backend!(conn, |c| diesel::insert_into(webhook_inbox::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// The call of a session, locked for update on PostgreSQL (two gateway instances may be
+/// writing the same call).
+pub fn find_call_by_session(conn: &mut DbConn, session_id: &str) -> Result<Option<Call>, DbError> {
+    Ok(match conn {
+        DbConn::Sqlite(c) => calls::table
+            .filter(calls::session_id.eq(session_id))
+            .select(Call::as_select())
+            .first(c)
+            .optional()?,
+        DbConn::Postgres(c) => calls::table
+            .filter(calls::session_id.eq(session_id))
+            .select(Call::as_select())
+            .for_update()
+            .first(c)
+            .optional()?,
+    })
+}
+
+pub fn insert_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
+    diesel::insert_into(calls::table)
+        .values(call)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn save_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
+    diesel::update(calls::table.find(&call.id))
+        .set(call)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts the event unless (session, type, time) is already stored. Returns whether it was new.
+pub fn insert_event(conn: &mut DbConn, event: &CallEvent) -> Result<bool, DbError> {
+    let n = on_backend!(conn, |c| diesel::insert_into(call_events::table)
+        .values(event)
+        .on_conflict((
+            call_events::session_id,
+            call_events::event_type,
+            call_events::event_at
+        ))
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Inserts the CDR unless its icid (or session) is already stored. Returns whether it was new.
+pub fn insert_record(conn: &mut DbConn, record: &CallRecord) -> Result<bool, DbError> {
+    let n = on_backend!(conn, |c| diesel::insert_into(call_records::table)
+        .values(record)
+        .on_conflict(call_records::dedup_key)
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Links a call's earlier events and records to its binding once the binding is known.
+pub fn link_call(conn: &mut DbConn, call_id: &str, binding_id: &str) -> Result<(), DbError> {
+    diesel::update(
+        call_events::table
+            .filter(call_events::call_id.eq(call_id))
+            .filter(call_events::binding_id.is_null()),
+    )
+    .set(call_events::binding_id.eq(binding_id))
+    .execute(conn)?;
+    diesel::update(
+        call_records::table
+            .filter(call_records::call_id.eq(call_id))
+            .filter(call_records::binding_id.is_null()),
+    )
+    .set(call_records::binding_id.eq(binding_id))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn binding_by_subscription(
+    conn: &mut DbConn,
+    subscription_id: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(bindings::table
+        .filter(bindings::subscription_id.eq(subscription_id))
+        .select(bindings::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// The binding that held X+E at `at`: created before it and not released before it.
+pub fn binding_by_number_at(
+    conn: &mut DbConn,
+    virtual_num: &str,
+    extend_num: &str,
+    at: NaiveDateTime,
+) -> Result<Option<String>, DbError> {
+    Ok(bindings::table
+        .filter(bindings::virtual_num.eq(virtual_num))
+        .filter(bindings::extend_num.eq(extend_num))
+        .filter(bindings::status.ne("failed"))
+        .filter(bindings::created_at.le(at + chrono::Duration::minutes(5)))
+        .filter(
+            bindings::released_at
+                .is_null()
+                .or(bindings::released_at.ge(at - chrono::Duration::minutes(5))),
+        )
+        .order(bindings::created_at.desc())
+        .select(bindings::id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn binding_exists(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
+    Ok(bindings::table.find(id).count().get_result::<i64>(conn)? > 0)
+}
+
+/// Adds to a binding's counters and moves its last call forward (never backward).
+pub fn add_to_stats(
+    conn: &mut DbConn,
+    binding_id: &str,
+    calls: i32,
+    answered: i32,
+    talk_seconds: i64,
+    last_call: Option<(NaiveDateTime, Option<String>)>,
+) -> Result<(), DbError> {
+    if calls != 0 || answered != 0 || talk_seconds != 0 {
+        diesel::update(bindings::table.find(binding_id))
+            .set((
+                bindings::call_count.eq(bindings::call_count + calls),
+                bindings::answered_count.eq(bindings::answered_count + answered),
+                bindings::total_talk_seconds.eq(bindings::total_talk_seconds + talk_seconds),
+            ))
+            .execute(conn)?;
+    }
+    if let Some((at, event)) = last_call {
+        diesel::update(
+            bindings::table.find(binding_id).filter(
+                bindings::last_call_at
+                    .is_null()
+                    .or(bindings::last_call_at.le(at)),
+            ),
+        )
+        .set((
+            bindings::last_call_at.eq(at),
+            bindings::last_event.eq(event),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn find_call(conn: &mut DbConn, id_or_icid: &str) -> Result<Option<Call>, DbError> {
+    Ok(calls::table
+        .filter(calls::id.eq(id_or_icid).or(calls::icid.eq(id_or_icid)))
+        .select(Call::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A binding's calls, newest first, after the (started_at, id) cursor when given.
+pub fn calls_of_binding(
+    conn: &mut DbConn,
+    binding_id: &str,
+    before: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<Call>, DbError> {
+    let mut q = calls::table
+        .filter(calls::binding_id.eq(binding_id))
+        .select(Call::as_select())
+        .into_boxed();
+    if let Some((at, id)) = before {
+        q = q.filter(
+            calls::started_at
+                .lt(at)
+                .or(calls::started_at.eq(at).and(calls::id.lt(id))),
+        );
+    }
+    Ok(q.order((calls::started_at.desc(), calls::id.desc()))
+        .limit(limit)
+        .load(conn)?)
+}
+
+pub fn events_of_calls(conn: &mut DbConn, call_ids: &[String]) -> Result<Vec<CallEvent>, DbError> {
+    Ok(call_events::table
+        .filter(call_events::call_id.eq_any(call_ids))
+        .order((call_events::event_at.asc(), call_events::received_at.asc()))
+        .select(CallEvent::as_select())
+        .load(conn)?)
+}
+
+pub fn records_of_calls(
+    conn: &mut DbConn,
+    call_ids: &[String],
+) -> Result<Vec<CallRecord>, DbError> {
+    Ok(call_records::table
+        .filter(call_records::call_id.eq_any(call_ids))
+        .order(call_records::received_at.asc())
+        .select(CallRecord::as_select())
+        .load(conn)?)
+}
+
+/// Deletes raw inbox rows received before `cutoff` (parsed rows are kept). Returns how many.
+pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    let ids: Vec<String> = webhook_inbox::table
+        .filter(webhook_inbox::received_at.lt(cutoff))
+        .select(webhook_inbox::id)
+        .limit(limit)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(
+        diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
+            .execute(conn)?,
+    )
+}

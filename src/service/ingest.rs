@@ -1,0 +1,684 @@
+//! Webhook ingest: one writer thread stores Huawei's notifications with group commit.
+//!
+//! Handlers parse and authenticate a notification, then hand it to [`Ingestor::submit`] and wait.
+//! The writer takes everything queued (up to a batch limit), stores it in ONE transaction, commits
+//! (SQLite `synchronous=FULL`), and only then answers each waiting handler, which answers Huawei
+//! 200. One writer avoids SQLite's lock fight; batching makes each fsync count for many
+//! notifications. If a batch fails, its notifications are retried one by one, so one bad
+//! notification cannot fail the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use tokio::sync::oneshot;
+
+use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow};
+use crate::db::{self, immediate_transaction, numbers, Db, DbConn, DbError};
+use crate::domain::{mask_phone, NumberStatus};
+use crate::huawei::notify::{parse_time, FeeInfo, NumInfo, StatusInfo};
+
+/// What one notification carries, parsed.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event {
+        event_type: String,
+        info: StatusInfo,
+    },
+    Cdr {
+        fee: Box<FeeInfo>,
+        raw: String,
+    },
+    NumStatus(NumInfo),
+}
+
+/// A notification to store: its raw form for the inbox and its parsed items.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub route: String,
+    pub remote_addr: Option<String>,
+    pub verified: bool,
+    pub auth_note: Option<String>,
+    pub event_type: String,
+    pub body: String,
+    pub parse_note: Option<String>,
+    pub items: Vec<Item>,
+}
+
+/// What storing a notification did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub new_items: u32,
+    pub duplicates: u32,
+    /// Items naming a binding we do not know (stored with a null binding).
+    pub unlinked: u32,
+    /// Items that could not be stored as rows (kept raw in the inbox only).
+    pub skipped: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the webhook queue is full")]
+    Overloaded,
+    #[error("the webhook writer has stopped")]
+    Stopped,
+    #[error("storing the notification failed: {0}")]
+    Database(#[from] DbError),
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    pub notifications: AtomicU64,
+    pub items: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub unlinked: AtomicU64,
+    pub skipped: AtomicU64,
+    pub batches: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+struct Job {
+    notification: Notification,
+    received_at: NaiveDateTime,
+    reply: oneshot::Sender<Result<Stored, IngestError>>,
+}
+
+/// Handle to the writer; cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: SyncSender<Job>,
+    metrics: Arc<IngestMetrics>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSettings {
+    /// Most notifications committed in one transaction.
+    pub batch_max: usize,
+    /// Notifications waiting for the writer before new ones are refused with 503.
+    pub queue: usize,
+}
+
+impl Ingestor {
+    /// Starts the writer thread. It stops when every `Ingestor` clone is dropped.
+    pub fn start(db: Db, settings: IngestSettings) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(settings.queue);
+        let metrics = Arc::new(IngestMetrics::default());
+        let m = metrics.clone();
+        std::thread::Builder::new()
+            .name("webhook-writer".into())
+            .spawn(move || writer_loop(&db, &rx, settings.batch_max, &m))?;
+        Ok(Self { tx, metrics })
+    }
+
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    /// Queues the notification and waits until it is committed (or failed).
+    pub async fn submit(&self, notification: Notification) -> Result<Stored, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            notification,
+            received_at: db::now(),
+            reply,
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(IngestError::Stopped),
+        }
+        rx.await.map_err(|_| IngestError::Stopped)?
+    }
+}
+
+fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMetrics) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        let results = store_batch(db, &batch);
+        for (job, result) in batch.into_iter().zip(results) {
+            match &result {
+                Ok(s) => {
+                    metrics.notifications.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .items
+                        .fetch_add(u64::from(s.new_items), Ordering::Relaxed);
+                    metrics
+                        .duplicates
+                        .fetch_add(u64::from(s.duplicates), Ordering::Relaxed);
+                    metrics
+                        .unlinked
+                        .fetch_add(u64::from(s.unlinked), Ordering::Relaxed);
+                    metrics
+                        .skipped
+                        .fetch_add(u64::from(s.skipped), Ordering::Relaxed);
+                }
+                Err(_) => {
+                    metrics.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // The handler may have gone (client hung up); the data is committed either way.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Stores a batch in one transaction; on failure, each notification alone.
+fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
+    let mut conn = match db.checkout() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("webhook writer: no database connection: {e}");
+            return batch
+                .iter()
+                .map(|_| Err(IngestError::Database(DbError::Unavailable(e.to_string()))))
+                .collect();
+        }
+    };
+    let together = immediate_transaction(&mut conn, |conn| {
+        let mut ctx = BatchCtx::default();
+        let stored = batch
+            .iter()
+            .map(|job| ctx.store(conn, job))
+            .collect::<Result<Vec<_>, DbError>>()?;
+        ctx.flush(conn)?;
+        Ok::<_, DbError>(stored)
+    });
+    match together {
+        Ok(stored) => stored.into_iter().map(Ok).collect(),
+        Err(e) if batch.len() == 1 => {
+            log::error!("webhook writer: storing a notification failed: {e}");
+            vec![Err(e.into())]
+        }
+        Err(e) => {
+            log::warn!(
+                "webhook writer: batch of {} failed ({e}); storing one by one",
+                batch.len()
+            );
+            batch
+                .iter()
+                .map(|job| {
+                    immediate_transaction(&mut conn, |conn| {
+                        let mut ctx = BatchCtx::default();
+                        let s = ctx.store(conn, job)?;
+                        ctx.flush(conn)?;
+                        Ok::<_, DbError>(s)
+                    })
+                    .map_err(|e| {
+                        log::error!("webhook writer: storing a notification failed: {e}");
+                        IngestError::from(e)
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Changes to one binding's statistics within a batch, applied once at the end.
+#[derive(Debug, Default)]
+struct StatsDelta {
+    calls: i32,
+    answered: i32,
+    talk_seconds: i64,
+    last_call: Option<(NaiveDateTime, Option<String>)>,
+}
+
+#[derive(Default)]
+struct BatchCtx {
+    inbox: Vec<InboxRow>,
+    // BTreeMap: bindings are updated in id order, so concurrent writers lock them in one order.
+    deltas: BTreeMap<String, StatsDelta>,
+    by_subscription: HashMap<String, Option<String>>,
+}
+
+impl BatchCtx {
+    fn store(&mut self, conn: &mut DbConn, job: &Job) -> Result<Stored, DbError> {
+        let n = &job.notification;
+        let inbox_id = uuid::Uuid::now_v7().to_string();
+        let mut stored = Stored::default();
+        for item in &n.items {
+            match item {
+                Item::Event { event_type, info } => self.store_event(
+                    conn,
+                    &inbox_id,
+                    job.received_at,
+                    event_type,
+                    info,
+                    &mut stored,
+                )?,
+                Item::Cdr { fee, raw } => {
+                    self.store_cdr(conn, &inbox_id, job.received_at, fee, raw, &mut stored)?
+                }
+                Item::NumStatus(info) => store_num_status(conn, info, &mut stored)?,
+            }
+        }
+        self.inbox.push(InboxRow {
+            id: inbox_id,
+            received_at: job.received_at,
+            route: n.route.clone(),
+            remote_addr: n.remote_addr.clone(),
+            verified: n.verified,
+            auth_note: n.auth_note.clone(),
+            event_type: n.event_type.clone(),
+            items: i32::try_from(n.items.len()).unwrap_or(i32::MAX),
+            duplicates: i32::try_from(stored.duplicates).unwrap_or(i32::MAX),
+            parse_note: n.parse_note.clone(),
+            body: n.body.clone(),
+        });
+        Ok(stored)
+    }
+
+    fn flush(&mut self, conn: &mut DbConn) -> Result<(), DbError> {
+        calls::insert_inbox(conn, &self.inbox)?;
+        for (binding_id, d) in std::mem::take(&mut self.deltas) {
+            calls::add_to_stats(
+                conn,
+                &binding_id,
+                d.calls,
+                d.answered,
+                d.talk_seconds,
+                d.last_call,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn binding_by_subscription(
+        &mut self,
+        conn: &mut DbConn,
+        subscription_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        if let Some(found) = self.by_subscription.get(subscription_id) {
+            return Ok(found.clone());
+        }
+        let found = calls::binding_by_subscription(conn, subscription_id)?;
+        self.by_subscription
+            .insert(subscription_id.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    /// Links the call to its binding if it is not yet, by subscription id or X+E.
+    /// Returns false when a subscription id was given that matches no binding of ours.
+    fn link(&mut self, conn: &mut DbConn, call: &mut Call, is_new: bool) -> Result<bool, DbError> {
+        if call.binding_id.is_some() {
+            return Ok(true);
+        }
+        let mut known_subscription = true;
+        let mut found = None;
+        if let Some(sub) = call.subscription_id.clone() {
+            found = self.binding_by_subscription(conn, &sub)?;
+            known_subscription = found.is_some();
+        }
+        if found.is_none() {
+            if let (Some(x), Some(e)) = (&call.virtual_num, &call.extend_num) {
+                found = calls::binding_by_number_at(conn, x, e, call.started_at)?;
+            }
+        }
+        if let Some(binding_id) = found {
+            if !is_new {
+                calls::link_call(conn, &call.id, &binding_id)?;
+            }
+            call.binding_id = Some(binding_id);
+            return Ok(true);
+        }
+        Ok(known_subscription)
+    }
+
+    /// Adds what this call newly contributes to its binding's statistics.
+    fn count(&mut self, call: &mut Call) {
+        let Some(binding_id) = call.binding_id.clone() else {
+            return;
+        };
+        let d = self.deltas.entry(binding_id).or_default();
+        if !call.counted {
+            call.counted = true;
+            d.calls += 1;
+        }
+        if call.answered_at.is_some() && !call.answer_counted {
+            call.answer_counted = true;
+            d.answered += 1;
+        }
+        if let (true, Some(t), false) = (call.has_cdr, call.talk_seconds, call.talk_counted) {
+            call.talk_counted = true;
+            d.talk_seconds += i64::from(t);
+        }
+        let last = (call.started_at, call.last_event.clone());
+        if d.last_call.as_ref().is_none_or(|(at, _)| *at <= last.0) {
+            d.last_call = Some(last);
+        }
+    }
+
+    fn store_event(
+        &mut self,
+        conn: &mut DbConn,
+        inbox_id: &str,
+        received_at: NaiveDateTime,
+        event_type: &str,
+        info: &StatusInfo,
+        stored: &mut Stored,
+    ) -> Result<(), DbError> {
+        let (Some(session_id), Some(at)) = (
+            info.session_id.as_deref().filter(|s| !s.is_empty()),
+            info.timestamp.as_deref().and_then(parse_time),
+        ) else {
+            stored.skipped += 1;
+            log::warn!("webhook: {event_type} event without a sessionId or a valid timestamp; kept raw only");
+            return Ok(());
+        };
+        let existing = calls::find_call_by_session(conn, session_id)?;
+        let is_new = existing.is_none();
+        let mut call = existing.unwrap_or_else(|| new_call(session_id, at, received_at));
+        let event = CallEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            call_id: call.id.clone(),
+            binding_id: None,
+            session_id: session_id.to_owned(),
+            event_type: event_type.to_owned(),
+            event_at: at,
+            caller: info.caller.clone(),
+            called: info.called.clone(),
+            state_code: info.state_code.and_then(|c| i32::try_from(c).ok()),
+            state_desc: info.state_desc.clone(),
+            digit_info: info.digit_info.clone(),
+            subscription_id: info.subscription_id.clone(),
+            user_data: info.user_data.clone(),
+            inbox_id: inbox_id.to_owned(),
+            received_at,
+        };
+        // An existing call: the event goes in first, so a redelivery stops here untouched.
+        if !is_new {
+            let event = CallEvent {
+                binding_id: call.binding_id.clone(),
+                ..event.clone()
+            };
+            if !calls::insert_event(conn, &event)? {
+                stored.duplicates += 1;
+                return Ok(());
+            }
+        }
+        apply_event(&mut call, &event);
+        if !self.link(conn, &mut call, is_new)? {
+            stored.unlinked += 1;
+            log::warn!(
+                "webhook: {event_type} event for unknown subscription {}; stored unlinked",
+                event.subscription_id.as_deref().unwrap_or("?")
+            );
+        }
+        self.count(&mut call);
+        call.updated_at = received_at;
+        if is_new {
+            calls::insert_call(conn, &call)?;
+            calls::insert_event(
+                conn,
+                &CallEvent {
+                    binding_id: call.binding_id.clone(),
+                    ..event
+                },
+            )?;
+        } else {
+            calls::save_call(conn, &call)?;
+        }
+        stored.new_items += 1;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store_cdr(
+        &mut self,
+        conn: &mut DbConn,
+        inbox_id: &str,
+        received_at: NaiveDateTime,
+        fee: &FeeInfo,
+        raw: &str,
+        stored: &mut Stored,
+    ) -> Result<(), DbError> {
+        let Some(dedup_key) = fee.dedup_key() else {
+            stored.skipped += 1;
+            log::warn!("webhook: CDR without icid or sessionId; kept raw only");
+            return Ok(());
+        };
+        let session_id = fee
+            .session_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| dedup_key.clone());
+        let t = |v: &Option<String>| v.as_deref().and_then(parse_time);
+        let started = t(&fee.call_in_time)
+            .or(t(&fee.fwd_start_time))
+            .or(t(&fee.call_end_time))
+            .unwrap_or(received_at);
+        let existing = calls::find_call_by_session(conn, &session_id)?;
+        let is_new = existing.is_none();
+        let mut call = existing.unwrap_or_else(|| new_call(&session_id, started, received_at));
+        let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
+        let talk = i32::try_from(fee.talk_seconds()).unwrap_or(i32::MAX);
+        let record = CallRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            dedup_key,
+            call_id: call.id.clone(),
+            binding_id: None,
+            icid: fee.icid.clone(),
+            session_id: session_id.clone(),
+            subscription_id: fee.subscription_id.clone(),
+            direction: int(fee.direction),
+            sp_id: fee.sp_id.clone(),
+            app_key: fee.app_key.clone(),
+            bind_num: fee.bind_num.clone(),
+            caller_num: fee.caller_num.clone(),
+            callee_num: fee.callee_num.clone(),
+            fwd_display_num: fee.fwd_display_num.clone(),
+            fwd_dst_num: fee.fwd_dst_num.clone(),
+            call_in_time: t(&fee.call_in_time),
+            fwd_start_time: t(&fee.fwd_start_time),
+            fwd_alerting_time: t(&fee.fwd_alerting_time),
+            fwd_answer_time: t(&fee.fwd_answer_time),
+            call_end_time: t(&fee.call_end_time),
+            fwd_unaswrsn: int(fee.fwd_unaswrsn),
+            fail_time: t(&fee.fail_time),
+            ul_fail_reason: int(fee.ul_fail_reason),
+            sip_status_code: int(fee.sip_status_code),
+            call_out_unaswrsn: int(fee.call_out_unaswrsn),
+            record_flag: int(fee.record_flag),
+            record_start_time: t(&fee.record_start_time),
+            record_object_name: fee.record_object_name.clone(),
+            record_bucket_name: fee.record_bucket_name.clone(),
+            record_domain: fee.record_domain.clone(),
+            record_file_download_url: fee.record_file_download_url.clone(),
+            service_type: fee.service_type.clone(),
+            host_name: fee.host_name.clone(),
+            extend_num: fee.extend_num.clone(),
+            user_data: fee.user_data.clone(),
+            area_code: fee.area_code.clone(),
+            call_duration: int(fee.call_duration),
+            call_rel_direction: fee.call_rel_direction.clone(),
+            talk_seconds: Some(talk),
+            raw: raw.to_owned(),
+            inbox_id: inbox_id.to_owned(),
+            received_at,
+        };
+        if !is_new {
+            let record = CallRecord {
+                binding_id: call.binding_id.clone(),
+                ..record.clone()
+            };
+            if !calls::insert_record(conn, &record)? {
+                stored.duplicates += 1;
+                return Ok(());
+            }
+        }
+        apply_record(&mut call, &record);
+        let known = self.link(conn, &mut call, is_new)?;
+        if call.binding_id.is_none() {
+            stored.unlinked += 1;
+            log::warn!(
+                "webhook: CDR {} for X {} matches no binding{}; stored unlinked",
+                record.icid.as_deref().unwrap_or("?"),
+                record
+                    .bind_num
+                    .as_deref()
+                    .map(mask_phone)
+                    .unwrap_or_default(),
+                if known { "" } else { " (unknown subscription)" }
+            );
+        }
+        self.count(&mut call);
+        call.updated_at = received_at;
+        if is_new {
+            calls::insert_call(conn, &call)?;
+            calls::insert_record(
+                conn,
+                &CallRecord {
+                    binding_id: call.binding_id.clone(),
+                    ..record
+                },
+            )?;
+        } else {
+            calls::save_call(conn, &call)?;
+        }
+        stored.new_items += 1;
+        Ok(())
+    }
+}
+
+fn new_call(session_id: &str, started_at: NaiveDateTime, now: NaiveDateTime) -> Call {
+    Call {
+        id: uuid::Uuid::now_v7().to_string(),
+        session_id: session_id.to_owned(),
+        binding_id: None,
+        subscription_id: None,
+        virtual_num: None,
+        extend_num: None,
+        caller: None,
+        called: None,
+        icid: None,
+        started_at,
+        answered_at: None,
+        ended_at: None,
+        talk_seconds: None,
+        last_event: None,
+        last_event_at: None,
+        state_code: None,
+        has_cdr: false,
+        counted: false,
+        answer_counted: false,
+        talk_counted: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn min_time(a: Option<NaiveDateTime>, b: NaiveDateTime) -> NaiveDateTime {
+    a.map_or(b, |a| a.min(b))
+}
+
+/// Folds one event into its call. Order-independent: every field keeps the earliest start,
+/// the latest event, and values from the event type that owns them.
+fn apply_event(call: &mut Call, e: &CallEvent) {
+    call.started_at = call.started_at.min(e.event_at);
+    if call.subscription_id.is_none() {
+        call.subscription_id.clone_from(&e.subscription_id);
+    }
+    match e.event_type.as_str() {
+        // In the A-called flow, `called` of callin is X; `caller` is whoever dialled it.
+        "callin" => {
+            call.caller = e.caller.clone().or(call.caller.take());
+            call.virtual_num = e.called.clone().or(call.virtual_num.take());
+            call.called = e.called.clone().or(call.called.take());
+        }
+        "collectInfo" if call.extend_num.is_none() => {
+            call.extend_num.clone_from(&e.digit_info);
+        }
+        "answer" => call.answered_at = Some(min_time(call.answered_at, e.event_at)),
+        "disconnect" => {
+            call.ended_at = Some(call.ended_at.map_or(e.event_at, |t| t.max(e.event_at)));
+            call.state_code = e.state_code;
+        }
+        _ => {}
+    }
+    if call.caller.is_none() {
+        call.caller.clone_from(&e.caller);
+    }
+    if call.last_event_at.is_none_or(|t| t <= e.event_at) {
+        call.last_event = Some(e.event_type.clone());
+        call.last_event_at = Some(e.event_at);
+    }
+}
+
+/// Folds a CDR into its call; the CDR is the final word on times and talk time.
+fn apply_record(call: &mut Call, r: &CallRecord) {
+    if let Some(t) = r.call_in_time {
+        call.started_at = call.started_at.min(t);
+    }
+    call.has_cdr = true;
+    call.icid = r.icid.clone().or(call.icid.take());
+    if call.subscription_id.is_none() {
+        call.subscription_id.clone_from(&r.subscription_id);
+    }
+    // A CDR's bindNum is X.
+    call.virtual_num = r.bind_num.clone().or(call.virtual_num.take());
+    call.extend_num = r.extend_num.clone().or(call.extend_num.take());
+    call.caller = r.caller_num.clone().or(call.caller.take());
+    call.called = r.callee_num.clone().or(call.called.take());
+    if let Some(t) = r.fwd_answer_time {
+        call.answered_at = Some(min_time(call.answered_at, t));
+    }
+    if let Some(t) = r.call_end_time.or(r.fail_time) {
+        call.ended_at = Some(t);
+    }
+    call.talk_seconds = r.talk_seconds;
+}
+
+fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> Result<(), DbError> {
+    let (Some(number), Some(status)) = (
+        info.number.as_deref(),
+        info.status
+            .as_deref()
+            .and_then(NumberStatus::from_huawei_code),
+    ) else {
+        stored.skipped += 1;
+        log::warn!(
+            "webhook: numStatus entry without a number or with an unknown status {:?}; kept raw only",
+            info.status
+        );
+        return Ok(());
+    };
+    let Some(mut row) = numbers::find(conn, number)? else {
+        stored.unlinked += 1;
+        log::warn!(
+            "webhook: numStatus for {} which is not in the pool; kept raw only",
+            mask_phone(number)
+        );
+        return Ok(());
+    };
+    let cause = if status == NumberStatus::Normal {
+        None
+    } else {
+        info.cause.clone()
+    };
+    if row.status() == status && row.status_cause == cause {
+        stored.duplicates += 1;
+        return Ok(());
+    }
+    log::info!(
+        "virtual number {} is now {} (Huawei status {:?}, cause {:?})",
+        mask_phone(number),
+        status.as_str(),
+        info.status,
+        info.cause
+    );
+    row.status = status.as_str().to_owned();
+    row.status_cause = cause;
+    row.updated_at = db::now();
+    numbers::save(conn, &row)?;
+    stored.new_items += 1;
+    Ok(())
+}

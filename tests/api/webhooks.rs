@@ -1,0 +1,713 @@
+//! Huawei's notifications: stored exactly once, linked to bindings, counted, and shown as calls.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{TestApp, A1, X1};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_whole_call_is_stored_linked_and_counted,
+    redelivering_the_same_body_five_times_stores_and_counts_once,
+    events_arriving_out_of_order_make_the_same_call,
+    notifications_for_unknown_bindings_are_kept_unlinked,
+    a_fifty_cdr_message_is_stored_in_one_go,
+    bad_signatures_are_refused_and_nothing_is_stored,
+    log_mode_accepts_and_marks_unverified with &[("HUAWEI_WEBHOOK_AUTH", "log")],
+    pushes_from_outside_the_allow_list_are_forbidden with &[("HUAWEI_WEBHOOK_ALLOW_IPS", "10.0.0.0/8")],
+    pushes_from_inside_the_allow_list_are_accepted with &[("HUAWEI_WEBHOOK_ALLOW_IPS", "10.0.0.0/8,127.0.0.1/32")],
+    bodies_that_are_not_notifications_are_400,
+    oversized_bodies_are_413 with &[("WEBHOOK_MAX_BODY_BYTES", "4096")],
+    number_status_takes_a_number_out_of_allocation_and_back,
+    recordings_are_linked_missing_or_expired,
+    a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_rows,
+    calls_played_by_the_sandbox_show_under_their_binding,
+);
+
+/// A binding on X1 to receive calls; returns (id, subscription id, extension).
+async fn bound(app: &TestApp, order: &str) -> (String, String, String) {
+    app.pool_numbers().await;
+    let b = app
+        .create(json!({"order_id": order, "bind_num": A1, "virtual_num": X1}))
+        .await;
+    (
+        b["id"].as_str().unwrap().to_owned(),
+        b["subscription_id"].as_str().unwrap().to_owned(),
+        b["extend_num"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn event(kind: &str, session: &str, at: &str, extra: Value) -> Value {
+    let mut info = json!({"sessionId": session, "timestamp": at});
+    info.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json!({"eventType": kind, "statusInfo": info})
+}
+
+/// The A-called flow of one answered call, as Huawei sends it (§9).
+fn call_events(session: &str, sub: &str, e: &str) -> Vec<Value> {
+    let caller = "+8613900000009";
+    vec![
+        event(
+            "callin",
+            session,
+            "2026-11-29 08:00:00",
+            json!({"caller": caller, "called": X1}),
+        ),
+        event(
+            "collectInfo",
+            session,
+            "2026-11-29 08:00:05",
+            json!({"digitInfo": e}),
+        ),
+        event(
+            "callout",
+            session,
+            "2026-11-29 08:00:06",
+            json!({"caller": caller, "called": A1, "subscriptionId": sub}),
+        ),
+        event(
+            "alerting",
+            session,
+            "2026-11-29 08:00:08",
+            json!({"caller": caller, "called": A1, "subscriptionId": sub}),
+        ),
+        event(
+            "answer",
+            session,
+            "2026-11-29 08:00:15",
+            json!({"caller": caller, "called": A1, "subscriptionId": sub}),
+        ),
+        event(
+            "disconnect",
+            session,
+            "2026-11-29 08:03:10",
+            json!({"caller": caller, "called": A1, "subscriptionId": sub,
+            "stateCode": 0, "stateDesc": "The user releases the call."}),
+        ),
+    ]
+}
+
+fn cdr(
+    session: &str,
+    icid: &str,
+    sub: Option<&str>,
+    e: &str,
+    answered: bool,
+    record: bool,
+) -> Value {
+    let mut fee = json!({
+        "direction": 0, "spId": "sp", "appKey": "test-app-key", "icid": icid,
+        "bindNum": X1, "sessionId": session, "callerNum": "+8613900000009", "calleeNum": X1,
+        "fwdDisplayNum": X1, "fwdDstNum": A1,
+        "callInTime": "2026-11-29 08:00:00", "fwdStartTime": "2026-11-29 08:00:06",
+        "fwdAlertingTime": "2026-11-29 08:00:08", "callEndTime": "2026-11-29 08:03:10",
+        "fwdUnaswRsn": if answered { 0 } else { 19 }, "ulFailReason": 0, "sipStatusCode": 0,
+        "recordFlag": i32::from(record), "serviceType": "004", "hostName": "host", "extendNum": e
+    });
+    let f = fee.as_object_mut().unwrap();
+    if let Some(s) = sub {
+        f.insert("subscriptionId".into(), json!(s));
+    }
+    if answered {
+        f.insert("fwdAnswerTime".into(), json!("2026-11-29 08:00:15"));
+    }
+    if record {
+        f.insert("recordStartTime".into(), json!("2026-11-29 08:00:15"));
+        f.insert("recordObjectName".into(), json!(format!("{icid}.wav")));
+        f.insert("recordBucketName".into(), json!("bucket"));
+        f.insert("recordDomain".into(), json!("record.example.com"));
+    }
+    fee
+}
+
+async fn binding(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/bindings/{id}")).await.1
+}
+
+async fn calls_of(app: &TestApp, id: &str) -> Vec<Value> {
+    let (status, page) = app.get(&format!("/v1/bindings/{id}/calls")).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn a_whole_call_is_stored_linked_and_counted(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-1").await;
+    for n in call_events("s-1", &sub, &e) {
+        let (status, body) = app.push("/huawei/events", &n).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, Value::Null, "empty 200 body");
+    }
+    let b = binding(&app, &id).await;
+    assert_eq!(b["call_count"], 1);
+    assert_eq!(b["answered_count"], 1);
+    assert_eq!(b["last_event"], "disconnect");
+    assert_eq!(b["total_talk_seconds"], 0, "talk time comes with the CDR");
+    // The CDR may go to the other URL; both accept every type.
+    let (status, _) = app
+        .push("/huawei/cdr", &json!({"eventType": "fee", "feeLst": [cdr("s-1", "icid-1", Some(&sub), &e, true, false)]}))
+        .await;
+    assert_eq!(status, 200);
+    let b = binding(&app, &id).await;
+    assert_eq!(b["call_count"], 1, "the CDR is the same call");
+    assert_eq!(b["answered_count"], 1);
+    assert_eq!(b["total_talk_seconds"], 175);
+    assert_eq!(b["last_call_at"], "2026-11-29T08:00:00.000000Z");
+
+    let calls = calls_of(&app, &id).await;
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!(c["binding_id"], id.as_str());
+    assert_eq!(c["virtual_num"], X1);
+    assert_eq!(c["extend_num"], e.as_str());
+    assert_eq!(c["outcome"], "answered");
+    assert_eq!(c["talk_seconds"], 175);
+    assert_eq!(c["icid"], "icid-1");
+    let kinds: Vec<&str> = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "callin",
+            "collectInfo",
+            "callout",
+            "alerting",
+            "answer",
+            "disconnect"
+        ]
+    );
+    assert_eq!(
+        c["events"][0]["at"], "2026-11-29T08:00:00.000000Z",
+        "Huawei's UTC time"
+    );
+    assert_eq!(c["record"]["fwd_unaswrsn"], 0);
+    assert_eq!(c["record"]["direction"], 0);
+    // The same call by our id and by Huawei's icid.
+    let (status, by_id) = app
+        .get(&format!("/v1/calls/{}", c["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    let (_, by_icid) = app.get("/v1/calls/icid-1").await;
+    assert_eq!(by_id, by_icid);
+    assert_eq!(app.get("/v1/calls/nope").await.0, 404);
+    assert_eq!(
+        app.count("webhook_inbox").await,
+        7,
+        "every notification kept raw"
+    );
+    assert_eq!(app.count("call_events").await, 6);
+    assert_eq!(app.count("call_records").await, 1);
+}
+
+async fn redelivering_the_same_body_five_times_stores_and_counts_once(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-2").await;
+    let events = call_events("s-2", &sub, &e);
+    let fee =
+        json!({"eventType": "fee", "feeLst": [cdr("s-2", "icid-2", Some(&sub), &e, true, false)]});
+    for _ in 0..5 {
+        for n in events.iter().chain(std::iter::once(&fee)) {
+            assert_eq!(app.push("/huawei/events", n).await.0, 200);
+        }
+    }
+    assert_eq!(app.count("call_events").await, 6);
+    assert_eq!(app.count("call_records").await, 1);
+    assert_eq!(app.count("calls").await, 1);
+    assert_eq!(
+        app.count("webhook_inbox").await,
+        35,
+        "raw copies of every delivery"
+    );
+    let b = binding(&app, &id).await;
+    assert_eq!(
+        (
+            b["call_count"].as_i64(),
+            b["answered_count"].as_i64(),
+            b["total_talk_seconds"].as_i64()
+        ),
+        (Some(1), Some(1), Some(175))
+    );
+    let (_, metrics) = app.request("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("axe_webhook_duplicates_total 28"), "{text}");
+}
+
+async fn events_arriving_out_of_order_make_the_same_call(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-3").await;
+    let fee =
+        json!({"eventType": "fee", "feeLst": [cdr("s-3", "icid-3", Some(&sub), &e, true, false)]});
+    assert_eq!(app.push("/huawei/cdr", &fee).await.0, 200, "the CDR first");
+    let mut events = call_events("s-3", &sub, &e);
+    events.reverse();
+    for n in &events {
+        assert_eq!(app.push("/huawei/events", n).await.0, 200);
+    }
+    let calls = calls_of(&app, &id).await;
+    assert_eq!(calls.len(), 1);
+    let kinds: Vec<&str> = calls[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "callin",
+            "collectInfo",
+            "callout",
+            "alerting",
+            "answer",
+            "disconnect"
+        ],
+        "shown in call order"
+    );
+    assert_eq!(calls[0]["last_event"], "disconnect");
+    let b = binding(&app, &id).await;
+    assert_eq!(
+        (
+            b["call_count"].as_i64(),
+            b["answered_count"].as_i64(),
+            b["total_talk_seconds"].as_i64()
+        ),
+        (Some(1), Some(1), Some(175))
+    );
+}
+
+async fn notifications_for_unknown_bindings_are_kept_unlinked(app: TestApp) {
+    let (status, _) = app
+        .push(
+            "/huawei/events",
+            &event(
+                "answer",
+                "s-x",
+                "2026-11-29 08:00:15",
+                json!({"subscriptionId": "not-ours"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "never dropped");
+    let (status, _) = app
+        .push("/huawei/cdr", &json!({"eventType": "fee", "feeLst": [cdr("s-y", "icid-y", None, "0001", false, false)]}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.count("call_events").await, 1);
+    assert_eq!(app.count("call_records").await, 1);
+    let (status, call) = app.get("/v1/calls/icid-y").await;
+    assert_eq!(status, 200);
+    assert_eq!(call["binding_id"], Value::Null);
+    assert_eq!(call["outcome"], "not_answered");
+    let (_, metrics) = app.request("GET", "/metrics", None, None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("axe_webhook_unlinked_total 2"),
+        "{metrics}"
+    );
+    // A callin carries no subscription; the collectInfo digits (X + E) link the session.
+    let (id, _, e) = bound(&app, "wh-4").await;
+    let now = chrono::Utc::now();
+    let at = |secs: i64| {
+        (now + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    app.push(
+        "/huawei/events",
+        &event(
+            "callin",
+            "s-z",
+            &at(0),
+            json!({"caller": "+8613900000001", "called": X1}),
+        ),
+    )
+    .await;
+    app.push(
+        "/huawei/events",
+        &event("collectInfo", "s-z", &at(4), json!({"digitInfo": e})),
+    )
+    .await;
+    let calls = calls_of(&app, &id).await;
+    assert_eq!(calls.len(), 1, "linked by X and the dialled extension");
+    assert_eq!(calls[0]["events"].as_array().unwrap().len(), 2);
+    assert_eq!(binding(&app, &id).await["call_count"], 1);
+}
+
+async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-5").await;
+    let fees: Vec<Value> = (0..50)
+        .map(|i| {
+            cdr(
+                &format!("s-50-{i}"),
+                &format!("icid-50-{i}"),
+                Some(&sub),
+                &e,
+                i % 2 == 0,
+                false,
+            )
+        })
+        .collect();
+    let msg = json!({"eventType": "fee", "feeLst": fees});
+    assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200);
+    assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200, "redelivery");
+    assert_eq!(app.count("call_records").await, 50);
+    let b = binding(&app, &id).await;
+    assert_eq!(b["call_count"], 50);
+    assert_eq!(b["answered_count"], 25);
+    assert_eq!(b["total_talk_seconds"], 25 * 175);
+    // Paging through the binding's calls.
+    let (_, page) = app.get(&format!("/v1/bindings/{id}/calls?limit=20")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 20);
+    let mut seen = 20;
+    let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let (_, page) = app
+            .get(&format!("/v1/bindings/{id}/calls?limit=20&cursor={c}"))
+            .await;
+        seen += page["items"].as_array().unwrap().len();
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 50);
+}
+
+async fn bad_signatures_are_refused_and_nothing_is_stored(app: TestApp) {
+    let n = event(
+        "callin",
+        "s-sig",
+        "2026-11-29 08:00:00",
+        json!({"called": X1}),
+    );
+    for creds in [
+        None,
+        Some(("test-app-key", "wrong-secret")),
+        Some(("other-key", "test-app-secret")),
+    ] {
+        let (status, p) = app.push_raw("/huawei/events", &n.to_string(), creds).await;
+        assert_eq!(status, 401, "{creds:?}: {p}");
+        assert_eq!(p["code"], "unauthorized");
+    }
+    assert_eq!(app.count("webhook_inbox").await, 0);
+    assert_eq!(app.count("call_events").await, 0);
+}
+
+async fn log_mode_accepts_and_marks_unverified(app: TestApp) {
+    let n = event(
+        "callin",
+        "s-log",
+        "2026-11-29 08:00:00",
+        json!({"called": X1}),
+    );
+    let (status, _) = app
+        .push_raw(
+            "/huawei/events",
+            &n.to_string(),
+            Some(("test-app-key", "wrong")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .push(
+            "/huawei/events",
+            &event("alerting", "s-log", "2026-11-29 08:00:03", json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.count("call_events").await, 2);
+    use axe_gateway::db::schema::webhook_inbox::dsl;
+    use diesel::prelude::*;
+    let flags: Vec<(bool, Option<String>)> = app
+        .app_db
+        .run(|conn| {
+            dsl::webhook_inbox
+                .order(dsl::id.asc())
+                .select((dsl::verified, dsl::auth_note))
+                .load(conn)
+                .map_err(axe_gateway::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert!(!flags[0].0);
+    assert!(
+        flags[0].1.as_deref().unwrap().contains("Invalid digest"),
+        "{flags:?}"
+    );
+    assert!(flags[1].0);
+}
+
+async fn pushes_from_outside_the_allow_list_are_forbidden(app: TestApp) {
+    let (status, p) = app
+        .push(
+            "/huawei/events",
+            &event("callin", "s-ip", "2026-11-29 08:00:00", json!({})),
+        )
+        .await;
+    assert_eq!(status, 403, "{p}");
+    assert_eq!(app.count("webhook_inbox").await, 0);
+}
+
+async fn pushes_from_inside_the_allow_list_are_accepted(app: TestApp) {
+    let (status, _) = app
+        .push(
+            "/huawei/events",
+            &event("callin", "s-ip", "2026-11-29 08:00:00", json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+async fn bodies_that_are_not_notifications_are_400(app: TestApp) {
+    for body in [
+        "not json",
+        "{\"statusInfo\":{}}",
+        "{\"eventType\":\"teleport\"}",
+        "[1,2]",
+    ] {
+        let (status, p) = app
+            .push_raw(
+                "/huawei/events",
+                body,
+                Some(("test-app-key", "test-app-secret")),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}: {p}");
+        assert_eq!(p["code"], "invalid_request");
+    }
+    // A known type with odd or missing optional fields is accepted and kept raw.
+    let odd = json!({"eventType": "disconnect", "statusInfo": {"sessionId": "s-odd", "timestamp": "2026-11-29 08:00:00", "stateCode": "7502", "brandNew": [1]}});
+    assert_eq!(app.push("/huawei/events", &odd).await.0, 200);
+    let no_session =
+        json!({"eventType": "answer", "statusInfo": {"timestamp": "2026-11-29 08:00:00"}});
+    assert_eq!(app.push("/huawei/events", &no_session).await.0, 200);
+    assert_eq!(app.count("webhook_inbox").await, 2);
+    assert_eq!(app.count("call_events").await, 1);
+}
+
+async fn oversized_bodies_are_413(app: TestApp) {
+    let fees: Vec<Value> = (0..50)
+        .map(|i| {
+            cdr(
+                &format!("s-{i}"),
+                &format!("i-{i}"),
+                None,
+                "0001",
+                true,
+                true,
+            )
+        })
+        .collect();
+    let (status, p) = app
+        .push("/huawei/cdr", &json!({"eventType": "fee", "feeLst": fees}))
+        .await;
+    assert_eq!(status, 413, "{p}");
+    assert_eq!(app.count("webhook_inbox").await, 0);
+}
+
+async fn number_status_takes_a_number_out_of_allocation_and_back(app: TestApp) {
+    app.pool_numbers().await;
+    let existing = app
+        .create(json!({"order_id": "ns-0", "bind_num": A1, "virtual_num": X1}))
+        .await;
+    let status_of = |s: &'static str| json!({"eventType": "numStatus", "numInfo": [{"number": X1, "status": s, "cause": "2"}]});
+    assert_eq!(app.push("/huawei/events", &status_of("9")).await.0, 200);
+    let (_, list) = app.get("/v1/numbers").await;
+    let x1 = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number"] == X1)
+        .unwrap()
+        .clone();
+    assert_eq!(x1["status"], "paused");
+    assert_eq!(x1["status_cause"], "2");
+    assert_eq!(x1["free_extensions"], 0);
+    for i in 0..3 {
+        let b = app
+            .create(json!({"order_id": format!("ns-{}", i + 1), "bind_num": A1}))
+            .await;
+        assert_ne!(
+            b["virtual_num"], X1,
+            "a paused number takes no new bindings"
+        );
+    }
+    let (status, p) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "ns-9", "bind_num": A1, "virtual_num": X1}),
+        )
+        .await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(
+        binding(&app, existing["id"].as_str().unwrap()).await["status"],
+        "active",
+        "existing bindings untouched"
+    );
+    assert_eq!(app.push("/huawei/events", &status_of("5")).await.0, 200);
+    let b = app
+        .create(json!({"order_id": "ns-10", "bind_num": A1, "virtual_num": X1}))
+        .await;
+    assert_eq!(b["virtual_num"], X1, "back in allocation");
+}
+
+async fn recordings_are_linked_missing_or_expired(app: TestApp) {
+    let (_, sub, e) = bound(&app, "wh-rec").await;
+    app.sandbox
+        .add_recording("icid-r.wav", "record.example.com", chrono::Utc::now());
+    // Recorded yesterday, within Huawei's 7 days.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let mut recorded = cdr("s-r", "icid-r", Some(&sub), &e, true, true);
+    recorded["callEndTime"] = json!(yesterday);
+    let plain = cdr("s-p", "icid-p", Some(&sub), &e, true, false);
+    let mut old = cdr("s-o", "icid-o", Some(&sub), &e, true, true);
+    old["callEndTime"] = json!((chrono::Utc::now() - chrono::Duration::days(8))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string());
+    app.push(
+        "/huawei/cdr",
+        &json!({"eventType": "fee", "feeLst": [recorded, plain, old]}),
+    )
+    .await;
+    let (status, body) = app.get("/v1/calls/icid-r/recording").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["url"]
+            .as_str()
+            .unwrap()
+            .contains("/sandbox/recordings/icid-r.wav"),
+        "{body}"
+    );
+    let (status, p) = app.get("/v1/calls/icid-p/recording").await;
+    assert_eq!(status, 404, "{p}");
+    assert_eq!(p["code"], "no_recording");
+    let (status, p) = app.get("/v1/calls/icid-o/recording").await;
+    assert_eq!(status, 410, "{p}");
+    assert_eq!(p["code"], "recording_expired");
+}
+
+async fn a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_rows(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-burst").await;
+    // 330 calls × 6 events = 1,980 event notifications, plus 20 CDR messages of 10 CDRs =
+    // 2,000 distinct notifications; 10% of them are sent twice.
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    for c in 0..330 {
+        for n in call_events(&format!("burst-{c}"), &sub, &e) {
+            bodies.push(("/huawei/events".into(), n.to_string()));
+        }
+    }
+    for m in 0..20 {
+        let fees: Vec<Value> = (0..10)
+            .map(|i| {
+                let c = m * 10 + i;
+                cdr(
+                    &format!("burst-{c}"),
+                    &format!("burst-icid-{c}"),
+                    Some(&sub),
+                    &e,
+                    true,
+                    false,
+                )
+            })
+            .collect();
+        bodies.push((
+            "/huawei/cdr".into(),
+            json!({"eventType": "fee", "feeLst": fees}).to_string(),
+        ));
+    }
+    assert_eq!(bodies.len(), 2_000);
+    let dups: Vec<(String, String)> = bodies.iter().step_by(10).cloned().collect();
+    bodies.extend(dups);
+    // 64 connections: 64 workers each sending their share in turn.
+    let queue = std::sync::Mutex::new(bodies.into_iter());
+    let worker = || async {
+        let mut codes = Vec::new();
+        loop {
+            let next = queue.lock().unwrap().next();
+            let Some((path, body)) = next else { break };
+            codes.push(
+                app.push_raw(&path, &body, Some(("test-app-key", "test-app-secret")))
+                    .await
+                    .0,
+            );
+        }
+        codes
+    };
+    let results = futures_util::future::join_all((0..64).map(|_| worker())).await;
+    let codes: Vec<u16> = results.into_iter().flatten().collect();
+    assert_eq!(codes.len(), 2_200);
+    assert!(
+        codes.iter().all(|c| *c == 200),
+        "every push stored: {:?}",
+        codes.iter().filter(|c| **c != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(app.count("call_events").await, 1_980);
+    assert_eq!(app.count("call_records").await, 200);
+    assert_eq!(app.count("calls").await, 330);
+    assert_eq!(app.count("webhook_inbox").await, 2_200);
+    let b = binding(&app, &id).await;
+    assert_eq!(b["call_count"], 330);
+    assert_eq!(b["answered_count"], 330);
+    assert_eq!(b["total_talk_seconds"], 200 * 175);
+}
+
+async fn calls_played_by_the_sandbox_show_under_their_binding(app: TestApp) {
+    use axe_gateway::sandbox::{CallSpec, Outcome};
+    let (id, sub, e) = bound(&app, "wh-play").await;
+    let mut answered = CallSpec::new(X1, e.clone(), "+8613900000001");
+    answered.talk_seconds = 42;
+    answered.record = true;
+    answered.duplicates = true;
+    answered.out_of_order = true;
+    let played = app.sandbox.play_call(answered).await.expect("played");
+    assert!(played.all_delivered, "{played:?}");
+    assert_eq!(played.subscription_id.as_deref(), Some(sub.as_str()));
+    let mut busy = CallSpec::new(X1, e.clone(), "+8613900000002");
+    busy.outcome = Outcome::Busy;
+    assert!(app.sandbox.play_call(busy).await.unwrap().all_delivered);
+
+    let b = binding(&app, &id).await;
+    assert_eq!(b["call_count"], 2);
+    assert_eq!(b["answered_count"], 1);
+    assert_eq!(b["total_talk_seconds"], 42);
+    let calls = calls_of(&app, &id).await;
+    assert_eq!(calls.len(), 2);
+    let answered = calls
+        .iter()
+        .find(|c| c["session_id"] == played.session_id.as_str())
+        .unwrap();
+    assert_eq!(answered["outcome"], "answered");
+    assert_eq!(
+        answered["events"].as_array().unwrap().len(),
+        6,
+        "duplicates stored once"
+    );
+    assert!(answered["recorded"].as_bool().unwrap());
+    let busy = calls
+        .iter()
+        .find(|c| c["session_id"] != played.session_id.as_str())
+        .unwrap();
+    assert_eq!(busy["outcome"], "not_answered");
+    let (status, link) = app
+        .get(&format!("/v1/calls/{}/recording", played.icid))
+        .await;
+    assert_eq!(status, 200, "{link}");
+    assert!(link["url"].as_str().unwrap().contains(".wav"));
+    let (status, _) = app
+        .get(&format!(
+            "/v1/calls/{}/recording",
+            busy["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 404);
+
+    // A wrong extension is stored too, on no binding.
+    let mut wrong = CallSpec::new(X1, "0000", "+8613900000003");
+    wrong.outcome = Outcome::WrongExtension;
+    assert!(app.sandbox.play_call(wrong).await.unwrap().all_delivered);
+    assert_eq!(binding(&app, &id).await["call_count"], 2);
+    assert_eq!(app.count("calls").await, 3);
+}
