@@ -124,6 +124,26 @@ impl BindingService {
         &self.policy
     }
 
+    /// Loads a binding, lets `change` edit it (given the current time), and saves it, all in
+    /// one write transaction, so concurrent flows on the same binding cannot lose an update.
+    async fn update<F>(&self, id: String, change: F) -> Result<Binding, ServiceError>
+    where
+        F: FnOnce(&mut Binding, NaiveDateTime) + Send + 'static,
+    {
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    let mut row = load(conn, &id)?;
+                    let now = db::now();
+                    change(&mut row, now);
+                    row.updated_at = now;
+                    bindings::save(conn, &row)?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
     /// Creates a binding, idempotently per (order_id, bind_num).
     ///
     /// The row is committed as `pending` (with X and E chosen) before Huawei is called, so a
@@ -183,28 +203,19 @@ impl BindingService {
             let bind_req = bind_request(&row, &req);
             match self.huawei.bind(&bind_req).await {
                 Ok(resp) => {
-                    let id = row.id.clone();
                     let ttl = req.ttl_minutes;
                     let active = self
-                        .db
-                        .run(move |conn| {
-                            write_transaction(conn, |conn| {
-                                let mut row = load(conn, &id)?;
-                                let now = db::now();
-                                row.set_status(BindingStatus::Active);
-                                row.subscription_id = resp.subscription_id.clone();
-                                if resp.virtual_num.is_some() {
-                                    row.virtual_num = resp.virtual_num.clone();
-                                }
-                                if resp.extend_num.is_some() {
-                                    row.extend_num = resp.extend_num.clone();
-                                }
-                                row.expires_at = ttl.map(|t| now + minutes(t));
-                                row.last_error = None;
-                                row.updated_at = now;
-                                bindings::save(conn, &row)?;
-                                Ok::<_, ServiceError>(row)
-                            })
+                        .update(row.id.clone(), move |row, now| {
+                            row.set_status(BindingStatus::Active);
+                            row.subscription_id = resp.subscription_id;
+                            if resp.virtual_num.is_some() {
+                                row.virtual_num = resp.virtual_num;
+                            }
+                            if resp.extend_num.is_some() {
+                                row.extend_num = resp.extend_num;
+                            }
+                            row.expires_at = ttl.map(|t| now + minutes(t));
+                            row.last_error = None;
                         })
                         .await?;
                     log::info!(
@@ -269,17 +280,9 @@ impl BindingService {
                         "outcome of binding {} unknown ({}); left pending for the reconciler",
                         row.id, e.summary()
                     );
-                    let id = row.id.clone();
                     let note = format!("outcome unknown, reconciling: {}", e.summary());
                     let pending = self
-                        .db
-                        .run(move |conn| {
-                            let mut row = load(conn, &id)?;
-                            row.last_error = Some(note);
-                            row.updated_at = db::now();
-                            bindings::save(conn, &row)?;
-                            Ok::<_, ServiceError>(row)
-                        })
+                        .update(row.id.clone(), move |row, _| row.last_error = Some(note))
                         .await?;
                     return Ok(CreateOutcome::Pending(pending));
                 }
@@ -301,17 +304,11 @@ impl BindingService {
             binding_id = row.id.as_str();
             "binding {} failed: {why}: {}", row.id, err.summary()
         );
-        let id = row.id.clone();
         let note = err.summary();
         let saved = self
-            .db
-            .run(move |conn| {
-                let mut row = load(conn, &id)?;
+            .update(row.id.clone(), move |row, _| {
                 row.set_status(BindingStatus::Failed);
                 row.last_error = Some(note);
-                row.updated_at = db::now();
-                bindings::save(conn, &row)?;
-                Ok::<_, ServiceError>(())
             })
             .await;
         if let Err(e) = saved {
@@ -412,42 +409,34 @@ impl BindingService {
         if let Err(e) = self.huawei.modify(&req).await {
             return Err(self.upstream_failure(&row, e).await);
         }
-        self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    let mut row = load(conn, &id)?;
-                    let now = db::now();
-                    if let Some(r) = change.record {
-                        row.record = r;
-                    }
-                    if let Some(t) = change.record_hint_tone {
-                        row.record_hint_tone = Some(t.as_str().to_owned());
-                    }
-                    match change.callback {
-                        Some(Callback::Num(n)) => {
-                            row.callback_num = Some(n.as_str().to_owned());
-                            row.callback_tone = None;
-                        }
-                        Some(Callback::Tone(t)) => {
-                            row.callback_tone = Some(t.as_str().to_owned());
-                            row.callback_num = None;
-                        }
-                        None => {}
-                    }
-                    if let Some(t) = change.ttl_minutes {
-                        row.ttl_minutes = Some(to_i32(t));
-                        row.expires_at = Some(now + minutes(t));
-                    }
-                    if let Some(t) = change.callback_ttl_minutes {
-                        row.callback_ttl_minutes = Some(to_i32(t));
-                    }
-                    row.last_error = None;
-                    row.updated_at = now;
-                    bindings::save(conn, &row)?;
-                    Ok(row)
-                })
-            })
-            .await
+        self.update(id, move |row, now| {
+            if let Some(r) = change.record {
+                row.record = r;
+            }
+            if let Some(t) = change.record_hint_tone {
+                row.record_hint_tone = Some(t.as_str().to_owned());
+            }
+            match change.callback {
+                Some(Callback::Num(n)) => {
+                    row.callback_num = Some(n.as_str().to_owned());
+                    row.callback_tone = None;
+                }
+                Some(Callback::Tone(t)) => {
+                    row.callback_tone = Some(t.as_str().to_owned());
+                    row.callback_num = None;
+                }
+                None => {}
+            }
+            if let Some(t) = change.ttl_minutes {
+                row.ttl_minutes = Some(to_i32(t));
+                row.expires_at = Some(now + minutes(t));
+            }
+            if let Some(t) = change.callback_ttl_minutes {
+                row.callback_ttl_minutes = Some(to_i32(t));
+            }
+            row.last_error = None;
+        })
+        .await
     }
 
     /// Releases a binding at Huawei. Idempotent: an ended binding is returned as it is, and
@@ -472,22 +461,15 @@ impl BindingService {
             Err(e) => return Err(self.upstream_failure(&row, e).await),
         };
         log::info!(binding_id = row.id.as_str(); "binding {} released", row.id);
-        self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    let mut row = load(conn, &id)?;
-                    if row.status().is_live() {
-                        let now = db::now();
-                        row.set_status(BindingStatus::Released);
-                        row.released_at = Some(now);
-                        row.updated_at = now;
-                        row.last_error = note;
-                        bindings::save(conn, &row)?;
-                    }
-                    Ok(row)
-                })
-            })
-            .await
+        self.update(id, move |row, now| {
+            // A concurrent release may have settled it meanwhile; keep its record then.
+            if row.status().is_live() {
+                row.set_status(BindingStatus::Released);
+                row.released_at = Some(now);
+                row.last_error = note;
+            }
+        })
+        .await
     }
 
     /// Asks Huawei for the binding and brings our row in line with its answer.
@@ -522,18 +504,13 @@ impl BindingService {
                     "pending binding {} cannot be reconciled: Huawei chose its number and the answer was lost; check the Huawei console",
                     row.id
                 );
-                let id = row.id.clone();
-                self.db
-                    .run(move |conn| {
-                        let mut row = load(conn, &id)?;
-                        row.last_error = Some(
-                            "outcome unknown and Huawei chose the number, so it cannot be looked up by X+E: check the Huawei console, then sync or release by hand"
-                                .into(),
-                        );
-                        bindings::save(conn, &row)?;
-                        Ok::<_, ServiceError>(())
-                    })
-                    .await?;
+                self.update(row.id.clone(), |row, _| {
+                    row.last_error = Some(
+                        "outcome unknown and Huawei chose the number, so it cannot be looked up by X+E: check the Huawei console, then sync or release by hand"
+                            .into(),
+                    );
+                })
+                .await?;
                 continue;
             };
             let answer = match self.huawei.query(&sel).await {
@@ -570,81 +547,63 @@ impl BindingService {
         row: Binding,
         answer: Option<QueryResponse>,
     ) -> Result<Binding, ServiceError> {
-        let id = row.id.clone();
-        self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    let mut row = load(conn, &id)?;
-                    let now = db::now();
-                    let status = row.status();
-                    match (&answer, status) {
-                        (Some(q), BindingStatus::Pending | BindingStatus::Active) => {
-                            let ours = q.bind_num.as_deref().is_none_or(|a| a == row.bind_num);
-                            if !ours {
-                                // X+E is held at Huawei by a binding that is not this one.
-                                row.set_status(BindingStatus::Failed);
-                                row.last_error = Some(
-                                    "Huawei holds this virtual number and extension for another number"
-                                        .into(),
-                                );
-                            } else {
-                                if status == BindingStatus::Pending {
-                                    let ttl = row.ttl_minutes.and_then(|t| u32::try_from(t).ok());
-                                    row.expires_at = ttl.map(|t| {
-                                        row.created_at + chrono::Duration::minutes(i64::from(t))
-                                    });
-                                }
-                                row.set_status(BindingStatus::Active);
-                                if q.subscription_id.is_some() {
-                                    row.subscription_id = q.subscription_id.clone();
-                                }
-                                row.last_error = None;
-                            }
-                        }
-                        (Some(q), _) => {
-                            row.last_error = Some(format!(
-                                "Huawei still reports this binding (subscriptionId {})",
-                                q.subscription_id.as_deref().unwrap_or("?")
-                            ));
-                        }
-                        (None, BindingStatus::Pending) => {
-                            row.set_status(BindingStatus::Failed);
-                            row.last_error = Some("not created at Huawei".into());
-                        }
-                        (None, BindingStatus::Active) => {
-                            row.set_status(BindingStatus::Expired);
-                            row.released_at = Some(now);
-                            row.last_error = Some("Huawei no longer has this binding".into());
-                        }
-                        (None, _) => {}
+        self.update(row.id, move |row, now| {
+            let status = row.status();
+            match (&answer, status) {
+                (Some(q), BindingStatus::Pending | BindingStatus::Active) => {
+                    if q.bind_num.as_deref().is_some_and(|a| a != row.bind_num) {
+                        // X+E is held at Huawei by a binding that is not this one.
+                        row.set_status(BindingStatus::Failed);
+                        row.last_error = Some(
+                            "Huawei holds this virtual number and extension for another number"
+                                .into(),
+                        );
+                        return;
                     }
-                    row.updated_at = now;
-                    bindings::save(conn, &row)?;
-                    Ok(row)
-                })
-            })
-            .await
+                    if status == BindingStatus::Pending {
+                        let ttl = row.ttl_minutes.and_then(|t| u32::try_from(t).ok());
+                        row.expires_at =
+                            ttl.map(|t| row.created_at + chrono::Duration::minutes(i64::from(t)));
+                    }
+                    row.set_status(BindingStatus::Active);
+                    if q.subscription_id.is_some() {
+                        row.subscription_id.clone_from(&q.subscription_id);
+                    }
+                    row.last_error = None;
+                }
+                (Some(q), _) => {
+                    row.last_error = Some(format!(
+                        "Huawei still reports this binding (subscriptionId {})",
+                        q.subscription_id.as_deref().unwrap_or("?")
+                    ));
+                }
+                (None, BindingStatus::Pending) => {
+                    row.set_status(BindingStatus::Failed);
+                    row.last_error = Some("not created at Huawei".into());
+                }
+                (None, BindingStatus::Active) => {
+                    row.set_status(BindingStatus::Expired);
+                    row.released_at = Some(now);
+                    row.last_error = Some("Huawei no longer has this binding".into());
+                }
+                (None, _) => {}
+            }
+        })
+        .await
     }
 
     /// Records an upstream failure on the row (for admins), and turns it into the error.
     /// Huawei's "does not exist" on an active binding also marks it expired.
     async fn upstream_failure(&self, row: &Binding, err: HuaweiError) -> ServiceError {
-        let id = row.id.clone();
         let note = err.summary();
         let gone = err.kind() == UpstreamKind::NotFound;
         let saved = self
-            .db
-            .run(move |conn| {
-                let mut row = load(conn, &id)?;
-                let now = db::now();
+            .update(row.id.clone(), move |row, now| {
                 if gone && row.status() == BindingStatus::Active {
                     row.set_status(BindingStatus::Expired);
                     row.released_at = Some(now);
                 }
                 row.last_error = Some(note);
-                row.updated_at = now;
-                bindings::save(conn, &row)?;
-                Ok::<_, ServiceError>(())
             })
             .await;
         if let Err(e) = saved {

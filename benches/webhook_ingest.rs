@@ -1,0 +1,441 @@
+//! Webhook ingest benchmark: sustained notifications/s (and CDRs/s) with p50/p99 latency, at 16
+//! and 64 connections, on SQLite and PostgreSQL. Not a test: it prints figures for
+//! docs/BENCHMARKS.md, to be read beside ../shared/PERFORMANCE.md.
+//!
+//!   cargo bench --bench webhook_ingest
+//!
+//! Environment: BENCH_SECONDS (default 10 per run), BENCH_BACKENDS (default "sqlite,postgres"),
+//! BENCH_CONNECTIONS (default "16,64"), BENCH_SCENARIOS (default "events,cdr50"),
+//! TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
+//!
+//! The gateway runs in this process exactly as `serve` builds it (2 workers, the group-commit
+//! webhook writer, signatures enforced, every 200 after a durable commit: SQLite
+//! synchronous=FULL). The load generator is plain blocking HTTP/1.1 keep-alive connections, one
+//! thread each, so it costs little CPU beside the server on the same two cores. Every request
+//! is a distinct, correctly signed Huawei notification for a live binding; after each run the
+//! stored rows are counted to check nothing was lost.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use axe_gateway::config::{ApiTokens, Settings};
+use axe_gateway::db::models::Binding;
+use axe_gateway::db::{self, bindings, Db};
+use axe_gateway::huawei::{signer, HuaweiSettings};
+use axe_gateway::startup::Application;
+use diesel::{Connection, RunQueryDsl};
+
+const APP_KEY: &str = "bench-app-key";
+const APP_SECRET: &str = "bench-app-secret";
+const BINDINGS: usize = 200;
+const WARMUP: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    /// One call event per notification.
+    Events,
+    /// One `fee` notification with 50 CDRs.
+    Cdr50,
+}
+
+struct RunResult {
+    backend: &'static str,
+    scenario: Scenario,
+    connections: usize,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rows_expected: i64,
+    rows_stored: i64,
+}
+
+fn env_list(var: &str, default: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let backends = env_list("BENCH_BACKENDS", "sqlite,postgres");
+    let connections: Vec<usize> = env_list("BENCH_CONNECTIONS", "16,64")
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    let scenarios: Vec<Scenario> = env_list("BENCH_SCENARIOS", "events,cdr50")
+        .iter()
+        .filter_map(|s| match s.as_str() {
+            "events" => Some(Scenario::Events),
+            "cdr50" => Some(Scenario::Cdr50),
+            _ => None,
+        })
+        .collect();
+    let pg_admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+
+    println!(
+        "webhook ingest benchmark: {} s per run, {} cores, load generator in-process",
+        seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut results = Vec::new();
+    for backend in &backends {
+        for &scenario in &scenarios {
+            for &conns in &connections {
+                let result = match backend.as_str() {
+                    "sqlite" => {
+                        let dir = tempfile::tempdir().expect("temp dir");
+                        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                        run(&url, "sqlite", scenario, conns, seconds)
+                    }
+                    "postgres" => {
+                        let Ok(mut admin) = diesel::PgConnection::establish(&pg_admin) else {
+                            println!("PostgreSQL at {pg_admin} unreachable: skipping its runs");
+                            break;
+                        };
+                        let name = format!("axe_bench_{}", uuid::Uuid::new_v4().simple());
+                        diesel::sql_query(format!("CREATE DATABASE {name}"))
+                            .execute(&mut admin)
+                            .expect("create bench database");
+                        let mut url = url::Url::parse(&pg_admin).expect("postgres url");
+                        url.set_path(&name);
+                        let r = run(url.as_str(), "postgres", scenario, conns, seconds);
+                        let _ = diesel::sql_query(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        ))
+                        .execute(&mut admin);
+                        r
+                    }
+                    other => panic!("unknown backend {other}"),
+                };
+                print_row(&result);
+                results.push(result);
+            }
+        }
+    }
+    println!();
+    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &results {
+        let rate = r.requests as f64 / r.seconds;
+        let cdrs = if r.scenario == Scenario::Cdr50 {
+            format!("{:.0}", rate * 50.0)
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} |",
+            r.backend,
+            match r.scenario {
+                Scenario::Events => "single event",
+                Scenario::Cdr50 => "50-CDR message",
+            },
+            r.connections,
+            rate,
+            cdrs,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.rows_stored,
+            r.rows_expected
+        );
+    }
+}
+
+fn print_row(r: &RunResult) {
+    println!(
+        "{:>8} {:?} c={:<3} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  rows {}/{}",
+        r.backend,
+        r.scenario,
+        r.connections,
+        r.requests as f64 / r.seconds,
+        r.p50_ms,
+        r.p99_ms,
+        r.errors,
+        r.rows_stored,
+        r.rows_expected
+    );
+}
+
+/// Starts the gateway on its own thread and actix system; returns its address and database.
+fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
+    let vars: HashMap<&str, &str> = HashMap::from([
+        ("DATABASE_URL", url),
+        ("WORKERS", "2"),
+        ("DB_POOL_SIZE", "4"),
+        ("WEBHOOK_QUEUE", "100000"),
+    ]);
+    let settings = Settings::load(&vars, true).expect("settings");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let huawei = HuaweiSettings {
+                // Never called: no binding is created through Huawei in this benchmark.
+                base_url: "http://127.0.0.1:9".into(),
+                app_key: APP_KEY.into(),
+                app_secret: APP_SECRET.into(),
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+            };
+            let tokens = ApiTokens::single("bench", "bench-token-0123456789");
+            let app = Application::build(settings, tokens, huawei, listener)
+                .await
+                .expect("gateway starts");
+            tx.send((app.db().clone(), app.handle())).expect("send");
+            app.run_until_stopped().await.expect("server");
+        });
+    });
+    let (db, handle) = rx.recv().expect("gateway started");
+    (addr, db, handle)
+}
+
+/// Live bindings with subscription ids, inserted directly (no Huawei involved).
+fn seed_bindings(db: &Db) -> Vec<(String, String)> {
+    db.run_blocking(|conn| {
+        let now = db::now();
+        let mut out = Vec::new();
+        for i in 0..BINDINGS {
+            let sub = uuid::Uuid::new_v4().to_string();
+            let ext = format!("{:04}", i + 1);
+            bindings::insert(
+                conn,
+                &Binding {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    order_id: format!("bench-{i}"),
+                    status: "active".into(),
+                    bind_num: format!("+86138{:08}", i),
+                    virtual_num: Some("+8617000000001".into()),
+                    extend_num: Some(ext.clone()),
+                    number_choice: "client".into(),
+                    subscription_id: Some(sub.clone()),
+                    area_code: None,
+                    record: false,
+                    record_hint_tone: None,
+                    callback_num: None,
+                    callback_tone: None,
+                    ttl_minutes: None,
+                    callback_ttl_minutes: None,
+                    expires_at: None,
+                    user_data: None,
+                    created_by: "bench".into(),
+                    created_at: now,
+                    updated_at: now,
+                    released_at: None,
+                    last_error: None,
+                    call_count: 0,
+                    answered_count: 0,
+                    total_talk_seconds: 0,
+                    last_call_at: None,
+                    last_event: None,
+                },
+            )?;
+            out.push((sub, ext));
+        }
+        Ok::<_, db::DbError>(out)
+    })
+    .expect("seed bindings")
+}
+
+const EVENTS: [&str; 6] = [
+    "callin",
+    "collectInfo",
+    "callout",
+    "alerting",
+    "answer",
+    "disconnect",
+];
+
+/// The n-th notification body of connection `conn`: a distinct event or 50 distinct CDRs.
+fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]) -> String {
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("date");
+    match scenario {
+        Scenario::Events => {
+            let call = n / 6;
+            let kind = EVENTS[n % 6];
+            let (sub, ext) = &subs[(conn * 7919 + call) % subs.len()];
+            let at = base + chrono::Duration::seconds((call * 10 + n % 6) as i64);
+            let session = format!("bench-{conn}-{call}");
+            let extra = match kind {
+                "callin" => r#","caller":"+8613900000001","called":"+8617000000001""#.to_owned(),
+                "collectInfo" => format!(r#","digitInfo":"{ext}""#),
+                "disconnect" => format!(
+                    r#","caller":"+8613900000001","called":"+8613800000001","subscriptionId":"{sub}","stateCode":0,"stateDesc":"The user releases the call.""#
+                ),
+                _ => format!(
+                    r#","caller":"+8613900000001","called":"+8613800000001","subscriptionId":"{sub}""#
+                ),
+            };
+            format!(
+                r#"{{"eventType":"{kind}","statusInfo":{{"sessionId":"{session}","timestamp":"{}"{extra}}}}}"#,
+                at.format("%Y-%m-%d %H:%M:%S")
+            )
+        }
+        Scenario::Cdr50 => {
+            let fees: Vec<String> = (0..50)
+                .map(|i| {
+                    let (sub, ext) = &subs[(conn * 31 + n * 50 + i) % subs.len()];
+                    let id = format!("{conn}-{n}-{i}");
+                    format!(
+                        r#"{{"direction":0,"spId":"sp","appKey":"{APP_KEY}","icid":"icid-{id}","bindNum":"+8617000000001","sessionId":"cdr-{id}","subscriptionId":"{sub}","callerNum":"+8613900000001","calleeNum":"+8617000000001","fwdDisplayNum":"+8617000000001","fwdDstNum":"+8613800000001","callInTime":"2026-11-01 08:00:00","fwdStartTime":"2026-11-01 08:00:06","fwdAlertingTime":"2026-11-01 08:00:08","fwdAnswerTime":"2026-11-01 08:00:15","callEndTime":"2026-11-01 08:03:10","fwdUnaswRsn":0,"ulFailReason":0,"sipStatusCode":0,"recordFlag":0,"serviceType":"004","hostName":"bench","extendNum":"{ext}"}}"#
+                    )
+                })
+                .collect();
+            format!(r#"{{"eventType":"fee","feeLst":[{}]}}"#, fees.join(","))
+        }
+    }
+}
+
+fn request(path: &str, body: &str, x_aksk: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {}\r\nX-AKSK: {x_aksk}\r\nContent-Length: {}\r\n\r\n{body}",
+        signer::AUTHORIZATION,
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Sends one request and reads the response on a keep-alive connection; returns the status.
+fn exchange(
+    stream: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    req: &[u8],
+) -> std::io::Result<u16> {
+    stream.write_all(req)?;
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut sink = vec![0u8; length];
+    reader.read_exact(&mut sink)?;
+    Ok(status)
+}
+
+fn run(
+    url: &str,
+    backend: &'static str,
+    scenario: Scenario,
+    conns: usize,
+    seconds: u64,
+) -> RunResult {
+    let (addr, db, handle) = start_gateway(url);
+    let subs = Arc::new(seed_bindings(&db));
+    let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
+    let x_aksk = Arc::new(signer::x_aksk_header(APP_KEY, APP_SECRET, &nonce, &created));
+    let path = match scenario {
+        Scenario::Events => "/huawei/events",
+        Scenario::Cdr50 => "/huawei/cdr",
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(conns + 1));
+    let threads: Vec<_> = (0..conns)
+        .map(|c| {
+            let (subs, x_aksk, stop, start) =
+                (subs.clone(), x_aksk.clone(), stop.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                start.wait();
+                let began = Instant::now();
+                let mut latencies = Vec::with_capacity(1 << 16);
+                let (mut sent, mut errors) = (0usize, 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    let req = request(path, &body(scenario, c, sent, &subs), &x_aksk);
+                    let t = Instant::now();
+                    match exchange(&mut stream, &mut reader, &req) {
+                        Ok(200) => {}
+                        Ok(_) | Err(_) => errors += 1,
+                    }
+                    if t.duration_since(began) >= WARMUP {
+                        latencies.push(t.elapsed().as_micros() as u32);
+                    }
+                    sent += 1;
+                }
+                (sent, errors, latencies)
+            })
+        })
+        .collect();
+    start.wait();
+    std::thread::sleep(WARMUP + Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let (mut sent, mut errors) = (0, 0);
+    for t in threads {
+        let (s, e, l) = t.join().expect("load thread");
+        sent += s;
+        errors += e;
+        all.extend(l);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |v| f64::from(*v) / 1000.0)
+    };
+    let (table, per) = match scenario {
+        Scenario::Events => ("call_events", 1),
+        Scenario::Cdr50 => ("call_records", 50),
+    };
+    let rows_stored = count(&db, table);
+    let result = RunResult {
+        backend,
+        scenario,
+        connections: conns,
+        requests: all.len(),
+        errors,
+        seconds: seconds as f64,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        rows_expected: ((sent - errors) * per) as i64,
+        rows_stored,
+    };
+    actix_rt::System::new().block_on(handle.stop(true));
+    result
+}
+
+fn count(db: &Db, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    db.run_blocking(|conn| {
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(conn)
+            .map(|c| c.n)
+            .map_err(db::DbError::from)
+    })
+    .unwrap_or(-1)
+}
