@@ -237,11 +237,6 @@ fn seed_bindings(db: &Db) -> Vec<(String, String)> {
                     updated_at: now,
                     released_at: None,
                     last_error: None,
-                    call_count: 0,
-                    answered_count: 0,
-                    total_talk_seconds: 0,
-                    last_call_at: None,
-                    last_event: None,
                 },
             )?;
             out.push((sub, ext));
@@ -409,6 +404,10 @@ fn run(
         Scenario::Cdr50 => ("call_records", 50),
     };
     let rows_stored = count(&db, table);
+    eprintln!(
+        "connections opened so far: {}",
+        axe_gateway::db::OPENED.load(Ordering::Relaxed)
+    );
     let result = RunResult {
         backend,
         scenario,

@@ -87,7 +87,9 @@ impl Application {
                 App::new()
                     // Path only, never the query string: it can carry phone numbers.
                     .wrap(
-                        middleware::Logger::new(r#"%{r}a "%m %U" %s %b %Dms"#).exclude("/healthz"),
+                        middleware::Logger::new(r#"%{r}a "%{method}xi %U" %s %b %Dms"#)
+                            .custom_request_replace("method", |req| req.method().to_string())
+                            .exclude("/healthz"),
                     )
                     .app_data(web::Data::new(bindings))
                     .app_data(web::Data::new(NumberService::new(db.clone(), policy)))

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use super::extract::{ApiClient, JsonBody};
 use super::views::{BindingView, Page};
 use crate::db::bindings::Filter;
+use crate::db::calls::CallStats;
+use crate::db::models::Binding;
 use crate::domain::{
     AreaCode, BindingStatus, ExtensionDigits, ExtensionNumber, OrderId, ParseError, PhoneNumber,
     ToneName, TtlMinutes, UserData,
@@ -200,6 +202,27 @@ impl ModifyBindingBody {
     }
 }
 
+/// The binding as the API shows it, with its call statistics.
+async fn view(svc: &BindingService, b: Binding) -> Result<BindingView, Problem> {
+    Ok(views(svc, vec![b])
+        .await?
+        .pop()
+        .unwrap_or_else(|| unreachable!("one in, one out")))
+}
+
+async fn views(svc: &BindingService, rows: Vec<Binding>) -> Result<Vec<BindingView>, Problem> {
+    let mut stats = svc
+        .call_stats(rows.iter().map(|b| b.id.clone()).collect())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|b| {
+            let s = stats.remove(&b.id).unwrap_or_default();
+            BindingView::new(b, s)
+        })
+        .collect())
+}
+
 pub async fn create(
     client: ApiClient,
     svc: web::Data<BindingService>,
@@ -208,13 +231,14 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     let req = body.parse(**digits, client.0)?;
     Ok(match svc.create(req).await? {
+        // A new binding has had no calls yet.
         CreateOutcome::Created(b) => HttpResponse::Created()
             .insert_header(("Location", format!("/v1/bindings/{}", b.id)))
-            .json(BindingView::from(b)),
-        CreateOutcome::Existing(b) => HttpResponse::Ok().json(BindingView::from(b)),
+            .json(BindingView::new(b, CallStats::default())),
+        CreateOutcome::Existing(b) => HttpResponse::Ok().json(view(&svc, b).await?),
         CreateOutcome::Pending(b) => HttpResponse::Accepted()
             .insert_header(("Location", format!("/v1/bindings/{}", b.id)))
-            .json(BindingView::from(b)),
+            .json(view(&svc, b).await?),
     })
 }
 
@@ -231,7 +255,8 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    Ok(HttpResponse::Ok().json(BindingView::from(svc.get(id).await?)))
+    let b = svc.get(id).await?;
+    Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 pub async fn modify(
@@ -242,7 +267,8 @@ pub async fn modify(
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let change = body.parse()?;
-    Ok(HttpResponse::Ok().json(BindingView::from(svc.modify(id, change).await?)))
+    let b = svc.modify(id, change).await?;
+    Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 pub async fn release(
@@ -251,7 +277,8 @@ pub async fn release(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    Ok(HttpResponse::Ok().json(BindingView::from(svc.release(id).await?)))
+    let b = svc.release(id).await?;
+    Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 pub async fn sync(
@@ -260,7 +287,8 @@ pub async fn sync(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    Ok(HttpResponse::Ok().json(BindingView::from(svc.sync(id).await?)))
+    let b = svc.sync(id).await?;
+    Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,7 +375,7 @@ pub async fn list(
         None
     };
     Ok(HttpResponse::Ok().json(Page {
-        items: rows.into_iter().map(BindingView::from).collect(),
+        items: views(&svc, rows).await?,
         next_cursor,
     }))
 }

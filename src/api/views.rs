@@ -3,6 +3,7 @@
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde::Serialize;
 
+use crate::db::calls::CallStats;
 use crate::db::models::Binding;
 use crate::service::NumberUsage;
 
@@ -36,15 +37,15 @@ pub struct BindingView {
     pub updated_at: String,
     pub released_at: Option<String>,
     pub last_error: Option<String>,
-    pub call_count: i32,
-    pub answered_count: i32,
+    pub call_count: i64,
+    pub answered_count: i64,
     pub total_talk_seconds: i64,
     pub last_call_at: Option<String>,
     pub last_event: Option<String>,
 }
 
-impl From<Binding> for BindingView {
-    fn from(b: Binding) -> Self {
+impl BindingView {
+    pub fn new(b: Binding, stats: CallStats) -> Self {
         Self {
             id: b.id,
             order_id: b.order_id,
@@ -68,11 +69,11 @@ impl From<Binding> for BindingView {
             updated_at: utc(b.updated_at),
             released_at: b.released_at.map(utc),
             last_error: b.last_error,
-            call_count: b.call_count,
-            answered_count: b.answered_count,
-            total_talk_seconds: b.total_talk_seconds,
-            last_call_at: b.last_call_at.map(utc),
-            last_event: b.last_event,
+            call_count: stats.call_count,
+            answered_count: stats.answered_count,
+            total_talk_seconds: stats.total_talk_seconds,
+            last_call_at: stats.last_call_at.map(utc),
+            last_event: stats.last_event,
         }
     }
 }

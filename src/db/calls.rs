@@ -4,7 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{bindings, call_events, call_records, calls, webhook_inbox};
+use super::schema::{
+    binding_call_stats, bindings, call_events, call_records, calls, webhook_inbox,
+};
 use super::{DbConn, DbError};
 
 /// Runs the same diesel builder against the concrete connection, for clauses the
@@ -19,7 +21,7 @@ macro_rules! on_backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = webhook_inbox)]
+#[diesel(table_name = webhook_inbox, treat_none_as_default_value = false)]
 pub struct InboxRow {
     pub id: String,
     pub received_at: NaiveDateTime,
@@ -35,7 +37,7 @@ pub struct InboxRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
-#[diesel(table_name = calls, treat_none_as_null = true)]
+#[diesel(table_name = calls, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct Call {
     pub id: String,
     pub session_id: String,
@@ -54,15 +56,12 @@ pub struct Call {
     pub last_event_at: Option<NaiveDateTime>,
     pub state_code: Option<i32>,
     pub has_cdr: bool,
-    pub counted: bool,
-    pub answer_counted: bool,
-    pub talk_counted: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = call_events)]
+#[diesel(table_name = call_events, treat_none_as_default_value = false)]
 pub struct CallEvent {
     pub id: String,
     pub call_id: String,
@@ -82,7 +81,7 @@ pub struct CallEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = call_records)]
+#[diesel(table_name = call_records, treat_none_as_default_value = false)]
 pub struct CallRecord {
     pub id: String,
     pub dedup_key: String,
@@ -144,19 +143,19 @@ pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError>
 /// The call of a session, locked for update on PostgreSQL (two gateway instances may be
 /// writing the same call).
 pub fn find_call_by_session(conn: &mut DbConn, session_id: &str) -> Result<Option<Call>, DbError> {
-    Ok(match conn {
+    // `session_id` is unique: load, rather than `first()`, keeps LIMIT out of this hot query.
+    let mut rows: Vec<Call> = match conn {
         DbConn::Sqlite(c) => calls::table
             .filter(calls::session_id.eq(session_id))
             .select(Call::as_select())
-            .first(c)
-            .optional()?,
+            .load(c)?,
         DbConn::Postgres(c) => calls::table
             .filter(calls::session_id.eq(session_id))
             .select(Call::as_select())
             .for_update()
-            .first(c)
-            .optional()?,
-    })
+            .load(c)?,
+    };
+    Ok(rows.pop())
 }
 
 pub fn insert_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
@@ -166,11 +165,118 @@ pub fn insert_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
     Ok(())
 }
 
-pub fn save_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
+/// The columns of a call that change as events and the CDR arrive; none is indexed, so an
+/// update touches only the table row.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = calls, treat_none_as_null = true)]
+struct CallProgress {
+    subscription_id: Option<String>,
+    caller: Option<String>,
+    called: Option<String>,
+    answered_at: Option<NaiveDateTime>,
+    ended_at: Option<NaiveDateTime>,
+    talk_seconds: Option<i32>,
+    last_event: Option<String>,
+    last_event_at: Option<NaiveDateTime>,
+    state_code: Option<i32>,
+    has_cdr: bool,
+    updated_at: NaiveDateTime,
+}
+
+/// The indexed columns of a call (binding, start, number, icid); they change rarely.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = calls, treat_none_as_null = true)]
+struct CallKeys {
+    binding_id: Option<String>,
+    started_at: NaiveDateTime,
+    virtual_num: Option<String>,
+    extend_num: Option<String>,
+    icid: Option<String>,
+}
+
+/// Saves what changed between `before` and `call`, writing indexed columns only when needed.
+pub fn save_call(conn: &mut DbConn, before: &Call, call: &Call) -> Result<(), DbError> {
     diesel::update(calls::table.find(&call.id))
-        .set(call)
+        .set(CallProgress {
+            subscription_id: call.subscription_id.clone(),
+            caller: call.caller.clone(),
+            called: call.called.clone(),
+            answered_at: call.answered_at,
+            ended_at: call.ended_at,
+            talk_seconds: call.talk_seconds,
+            last_event: call.last_event.clone(),
+            last_event_at: call.last_event_at,
+            state_code: call.state_code,
+            has_cdr: call.has_cdr,
+            updated_at: call.updated_at,
+        })
         .execute(conn)?;
+    let keys_changed = before.binding_id != call.binding_id
+        || before.started_at != call.started_at
+        || before.virtual_num != call.virtual_num
+        || before.extend_num != call.extend_num
+        || before.icid != call.icid;
+    if keys_changed {
+        diesel::update(calls::table.find(&call.id))
+            .set(CallKeys {
+                binding_id: call.binding_id.clone(),
+                started_at: call.started_at,
+                virtual_num: call.virtual_num.clone(),
+                extend_num: call.extend_num.clone(),
+                icid: call.icid.clone(),
+            })
+            .execute(conn)?;
+    }
     Ok(())
+}
+
+/// Call statistics of a binding (derived from its calls).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub call_count: i64,
+    pub answered_count: i64,
+    pub total_talk_seconds: i64,
+    pub last_call_at: Option<NaiveDateTime>,
+    /// The latest event of the binding's latest call.
+    pub last_event: Option<String>,
+}
+
+/// Statistics of the given bindings; bindings without calls are absent from the map.
+pub fn stats_of(
+    conn: &mut DbConn,
+    binding_ids: &[String],
+) -> Result<std::collections::HashMap<String, CallStats>, DbError> {
+    use binding_call_stats::dsl as s;
+    let rows: Vec<(String, i64, i64, i64, Option<NaiveDateTime>)> = s::binding_call_stats
+        .filter(s::binding_id.eq_any(binding_ids))
+        .select((
+            s::binding_id,
+            s::call_count,
+            s::answered_count,
+            s::total_talk_seconds,
+            s::last_call_at,
+        ))
+        .load(conn)?;
+    let mut out = std::collections::HashMap::new();
+    for (id, calls, answered, talk, last) in rows {
+        let last_event: Option<Option<String>> = calls::table
+            .filter(calls::binding_id.eq(&id))
+            .order((calls::started_at.desc(), calls::id.desc()))
+            .select(calls::last_event)
+            .first(conn)
+            .optional()?;
+        out.insert(
+            id,
+            CallStats {
+                call_count: calls,
+                answered_count: answered,
+                total_talk_seconds: talk,
+                last_call_at: last,
+                last_event: last_event.flatten(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Inserts the event unless (session, type, time) is already stored. Returns whether it was new.
@@ -252,41 +358,6 @@ pub fn binding_by_number_at(
 
 pub fn binding_exists(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(bindings::table.find(id).count().get_result::<i64>(conn)? > 0)
-}
-
-/// Adds to a binding's counters and moves its last call forward (never backward).
-pub fn add_to_stats(
-    conn: &mut DbConn,
-    binding_id: &str,
-    calls: i32,
-    answered: i32,
-    talk_seconds: i64,
-    last_call: Option<(NaiveDateTime, Option<String>)>,
-) -> Result<(), DbError> {
-    if calls != 0 || answered != 0 || talk_seconds != 0 {
-        diesel::update(bindings::table.find(binding_id))
-            .set((
-                bindings::call_count.eq(bindings::call_count + calls),
-                bindings::answered_count.eq(bindings::answered_count + answered),
-                bindings::total_talk_seconds.eq(bindings::total_talk_seconds + talk_seconds),
-            ))
-            .execute(conn)?;
-    }
-    if let Some((at, event)) = last_call {
-        diesel::update(
-            bindings::table.find(binding_id).filter(
-                bindings::last_call_at
-                    .is_null()
-                    .or(bindings::last_call_at.le(at)),
-            ),
-        )
-        .set((
-            bindings::last_call_at.eq(at),
-            bindings::last_event.eq(event),
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
 }
 
 pub fn find_call(conn: &mut DbConn, id_or_icid: &str) -> Result<Option<Call>, DbError> {

@@ -7,7 +7,7 @@ use super::schema::{bindings, virtual_numbers};
 use crate::domain::{BindingStatus, NumberChoice, NumberStatus};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
-#[diesel(table_name = bindings, treat_none_as_null = true)]
+#[diesel(table_name = bindings, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct Binding {
     pub id: String,
     pub order_id: String,
@@ -31,18 +31,6 @@ pub struct Binding {
     pub updated_at: NaiveDateTime,
     pub released_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
-    // Call statistics belong to the webhook writer: saving a binding never writes them, so a
-    // binding update cannot overwrite counters the writer just changed.
-    #[diesel(skip_update, skip_insertion)]
-    pub call_count: i32,
-    #[diesel(skip_update, skip_insertion)]
-    pub answered_count: i32,
-    #[diesel(skip_update, skip_insertion)]
-    pub total_talk_seconds: i64,
-    #[diesel(skip_update, skip_insertion)]
-    pub last_call_at: Option<NaiveDateTime>,
-    #[diesel(skip_update, skip_insertion)]
-    pub last_event: Option<String>,
 }
 
 impl Binding {

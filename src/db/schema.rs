@@ -24,11 +24,6 @@ diesel::table! {
         updated_at -> Timestamp,
         released_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
-        call_count -> Integer,
-        answered_count -> Integer,
-        total_talk_seconds -> BigInt,
-        last_call_at -> Nullable<Timestamp>,
-        last_event -> Nullable<Text>,
     }
 }
 
@@ -78,9 +73,6 @@ diesel::table! {
         last_event_at -> Nullable<Timestamp>,
         state_code -> Nullable<Integer>,
         has_cdr -> Bool,
-        counted -> Bool,
-        answer_counted -> Bool,
-        talk_counted -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -153,6 +145,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A view (see the webhooks migration): call statistics per binding, derived from `calls`.
+    binding_call_stats (binding_id) {
+        binding_id -> Text,
+        call_count -> BigInt,
+        answered_count -> BigInt,
+        total_talk_seconds -> BigInt,
+        last_call_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_records -> calls (call_id));
 
@@ -162,5 +165,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_inbox,
     calls,
     call_events,
-    call_records
+    call_records,
+    binding_call_stats
 );

@@ -349,6 +349,20 @@ impl BindingService {
         self.db.run(move |conn| load(conn, &id)).await
     }
 
+    /// Call statistics of these bindings (derived from their calls); absent means no calls.
+    pub async fn call_stats(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, crate::db::calls::CallStats>, ServiceError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        Ok(self
+            .db
+            .run(move |conn| crate::db::calls::stats_of(conn, &ids))
+            .await?)
+    }
+
     pub async fn list(
         &self,
         filter: bindings::Filter,
@@ -669,11 +683,6 @@ fn reserve(
         updated_at: now,
         released_at: None,
         last_error: None,
-        call_count: 0,
-        answered_count: 0,
-        total_talk_seconds: 0,
-        last_call_at: None,
-        last_event: None,
     };
     bindings::insert(conn, &row)?;
     Ok(Reservation::New(row))

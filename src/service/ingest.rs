@@ -7,7 +7,7 @@
 //! notifications. If a batch fails, its notifications are retried one by one, so one bad
 //! notification cannot fail the others.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -223,20 +223,9 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
     }
 }
 
-/// Changes to one binding's statistics within a batch, applied once at the end.
-#[derive(Debug, Default)]
-struct StatsDelta {
-    calls: i32,
-    answered: i32,
-    talk_seconds: i64,
-    last_call: Option<(NaiveDateTime, Option<String>)>,
-}
-
 #[derive(Default)]
 struct BatchCtx {
     inbox: Vec<InboxRow>,
-    // BTreeMap: bindings are updated in id order, so concurrent writers lock them in one order.
-    deltas: BTreeMap<String, StatsDelta>,
     by_subscription: HashMap<String, Option<String>>,
 }
 
@@ -271,25 +260,22 @@ impl BatchCtx {
             event_type: n.event_type.clone(),
             items: i32::try_from(n.items.len()).unwrap_or(i32::MAX),
             duplicates: i32::try_from(stored.duplicates).unwrap_or(i32::MAX),
-            parse_note: n.parse_note.clone(),
+            parse_note: match (&n.parse_note, stored.skipped) {
+                (note, 0) => note.clone(),
+                (None, k) => Some(format!(
+                    "{k} item(s) kept raw only (no sessionId/icid or bad time)"
+                )),
+                (Some(note), k) => Some(format!(
+                    "{note}; {k} item(s) kept raw only (no sessionId/icid or bad time)"
+                )),
+            },
             body: n.body.clone(),
         });
         Ok(stored)
     }
 
     fn flush(&mut self, conn: &mut DbConn) -> Result<(), DbError> {
-        calls::insert_inbox(conn, &self.inbox)?;
-        for (binding_id, d) in std::mem::take(&mut self.deltas) {
-            calls::add_to_stats(
-                conn,
-                &binding_id,
-                d.calls,
-                d.answered,
-                d.talk_seconds,
-                d.last_call,
-            )?;
-        }
-        Ok(())
+        calls::insert_inbox(conn, &std::mem::take(&mut self.inbox))
     }
 
     fn binding_by_subscription(
@@ -333,30 +319,6 @@ impl BatchCtx {
         Ok(known_subscription)
     }
 
-    /// Adds what this call newly contributes to its binding's statistics.
-    fn count(&mut self, call: &mut Call) {
-        let Some(binding_id) = call.binding_id.clone() else {
-            return;
-        };
-        let d = self.deltas.entry(binding_id).or_default();
-        if !call.counted {
-            call.counted = true;
-            d.calls += 1;
-        }
-        if call.answered_at.is_some() && !call.answer_counted {
-            call.answer_counted = true;
-            d.answered += 1;
-        }
-        if let (true, Some(t), false) = (call.has_cdr, call.talk_seconds, call.talk_counted) {
-            call.talk_counted = true;
-            d.talk_seconds += i64::from(t);
-        }
-        let last = (call.started_at, call.last_event.clone());
-        if d.last_call.as_ref().is_none_or(|(at, _)| *at <= last.0) {
-            d.last_call = Some(last);
-        }
-    }
-
     fn store_event(
         &mut self,
         conn: &mut DbConn,
@@ -374,9 +336,11 @@ impl BatchCtx {
             log::warn!("webhook: {event_type} event without a sessionId or a valid timestamp; kept raw only");
             return Ok(());
         };
-        let existing = calls::find_call_by_session(conn, session_id)?;
-        let is_new = existing.is_none();
-        let mut call = existing.unwrap_or_else(|| new_call(session_id, at, received_at));
+        let before = calls::find_call_by_session(conn, session_id)?;
+        let is_new = before.is_none();
+        let mut call = before
+            .clone()
+            .unwrap_or_else(|| new_call(session_id, at, received_at));
         let event = CallEvent {
             id: uuid::Uuid::now_v7().to_string(),
             call_id: call.id.clone(),
@@ -413,9 +377,10 @@ impl BatchCtx {
                 event.subscription_id.as_deref().unwrap_or("?")
             );
         }
-        self.count(&mut call);
         call.updated_at = received_at;
-        if is_new {
+        if let Some(before) = &before {
+            calls::save_call(conn, before, &call)?;
+        } else {
             calls::insert_call(conn, &call)?;
             calls::insert_event(
                 conn,
@@ -424,8 +389,6 @@ impl BatchCtx {
                     ..event
                 },
             )?;
-        } else {
-            calls::save_call(conn, &call)?;
         }
         stored.new_items += 1;
         Ok(())
@@ -456,9 +419,11 @@ impl BatchCtx {
             .or(t(&fee.fwd_start_time))
             .or(t(&fee.call_end_time))
             .unwrap_or(received_at);
-        let existing = calls::find_call_by_session(conn, &session_id)?;
-        let is_new = existing.is_none();
-        let mut call = existing.unwrap_or_else(|| new_call(&session_id, started, received_at));
+        let before = calls::find_call_by_session(conn, &session_id)?;
+        let is_new = before.is_none();
+        let mut call = before
+            .clone()
+            .unwrap_or_else(|| new_call(&session_id, started, received_at));
         let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
         let talk = i32::try_from(fee.talk_seconds()).unwrap_or(i32::MAX);
         let record = CallRecord {
@@ -530,9 +495,10 @@ impl BatchCtx {
                 if known { "" } else { " (unknown subscription)" }
             );
         }
-        self.count(&mut call);
         call.updated_at = received_at;
-        if is_new {
+        if let Some(before) = &before {
+            calls::save_call(conn, before, &call)?;
+        } else {
             calls::insert_call(conn, &call)?;
             calls::insert_record(
                 conn,
@@ -541,8 +507,6 @@ impl BatchCtx {
                     ..record
                 },
             )?;
-        } else {
-            calls::save_call(conn, &call)?;
         }
         stored.new_items += 1;
         Ok(())
@@ -568,9 +532,6 @@ fn new_call(session_id: &str, started_at: NaiveDateTime, now: NaiveDateTime) -> 
         last_event_at: None,
         state_code: None,
         has_cdr: false,
-        counted: false,
-        answer_counted: false,
-        talk_counted: false,
         created_at: now,
         updated_at: now,
     }
@@ -635,6 +596,11 @@ fn apply_record(call: &mut Call, r: &CallRecord) {
         call.ended_at = Some(t);
     }
     call.talk_seconds = r.talk_seconds;
+    // A call known only from its CDR still shows how it ended; any real event replaces this.
+    if call.last_event.is_none() {
+        call.last_event = Some(crate::huawei::notify::FEE.to_owned());
+        call.last_event_at = r.call_end_time.or(r.fail_time);
+    }
 }
 
 fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> Result<(), DbError> {

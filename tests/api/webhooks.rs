@@ -275,6 +275,9 @@ async fn events_arriving_out_of_order_make_the_same_call(app: TestApp) {
         ),
         (Some(1), Some(1), Some(175))
     );
+    // The binding's last call is this call as a whole, not whichever event came first.
+    assert_eq!(b["last_call_at"], "2026-11-29T08:00:00.000000Z");
+    assert_eq!(b["last_event"], "disconnect");
 }
 
 async fn notifications_for_unknown_bindings_are_kept_unlinked(app: TestApp) {

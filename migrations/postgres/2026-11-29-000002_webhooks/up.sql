@@ -14,7 +14,7 @@ CREATE TABLE webhook_inbox (
 );
 CREATE INDEX webhook_inbox_received_at ON webhook_inbox (received_at);
 
--- One row per call (Huawei session): what the calls API lists, and what binding counters count.
+-- One row per call (Huawei session): what the calls API lists, and what binding statistics count.
 CREATE TABLE calls (
     id                TEXT PRIMARY KEY NOT NULL,     -- our UUID
     session_id        TEXT NOT NULL UNIQUE,          -- Huawei's sessionId
@@ -33,14 +33,10 @@ CREATE TABLE calls (
     last_event_at     TIMESTAMP,                     -- UTC
     state_code        INTEGER,                       -- disconnect stateCode
     has_cdr           BOOLEAN NOT NULL DEFAULT FALSE,
-    counted           BOOLEAN NOT NULL DEFAULT FALSE,-- added to bindings.call_count
-    answer_counted    BOOLEAN NOT NULL DEFAULT FALSE,-- added to bindings.answered_count
-    talk_counted      BOOLEAN NOT NULL DEFAULT FALSE,-- added to bindings.total_talk_seconds
     created_at        TIMESTAMP NOT NULL,
     updated_at        TIMESTAMP NOT NULL
 );
 CREATE INDEX calls_by_binding ON calls (binding_id, started_at);
-CREATE INDEX calls_by_number ON calls (virtual_num, extend_num);
 CREATE INDEX calls_by_icid ON calls (icid);
 
 -- One row per call event; a redelivery of the same (session, type, time) adds nothing.
@@ -112,13 +108,20 @@ CREATE TABLE call_records (
 CREATE INDEX call_records_by_binding ON call_records (binding_id);
 CREATE INDEX call_records_by_session ON call_records (session_id);
 
--- Per-binding call statistics, kept by the webhook writer.
-ALTER TABLE bindings ADD COLUMN call_count INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE bindings ADD COLUMN answered_count INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE bindings ADD COLUMN total_talk_seconds BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE bindings ADD COLUMN last_call_at TIMESTAMP;
-ALTER TABLE bindings ADD COLUMN last_event TEXT;
+-- Per-binding call statistics, derived from calls: a redelivered or reordered notification
+-- can never count twice, and the webhook writer never has to touch bindings rows.
+CREATE VIEW binding_call_stats AS
+SELECT binding_id,
+       COUNT(*)                                            AS call_count,
+       SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END) AS answered_count,
+       COALESCE(SUM(talk_seconds), 0)                      AS total_talk_seconds,
+       MAX(started_at)                                     AS last_call_at
+FROM calls
+WHERE binding_id IS NOT NULL
+GROUP BY binding_id;
+
 COMMENT ON TABLE webhook_inbox IS 'Raw Huawei notifications as received (UTC). Purged after WEBHOOK_RETENTION_DAYS.';
 COMMENT ON TABLE calls IS 'One row per Huawei call session, linked to its binding when known. Timestamps are UTC.';
 COMMENT ON TABLE call_events IS 'Huawei call events, one row per (session_id, event_type, event_at). Timestamps are UTC.';
+COMMENT ON VIEW binding_call_stats IS 'Calls per binding: count, answered, talk seconds, last call (UTC).';
 COMMENT ON TABLE call_records IS 'Huawei CDRs (fee notifications), one row per icid. Timestamps are UTC.';
