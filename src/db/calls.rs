@@ -142,90 +142,157 @@ pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError>
 
 /// The call of a session, locked for update on PostgreSQL (two gateway instances may be
 /// writing the same call).
-pub fn find_call_by_session(conn: &mut DbConn, session_id: &str) -> Result<Option<Call>, DbError> {
-    // `session_id` is unique: load, rather than `first()`, keeps LIMIT out of this hot query.
-    let mut rows: Vec<Call> = match conn {
-        DbConn::Sqlite(c) => calls::table
-            .filter(calls::session_id.eq(session_id))
-            .select(Call::as_select())
-            .load(c)?,
-        DbConn::Postgres(c) => calls::table
-            .filter(calls::session_id.eq(session_id))
-            .select(Call::as_select())
-            .for_update()
-            .load(c)?,
-    };
-    Ok(rows.pop())
+/// The calls of these sessions, locked for update on PostgreSQL (two gateway instances may be
+/// writing the same call).
+pub fn calls_by_session(conn: &mut DbConn, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+    let mut out = Vec::with_capacity(sessions.len());
+    for chunk in sessions.chunks(CHUNK) {
+        out.extend(match &mut *conn {
+            DbConn::Sqlite(c) => calls::table
+                .filter(calls::session_id.eq_any(chunk))
+                .select(Call::as_select())
+                .load(c)?,
+            DbConn::Postgres(c) => calls::table
+                .filter(calls::session_id.eq_any(chunk))
+                .select(Call::as_select())
+                .for_update()
+                .load(c)?,
+        });
+    }
+    Ok(out)
 }
 
-pub fn insert_call(conn: &mut DbConn, call: &Call) -> Result<(), DbError> {
-    diesel::insert_into(calls::table)
-        .values(call)
-        .execute(conn)?;
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters for our widest
+/// table (42 columns).
+const CHUNK: usize = 500;
+
+/// Writes these calls: new ones inserted, known ones updated, in one statement per chunk.
+pub fn upsert_calls(conn: &mut DbConn, rows: &[Call]) -> Result<(), DbError> {
+    use diesel::upsert::excluded;
+    for chunk in rows.chunks(CHUNK) {
+        on_backend!(conn, |c| diesel::insert_into(calls::table)
+            .values(chunk)
+            .on_conflict(calls::id)
+            .do_update()
+            .set((
+                calls::binding_id.eq(excluded(calls::binding_id)),
+                calls::subscription_id.eq(excluded(calls::subscription_id)),
+                calls::virtual_num.eq(excluded(calls::virtual_num)),
+                calls::extend_num.eq(excluded(calls::extend_num)),
+                calls::caller.eq(excluded(calls::caller)),
+                calls::called.eq(excluded(calls::called)),
+                calls::icid.eq(excluded(calls::icid)),
+                calls::started_at.eq(excluded(calls::started_at)),
+                calls::answered_at.eq(excluded(calls::answered_at)),
+                calls::ended_at.eq(excluded(calls::ended_at)),
+                calls::talk_seconds.eq(excluded(calls::talk_seconds)),
+                calls::last_event.eq(excluded(calls::last_event)),
+                calls::last_event_at.eq(excluded(calls::last_event_at)),
+                calls::state_code.eq(excluded(calls::state_code)),
+                calls::has_cdr.eq(excluded(calls::has_cdr)),
+                calls::updated_at.eq(excluded(calls::updated_at)),
+            ))
+            .execute(c))?;
+    }
     Ok(())
 }
 
-/// The columns of a call that change as events and the CDR arrive; none is indexed, so an
-/// update touches only the table row.
-#[derive(Debug, AsChangeset)]
-#[diesel(table_name = calls, treat_none_as_null = true)]
-struct CallProgress {
-    subscription_id: Option<String>,
-    caller: Option<String>,
-    called: Option<String>,
-    answered_at: Option<NaiveDateTime>,
-    ended_at: Option<NaiveDateTime>,
-    talk_seconds: Option<i32>,
-    last_event: Option<String>,
-    last_event_at: Option<NaiveDateTime>,
-    state_code: Option<i32>,
-    has_cdr: bool,
-    updated_at: NaiveDateTime,
+/// The (type, time) of every stored event of these sessions: the dedup keys.
+pub fn event_keys(
+    conn: &mut DbConn,
+    sessions: &[String],
+) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+    let mut out = Vec::new();
+    for chunk in sessions.chunks(CHUNK) {
+        out.extend(
+            call_events::table
+                .filter(call_events::session_id.eq_any(chunk))
+                .select((
+                    call_events::session_id,
+                    call_events::event_type,
+                    call_events::event_at,
+                ))
+                .load::<(String, String, NaiveDateTime)>(conn)?,
+        );
+    }
+    Ok(out)
 }
 
-/// The indexed columns of a call (binding, start, number, icid); they change rarely.
-#[derive(Debug, AsChangeset)]
-#[diesel(table_name = calls, treat_none_as_null = true)]
-struct CallKeys {
-    binding_id: Option<String>,
-    started_at: NaiveDateTime,
-    virtual_num: Option<String>,
-    extend_num: Option<String>,
-    icid: Option<String>,
+/// Which of these CDR dedup keys are stored already.
+pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, DbError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        out.extend(
+            call_records::table
+                .filter(call_records::dedup_key.eq_any(chunk))
+                .select(call_records::dedup_key)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(out)
 }
 
-/// Saves what changed between `before` and `call`, writing indexed columns only when needed.
-pub fn save_call(conn: &mut DbConn, before: &Call, call: &Call) -> Result<(), DbError> {
-    diesel::update(calls::table.find(&call.id))
-        .set(CallProgress {
-            subscription_id: call.subscription_id.clone(),
-            caller: call.caller.clone(),
-            called: call.called.clone(),
-            answered_at: call.answered_at,
-            ended_at: call.ended_at,
-            talk_seconds: call.talk_seconds,
-            last_event: call.last_event.clone(),
-            last_event_at: call.last_event_at,
-            state_code: call.state_code,
-            has_cdr: call.has_cdr,
-            updated_at: call.updated_at,
-        })
+/// Inserts events; one already stored (another gateway instance won the race) is skipped.
+pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbError> {
+    for chunk in rows.chunks(CHUNK) {
+        on_backend!(conn, |c| diesel::insert_into(call_events::table)
+            .values(chunk)
+            .on_conflict((
+                call_events::session_id,
+                call_events::event_type,
+                call_events::event_at
+            ))
+            .do_nothing()
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Inserts CDRs; one already stored is skipped.
+pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbError> {
+    for chunk in rows.chunks(CHUNK / 5) {
+        on_backend!(conn, |c| diesel::insert_into(call_records::table)
+            .values(chunk)
+            .on_conflict(call_records::dedup_key)
+            .do_nothing()
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Copies the binding of these (newly linked) calls onto their events and records that were
+/// stored before the link was known.
+pub fn link_calls(conn: &mut DbConn, call_ids: &[String]) -> Result<(), DbError> {
+    for chunk in call_ids.chunks(CHUNK) {
+        // binding_id = (SELECT binding_id FROM calls WHERE calls.id = <row>.call_id)
+        diesel::update(
+            call_events::table
+                .filter(call_events::call_id.eq_any(chunk))
+                .filter(call_events::binding_id.is_null()),
+        )
+        .set(
+            call_events::binding_id.eq(calls::table
+                .filter(calls::id.eq(call_events::call_id))
+                .select(calls::binding_id)
+                .single_value()
+                .assume_not_null()
+                .nullable()),
+        )
         .execute(conn)?;
-    let keys_changed = before.binding_id != call.binding_id
-        || before.started_at != call.started_at
-        || before.virtual_num != call.virtual_num
-        || before.extend_num != call.extend_num
-        || before.icid != call.icid;
-    if keys_changed {
-        diesel::update(calls::table.find(&call.id))
-            .set(CallKeys {
-                binding_id: call.binding_id.clone(),
-                started_at: call.started_at,
-                virtual_num: call.virtual_num.clone(),
-                extend_num: call.extend_num.clone(),
-                icid: call.icid.clone(),
-            })
-            .execute(conn)?;
+        diesel::update(
+            call_records::table
+                .filter(call_records::call_id.eq_any(chunk))
+                .filter(call_records::binding_id.is_null()),
+        )
+        .set(
+            call_records::binding_id.eq(calls::table
+                .filter(calls::id.eq(call_records::call_id))
+                .select(calls::binding_id)
+                .single_value()
+                .assume_not_null()
+                .nullable()),
+        )
+        .execute(conn)?;
     }
     Ok(())
 }
@@ -277,49 +344,6 @@ pub fn stats_of(
         );
     }
     Ok(out)
-}
-
-/// Inserts the event unless (session, type, time) is already stored. Returns whether it was new.
-pub fn insert_event(conn: &mut DbConn, event: &CallEvent) -> Result<bool, DbError> {
-    let n = on_backend!(conn, |c| diesel::insert_into(call_events::table)
-        .values(event)
-        .on_conflict((
-            call_events::session_id,
-            call_events::event_type,
-            call_events::event_at
-        ))
-        .do_nothing()
-        .execute(c))?;
-    Ok(n == 1)
-}
-
-/// Inserts the CDR unless its icid (or session) is already stored. Returns whether it was new.
-pub fn insert_record(conn: &mut DbConn, record: &CallRecord) -> Result<bool, DbError> {
-    let n = on_backend!(conn, |c| diesel::insert_into(call_records::table)
-        .values(record)
-        .on_conflict(call_records::dedup_key)
-        .do_nothing()
-        .execute(c))?;
-    Ok(n == 1)
-}
-
-/// Links a call's earlier events and records to its binding once the binding is known.
-pub fn link_call(conn: &mut DbConn, call_id: &str, binding_id: &str) -> Result<(), DbError> {
-    diesel::update(
-        call_events::table
-            .filter(call_events::call_id.eq(call_id))
-            .filter(call_events::binding_id.is_null()),
-    )
-    .set(call_events::binding_id.eq(binding_id))
-    .execute(conn)?;
-    diesel::update(
-        call_records::table
-            .filter(call_records::call_id.eq(call_id))
-            .filter(call_records::binding_id.is_null()),
-    )
-    .set(call_records::binding_id.eq(binding_id))
-    .execute(conn)?;
-    Ok(())
 }
 
 pub fn binding_by_subscription(

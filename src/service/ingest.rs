@@ -7,7 +7,7 @@
 //! notifications. If a batch fails, its notifications are retried one by one, so one bad
 //! notification cannot fail the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -184,15 +184,7 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
                 .collect();
         }
     };
-    let together = immediate_transaction(&mut conn, |conn| {
-        let mut ctx = BatchCtx::default();
-        let stored = batch
-            .iter()
-            .map(|job| ctx.store(conn, job))
-            .collect::<Result<Vec<_>, DbError>>()?;
-        ctx.flush(conn)?;
-        Ok::<_, DbError>(stored)
-    });
+    let together = immediate_transaction(&mut conn, |conn| store_jobs(conn, batch));
     match together {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
         Err(e) if batch.len() == 1 => {
@@ -208,11 +200,9 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
                 .iter()
                 .map(|job| {
                     immediate_transaction(&mut conn, |conn| {
-                        let mut ctx = BatchCtx::default();
-                        let s = ctx.store(conn, job)?;
-                        ctx.flush(conn)?;
-                        Ok::<_, DbError>(s)
+                        store_jobs(conn, std::slice::from_ref(job))
                     })
+                    .map(|mut s| s.remove(0))
                     .map_err(|e| {
                         log::error!("webhook writer: storing a notification failed: {e}");
                         IngestError::from(e)
@@ -223,8 +213,69 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
     }
 }
 
+/// Stores the jobs inside the caller's transaction, set-wise: the calls they touch are read
+/// in one query and written back in one statement, events, CDRs and inbox rows are inserted
+/// many rows at a time. Per item only cached lookups remain (binding by subscription or X+E).
+fn store_jobs(conn: &mut DbConn, jobs: &[Job]) -> Result<Vec<Stored>, DbError> {
+    let mut sessions = Vec::new();
+    let mut record_keys = Vec::new();
+    for job in jobs {
+        for item in &job.notification.items {
+            match item {
+                Item::Event { info, .. } => {
+                    if let Some(s) = info.session_id.as_deref().filter(|s| !s.is_empty()) {
+                        sessions.push(s.to_owned());
+                    }
+                }
+                Item::Cdr { fee, .. } => {
+                    if let Some(key) = fee.dedup_key() {
+                        sessions.push(cdr_session(fee, &key));
+                        record_keys.push(key);
+                    }
+                }
+                Item::NumStatus(_) => {}
+            }
+        }
+    }
+    sessions.sort_unstable();
+    sessions.dedup();
+    let mut batch = BatchCtx {
+        calls: calls::calls_by_session(conn, &sessions)?
+            .into_iter()
+            .map(|c| (c.session_id.clone(), (Some(c.clone()), c)))
+            .collect(),
+        seen_events: calls::event_keys(conn, &sessions)?.into_iter().collect(),
+        seen_records: calls::record_keys(conn, &record_keys)?
+            .into_iter()
+            .collect(),
+        ..BatchCtx::default()
+    };
+    let stored = jobs
+        .iter()
+        .map(|job| batch.store(conn, job))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    batch.write(conn)?;
+    Ok(stored)
+}
+
+/// The session a CDR belongs to: its sessionId, or its dedup key when Huawei sent none.
+fn cdr_session(fee: &FeeInfo, dedup_key: &str) -> String {
+    fee.session_id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| dedup_key.to_owned())
+}
+
+/// What a batch read and is about to write.
 #[derive(Default)]
 struct BatchCtx {
+    /// Per session: the call as stored before this batch (if any), and as it is now.
+    calls: HashMap<String, (Option<Call>, Call)>,
+    seen_events: HashSet<(String, String, NaiveDateTime)>,
+    seen_records: HashSet<String>,
+    touched: BTreeSet<String>,
+    events: Vec<CallEvent>,
+    records: Vec<CallRecord>,
     inbox: Vec<InboxRow>,
     by_subscription: HashMap<String, Option<String>>,
 }
@@ -274,8 +325,26 @@ impl BatchCtx {
         Ok(stored)
     }
 
-    fn flush(&mut self, conn: &mut DbConn) -> Result<(), DbError> {
-        calls::insert_inbox(conn, &std::mem::take(&mut self.inbox))
+    /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
+    /// new rows, then the bindings of calls linked in this batch onto their older rows.
+    fn write(self, conn: &mut DbConn) -> Result<(), DbError> {
+        let mut linked = Vec::new();
+        let mut rows = Vec::with_capacity(self.touched.len());
+        // Sorted by session: concurrent writers lock call rows in one order.
+        for session in &self.touched {
+            if let Some((before, call)) = self.calls.get(session) {
+                let was_linked = before.as_ref().is_some_and(|b| b.binding_id.is_some());
+                if call.binding_id.is_some() && !was_linked {
+                    linked.push(call.id.clone());
+                }
+                rows.push(call.clone());
+            }
+        }
+        calls::upsert_calls(conn, &rows)?;
+        calls::insert_events(conn, &self.events)?;
+        calls::insert_records(conn, &self.records)?;
+        calls::link_calls(conn, &linked)?;
+        calls::insert_inbox(conn, &self.inbox)
     }
 
     fn binding_by_subscription(
@@ -294,7 +363,7 @@ impl BatchCtx {
 
     /// Links the call to its binding if it is not yet, by subscription id or X+E.
     /// Returns false when a subscription id was given that matches no binding of ours.
-    fn link(&mut self, conn: &mut DbConn, call: &mut Call, is_new: bool) -> Result<bool, DbError> {
+    fn link(&mut self, conn: &mut DbConn, call: &mut Call) -> Result<bool, DbError> {
         if call.binding_id.is_some() {
             return Ok(true);
         }
@@ -309,14 +378,23 @@ impl BatchCtx {
                 found = calls::binding_by_number_at(conn, x, e, call.started_at)?;
             }
         }
-        if let Some(binding_id) = found {
-            if !is_new {
-                calls::link_call(conn, &call.id, &binding_id)?;
-            }
-            call.binding_id = Some(binding_id);
-            return Ok(true);
-        }
+        call.binding_id = found;
         Ok(known_subscription)
+    }
+
+    /// The call of a session, created if this batch is the first to hear of it.
+    fn call_mut(
+        &mut self,
+        session_id: &str,
+        started: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> &mut Call {
+        self.touched.insert(session_id.to_owned());
+        &mut self
+            .calls
+            .entry(session_id.to_owned())
+            .or_insert_with(|| (None, new_call(session_id, started, now)))
+            .1
     }
 
     fn store_event(
@@ -336,14 +414,16 @@ impl BatchCtx {
             log::warn!("webhook: {event_type} event without a sessionId or a valid timestamp; kept raw only");
             return Ok(());
         };
-        let before = calls::find_call_by_session(conn, session_id)?;
-        let is_new = before.is_none();
-        let mut call = before
-            .clone()
-            .unwrap_or_else(|| new_call(session_id, at, received_at));
-        let event = CallEvent {
+        if !self
+            .seen_events
+            .insert((session_id.to_owned(), event_type.to_owned(), at))
+        {
+            stored.duplicates += 1;
+            return Ok(());
+        }
+        let mut event = CallEvent {
             id: uuid::Uuid::now_v7().to_string(),
-            call_id: call.id.clone(),
+            call_id: String::new(),
             binding_id: None,
             session_id: session_id.to_owned(),
             event_type: event_type.to_owned(),
@@ -358,38 +438,21 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        // An existing call: the event goes in first, so a redelivery stops here untouched.
-        if !is_new {
-            let event = CallEvent {
-                binding_id: call.binding_id.clone(),
-                ..event.clone()
-            };
-            if !calls::insert_event(conn, &event)? {
-                stored.duplicates += 1;
-                return Ok(());
-            }
-        }
+        let mut call = std::mem::replace(self.call_mut(session_id, at, received_at), placeholder());
         apply_event(&mut call, &event);
-        if !self.link(conn, &mut call, is_new)? {
+        let known = self.link(conn, &mut call)?;
+        call.updated_at = received_at;
+        event.call_id.clone_from(&call.id);
+        event.binding_id.clone_from(&call.binding_id);
+        *self.call_mut(session_id, at, received_at) = call;
+        if !known {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: {event_type} event for unknown subscription {}; stored unlinked",
                 event.subscription_id.as_deref().unwrap_or("?")
             );
         }
-        call.updated_at = received_at;
-        if let Some(before) = &before {
-            calls::save_call(conn, before, &call)?;
-        } else {
-            calls::insert_call(conn, &call)?;
-            calls::insert_event(
-                conn,
-                &CallEvent {
-                    binding_id: call.binding_id.clone(),
-                    ..event
-                },
-            )?;
-        }
+        self.events.push(event);
         stored.new_items += 1;
         Ok(())
     }
@@ -409,23 +472,22 @@ impl BatchCtx {
             log::warn!("webhook: CDR without icid or sessionId; kept raw only");
             return Ok(());
         };
-        let session_id = fee
-            .session_id
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| dedup_key.clone());
+        if !self.seen_records.insert(dedup_key.clone()) {
+            stored.duplicates += 1;
+            return Ok(());
+        }
+        let session_id = cdr_session(fee, &dedup_key);
         let t = |v: &Option<String>| v.as_deref().and_then(parse_time);
         let started = t(&fee.call_in_time)
             .or(t(&fee.fwd_start_time))
             .or(t(&fee.call_end_time))
             .unwrap_or(received_at);
-        let before = calls::find_call_by_session(conn, &session_id)?;
-        let is_new = before.is_none();
-        let mut call = before
-            .clone()
-            .unwrap_or_else(|| new_call(&session_id, started, received_at));
         let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
         let talk = i32::try_from(fee.talk_seconds()).unwrap_or(i32::MAX);
+        let mut call = std::mem::replace(
+            self.call_mut(&session_id, started, received_at),
+            placeholder(),
+        );
         let record = CallRecord {
             id: uuid::Uuid::now_v7().to_string(),
             dedup_key,
@@ -470,19 +532,16 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        if !is_new {
-            let record = CallRecord {
-                binding_id: call.binding_id.clone(),
-                ..record.clone()
-            };
-            if !calls::insert_record(conn, &record)? {
-                stored.duplicates += 1;
-                return Ok(());
-            }
-        }
         apply_record(&mut call, &record);
-        let known = self.link(conn, &mut call, is_new)?;
-        if call.binding_id.is_none() {
+        let known = self.link(conn, &mut call)?;
+        call.updated_at = received_at;
+        let record = CallRecord {
+            binding_id: call.binding_id.clone(),
+            ..record
+        };
+        let unlinked = call.binding_id.is_none();
+        *self.call_mut(&session_id, started, received_at) = call;
+        if unlinked {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: CDR {} for X {} matches no binding{}; stored unlinked",
@@ -495,22 +554,15 @@ impl BatchCtx {
                 if known { "" } else { " (unknown subscription)" }
             );
         }
-        call.updated_at = received_at;
-        if let Some(before) = &before {
-            calls::save_call(conn, before, &call)?;
-        } else {
-            calls::insert_call(conn, &call)?;
-            calls::insert_record(
-                conn,
-                &CallRecord {
-                    binding_id: call.binding_id.clone(),
-                    ..record
-                },
-            )?;
-        }
+        self.records.push(record);
         stored.new_items += 1;
         Ok(())
     }
+}
+
+/// Stands in for a call while it is being changed outside the map.
+fn placeholder() -> Call {
+    new_call("", NaiveDateTime::MIN, NaiveDateTime::MIN)
 }
 
 fn new_call(session_id: &str, started_at: NaiveDateTime, now: NaiveDateTime) -> Call {
