@@ -127,15 +127,14 @@ pub struct CallRecord {
     pub received_at: NaiveDateTime,
 }
 
+/// Row-at-a-time inserts of one prepared statement, which diesel caches: cheaper than a fresh
+/// multi-row statement per batch, whose parsing grows with its size (and on PostgreSQL costs a
+/// round trip to prepare).
 pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // One multi-row INSERT per batch (chunked to stay under SQLite's bind-parameter limit).
-    for chunk in rows.chunks(500) {
-        on_backend!(conn, |c| diesel::insert_into(webhook_inbox::table)
-            .values(chunk)
-            .execute(c))?;
+    for row in rows {
+        diesel::insert_into(webhook_inbox::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
@@ -234,9 +233,9 @@ pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, Db
 
 /// Inserts events; one already stored (another gateway instance won the race) is skipped.
 pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbError> {
-    for chunk in rows.chunks(CHUNK) {
+    for row in rows {
         on_backend!(conn, |c| diesel::insert_into(call_events::table)
-            .values(chunk)
+            .values(row)
             .on_conflict((
                 call_events::session_id,
                 call_events::event_type,
@@ -250,9 +249,9 @@ pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbErro
 
 /// Inserts CDRs; one already stored is skipped.
 pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbError> {
-    for chunk in rows.chunks(CHUNK / 5) {
+    for row in rows {
         on_backend!(conn, |c| diesel::insert_into(call_records::table)
-            .values(chunk)
+            .values(row)
             .on_conflict(call_records::dedup_key)
             .do_nothing()
             .execute(c))?;

@@ -70,8 +70,6 @@ impl DbError {
     }
 }
 
-pub static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Opens connections of the backend named by the URL scheme (never by trial and error).
 pub struct DbConnManager {
     url: DatabaseUrl,
@@ -82,7 +80,6 @@ impl ManageConnection for DbConnManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
-        OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         establish(&self.url).map_err(r2d2::Error::ConnectionError)
     }
 

@@ -106,7 +106,7 @@ CREATE TABLE call_records (
     received_at              TIMESTAMP NOT NULL
 );
 CREATE INDEX call_records_by_binding ON call_records (binding_id);
-CREATE INDEX call_records_by_session ON call_records (session_id);
+CREATE INDEX call_records_by_call ON call_records (call_id);
 
 -- Per-binding call statistics, derived from calls: a redelivered or reordered notification
 -- can never count twice, and the webhook writer never has to touch bindings rows.
