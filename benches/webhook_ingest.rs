@@ -404,10 +404,6 @@ fn run(
         Scenario::Cdr50 => ("call_records", 50),
     };
     let rows_stored = count(&db, table);
-    eprintln!(
-        "connections opened so far: {}",
-        axe_gateway::db::OPENED.load(Ordering::Relaxed)
-    );
     let result = RunResult {
         backend,
         scenario,
