@@ -127,16 +127,35 @@ pub struct CallRecord {
     pub received_at: NaiveDateTime,
 }
 
-/// Row-at-a-time inserts of one prepared statement, which diesel caches: cheaper than a fresh
-/// multi-row statement per batch, whose parsing grows with its size (and on PostgreSQL costs a
-/// round trip to prepare).
+/// Inserts rows the cheapest way for the backend: on SQLite (in-process) one cached prepared
+/// statement per row beats parsing a fresh multi-row statement per batch; on PostgreSQL every
+/// statement is a round trip, so rows go many to a statement.
+macro_rules! insert_rows {
+    ($conn:expr, $rows:expr, $per_statement:expr, |$c:ident, $values:ident| $insert:expr) => {{
+        match $conn {
+            DbConn::Sqlite($c) => {
+                for row in $rows {
+                    let $values = row;
+                    $insert;
+                }
+            }
+            DbConn::Postgres($c) => {
+                for chunk in $rows.chunks($per_statement) {
+                    let $values = chunk;
+                    $insert;
+                }
+            }
+        }
+        Ok(())
+    }};
+}
+
 pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError> {
-    for row in rows {
-        diesel::insert_into(webhook_inbox::table)
-            .values(row)
-            .execute(conn)?;
-    }
-    Ok(())
+    insert_rows!(conn, rows, CHUNK, |c, values| diesel::insert_into(
+        webhook_inbox::table
+    )
+    .values(values)
+    .execute(c)?)
 }
 
 /// The call of a session, locked for update on PostgreSQL (two gateway instances may be
@@ -233,30 +252,28 @@ pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, Db
 
 /// Inserts events; one already stored (another gateway instance won the race) is skipped.
 pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbError> {
-    for row in rows {
-        on_backend!(conn, |c| diesel::insert_into(call_events::table)
-            .values(row)
-            .on_conflict((
-                call_events::session_id,
-                call_events::event_type,
-                call_events::event_at
-            ))
-            .do_nothing()
-            .execute(c))?;
-    }
-    Ok(())
+    insert_rows!(conn, rows, CHUNK, |c, values| diesel::insert_into(
+        call_events::table
+    )
+    .values(values)
+    .on_conflict((
+        call_events::session_id,
+        call_events::event_type,
+        call_events::event_at
+    ))
+    .do_nothing()
+    .execute(c)?)
 }
 
 /// Inserts CDRs; one already stored is skipped.
 pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbError> {
-    for row in rows {
-        on_backend!(conn, |c| diesel::insert_into(call_records::table)
-            .values(row)
-            .on_conflict(call_records::dedup_key)
-            .do_nothing()
-            .execute(c))?;
-    }
-    Ok(())
+    insert_rows!(conn, rows, CHUNK / 5, |c, values| diesel::insert_into(
+        call_records::table
+    )
+    .values(values)
+    .on_conflict(call_records::dedup_key)
+    .do_nothing()
+    .execute(c)?)
 }
 
 /// Copies the binding of these (newly linked) calls onto their events and records that were
