@@ -134,7 +134,30 @@ impl Ingestor {
     }
 }
 
+/// Subscription id → binding id, kept by the writer across batches. Only found bindings are
+/// cached: a binding's subscription id never changes once Huawei gave it, while an unknown one
+/// may become known later.
+#[derive(Default)]
+struct SubscriptionCache(HashMap<String, String>);
+
+impl SubscriptionCache {
+    const MAX: usize = 100_000;
+
+    fn get(&self, subscription_id: &str) -> Option<String> {
+        self.0.get(subscription_id).cloned()
+    }
+
+    fn put(&mut self, subscription_id: &str, binding_id: &str) {
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0
+            .insert(subscription_id.to_owned(), binding_id.to_owned());
+    }
+}
+
 fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMetrics) {
+    let mut cache = SubscriptionCache::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < batch_max {
@@ -144,7 +167,7 @@ fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMe
             }
         }
         metrics.batches.fetch_add(1, Ordering::Relaxed);
-        let results = store_batch(db, &batch);
+        let results = store_batch(db, &batch, &mut cache);
         for (job, result) in batch.into_iter().zip(results) {
             match &result {
                 Ok(s) => {
@@ -173,7 +196,11 @@ fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMe
 }
 
 /// Stores a batch in one transaction; on failure, each notification alone.
-fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
+fn store_batch(
+    db: &Db,
+    batch: &[Job],
+    cache: &mut SubscriptionCache,
+) -> Vec<Result<Stored, IngestError>> {
     let mut conn = match db.checkout() {
         Ok(c) => c,
         Err(e) => {
@@ -184,7 +211,7 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
                 .collect();
         }
     };
-    let together = immediate_transaction(&mut conn, |conn| store_jobs(conn, batch));
+    let together = immediate_transaction(&mut conn, |conn| store_jobs(conn, batch, cache));
     match together {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
         Err(e) if batch.len() == 1 => {
@@ -200,7 +227,7 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
                 .iter()
                 .map(|job| {
                     immediate_transaction(&mut conn, |conn| {
-                        store_jobs(conn, std::slice::from_ref(job))
+                        store_jobs(conn, std::slice::from_ref(job), cache)
                     })
                     .map(|mut s| s.remove(0))
                     .map_err(|e| {
@@ -216,7 +243,11 @@ fn store_batch(db: &Db, batch: &[Job]) -> Vec<Result<Stored, IngestError>> {
 /// Stores the jobs inside the caller's transaction, set-wise: the calls they touch are read
 /// in one query and written back in one statement, events, CDRs and inbox rows are inserted
 /// many rows at a time. Per item only cached lookups remain (binding by subscription or X+E).
-fn store_jobs(conn: &mut DbConn, jobs: &[Job]) -> Result<Vec<Stored>, DbError> {
+fn store_jobs(
+    conn: &mut DbConn,
+    jobs: &[Job],
+    cache: &mut SubscriptionCache,
+) -> Result<Vec<Stored>, DbError> {
     let mut sessions = Vec::new();
     let mut record_keys = Vec::new();
     for job in jobs {
@@ -253,7 +284,10 @@ fn store_jobs(conn: &mut DbConn, jobs: &[Job]) -> Result<Vec<Stored>, DbError> {
     let stored = jobs
         .iter()
         .map(|job| batch.store(conn, job))
-        .collect::<Result<Vec<_>, DbError>>()?;
+        .collect::<Result<Vec<_>, DbError>>();
+    // Hand the cache back whatever happened: what it learned is true regardless of this batch.
+    std::mem::swap(&mut batch.by_subscription, cache);
+    let stored = stored?;
     batch.write(conn)?;
     Ok(stored)
 }
@@ -277,7 +311,7 @@ struct BatchCtx {
     events: Vec<CallEvent>,
     records: Vec<CallRecord>,
     inbox: Vec<InboxRow>,
-    by_subscription: HashMap<String, Option<String>>,
+    by_subscription: SubscriptionCache,
 }
 
 impl BatchCtx {
@@ -353,11 +387,12 @@ impl BatchCtx {
         subscription_id: &str,
     ) -> Result<Option<String>, DbError> {
         if let Some(found) = self.by_subscription.get(subscription_id) {
-            return Ok(found.clone());
+            return Ok(Some(found));
         }
         let found = calls::binding_by_subscription(conn, subscription_id)?;
-        self.by_subscription
-            .insert(subscription_id.to_owned(), found.clone());
+        if let Some(binding_id) = &found {
+            self.by_subscription.put(subscription_id, binding_id);
+        }
         Ok(found)
     }
 
