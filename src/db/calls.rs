@@ -184,8 +184,10 @@ pub fn calls_by_session(conn: &mut DbConn, sessions: &[String]) -> Result<Vec<Ca
 /// table (42 columns).
 const CHUNK: usize = 500;
 
-/// Writes these calls: new ones inserted, known ones updated, in one statement per chunk.
-pub fn upsert_calls(conn: &mut DbConn, rows: &[Call]) -> Result<(), DbError> {
+/// Writes these calls: new ones inserted, known ones updated, in one statement per chunk. The
+/// update sets only the columns no index covers, so it costs one row write; `rekey` (usually
+/// empty) names calls whose indexed columns changed too.
+pub fn upsert_calls(conn: &mut DbConn, rows: &[Call], rekey: &[Call]) -> Result<(), DbError> {
     use diesel::upsert::excluded;
     for chunk in rows.chunks(CHUNK) {
         on_backend!(conn, |c| diesel::insert_into(calls::table)
@@ -193,14 +195,11 @@ pub fn upsert_calls(conn: &mut DbConn, rows: &[Call]) -> Result<(), DbError> {
             .on_conflict(calls::id)
             .do_update()
             .set((
-                calls::binding_id.eq(excluded(calls::binding_id)),
                 calls::subscription_id.eq(excluded(calls::subscription_id)),
                 calls::virtual_num.eq(excluded(calls::virtual_num)),
                 calls::extend_num.eq(excluded(calls::extend_num)),
                 calls::caller.eq(excluded(calls::caller)),
                 calls::called.eq(excluded(calls::called)),
-                calls::icid.eq(excluded(calls::icid)),
-                calls::started_at.eq(excluded(calls::started_at)),
                 calls::answered_at.eq(excluded(calls::answered_at)),
                 calls::ended_at.eq(excluded(calls::ended_at)),
                 calls::talk_seconds.eq(excluded(calls::talk_seconds)),
@@ -209,6 +208,18 @@ pub fn upsert_calls(conn: &mut DbConn, rows: &[Call]) -> Result<(), DbError> {
                 calls::state_code.eq(excluded(calls::state_code)),
                 calls::has_cdr.eq(excluded(calls::has_cdr)),
                 calls::updated_at.eq(excluded(calls::updated_at)),
+            ))
+            .execute(c))?;
+    }
+    for chunk in rekey.chunks(CHUNK) {
+        on_backend!(conn, |c| diesel::insert_into(calls::table)
+            .values(chunk)
+            .on_conflict(calls::id)
+            .do_update()
+            .set((
+                calls::binding_id.eq(excluded(calls::binding_id)),
+                calls::started_at.eq(excluded(calls::started_at)),
+                calls::icid.eq(excluded(calls::icid)),
             ))
             .execute(c))?;
     }

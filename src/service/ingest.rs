@@ -364,6 +364,7 @@ impl BatchCtx {
     fn write(self, conn: &mut DbConn) -> Result<(), DbError> {
         let mut linked = Vec::new();
         let mut rows = Vec::with_capacity(self.touched.len());
+        let mut rekey = Vec::new();
         // Sorted by session: concurrent writers lock call rows in one order.
         for session in &self.touched {
             if let Some((before, call)) = self.calls.get(session) {
@@ -371,10 +372,18 @@ impl BatchCtx {
                 if call.binding_id.is_some() && !was_linked {
                     linked.push(call.id.clone());
                 }
+                // Indexed columns of a stored call changed: write them too.
+                if before.as_ref().is_some_and(|b| {
+                    b.binding_id != call.binding_id
+                        || b.started_at != call.started_at
+                        || b.icid != call.icid
+                }) {
+                    rekey.push(call.clone());
+                }
                 rows.push(call.clone());
             }
         }
-        calls::upsert_calls(conn, &rows)?;
+        calls::upsert_calls(conn, &rows, &rekey)?;
         calls::insert_events(conn, &self.events)?;
         calls::insert_records(conn, &self.records)?;
         calls::link_calls(conn, &linked)?;
