@@ -101,6 +101,45 @@ fn callback(f: &mut Fields, num: Option<&str>, tone: Option<&str>) -> Option<Cal
     }
 }
 
+/// The options create and modify share, parsed with their cross-field rules.
+struct Options {
+    record_hint_tone: Option<ToneName>,
+    callback: Option<Callback>,
+    ttl: Option<TtlMinutes>,
+    cb_ttl: Option<TtlMinutes>,
+}
+
+impl Options {
+    fn parse(
+        f: &mut Fields,
+        record_hint_tone: Option<&str>,
+        callback_num: Option<&str>,
+        callback_tone: Option<&str>,
+        ttl_minutes: Option<i64>,
+        callback_ttl_minutes: Option<i64>,
+    ) -> Self {
+        let record_hint_tone = f.opt("record_hint_tone", record_hint_tone, ToneName::parse);
+        let callback = callback(f, callback_num, callback_tone);
+        let ttl = ttl_minutes.and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
+        let cb_ttl =
+            callback_ttl_minutes.and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
+        if let (Some(t), Some(c)) = (ttl, cb_ttl) {
+            if c.get() > t.get() {
+                f.push(
+                    "callback_ttl_minutes",
+                    "must not be greater than ttl_minutes",
+                );
+            }
+        }
+        Self {
+            record_hint_tone,
+            callback,
+            ttl,
+            cb_ttl,
+        }
+    }
+}
+
 impl CreateBindingBody {
     fn parse(self, digits: ExtensionDigits, created_by: String) -> Result<CreateBinding, Problem> {
         let mut f = Fields::default();
@@ -118,30 +157,19 @@ impl CreateBindingBody {
         if self.extend_num.is_some() && self.virtual_num.is_none() {
             f.push("extend_num", "can only be given together with virtual_num");
         }
-        let record_hint_tone = f.opt(
-            "record_hint_tone",
-            self.record_hint_tone.as_deref(),
-            ToneName::parse,
-        );
-        let callback = callback(
+        let Options {
+            record_hint_tone,
+            callback,
+            ttl,
+            cb_ttl,
+        } = Options::parse(
             &mut f,
+            self.record_hint_tone.as_deref(),
             self.callback_num.as_deref(),
             self.callback_tone.as_deref(),
+            self.ttl_minutes,
+            self.callback_ttl_minutes,
         );
-        let ttl = self
-            .ttl_minutes
-            .and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
-        let cb_ttl = self
-            .callback_ttl_minutes
-            .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
-        if let (Some(t), Some(c)) = (ttl, cb_ttl) {
-            if c.get() > t.get() {
-                f.push(
-                    "callback_ttl_minutes",
-                    "must not be greater than ttl_minutes",
-                );
-            }
-        }
         let user_data = f.opt("user_data", self.user_data.as_deref(), UserData::parse);
         f.finish()?;
         let (Some(order_id), Some(bind_num)) = (order_id, bind_num) else {
@@ -167,30 +195,19 @@ impl CreateBindingBody {
 impl ModifyBindingBody {
     fn parse(self) -> Result<ModifyBinding, Problem> {
         let mut f = Fields::default();
-        let record_hint_tone = f.opt(
-            "record_hint_tone",
-            self.record_hint_tone.as_deref(),
-            ToneName::parse,
-        );
-        let callback = callback(
+        let Options {
+            record_hint_tone,
+            callback,
+            ttl,
+            cb_ttl,
+        } = Options::parse(
             &mut f,
+            self.record_hint_tone.as_deref(),
             self.callback_num.as_deref(),
             self.callback_tone.as_deref(),
+            self.ttl_minutes,
+            self.callback_ttl_minutes,
         );
-        let ttl = self
-            .ttl_minutes
-            .and_then(|t| f.take("ttl_minutes", TtlMinutes::parse(t)));
-        let cb_ttl = self
-            .callback_ttl_minutes
-            .and_then(|t| f.take("callback_ttl_minutes", TtlMinutes::parse(t)));
-        if let (Some(t), Some(c)) = (ttl, cb_ttl) {
-            if c.get() > t.get() {
-                f.push(
-                    "callback_ttl_minutes",
-                    "must not be greater than ttl_minutes",
-                );
-            }
-        }
         f.finish()?;
         Ok(ModifyBinding {
             record: self.record,
