@@ -21,6 +21,7 @@ on_both_backends!(
     recordings_are_linked_missing_or_expired,
     a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_rows,
     calls_played_by_the_sandbox_show_under_their_binding,
+    raw_notifications_past_retention_are_purged_and_parsed_rows_kept,
 );
 
 /// A binding on X1 to receive calls; returns (id, subscription id, extension).
@@ -713,4 +714,30 @@ async fn calls_played_by_the_sandbox_show_under_their_binding(app: TestApp) {
     assert!(app.sandbox.play_call(wrong).await.unwrap().all_delivered);
     assert_eq!(binding(&app, &id).await["call_count"], 2);
     assert_eq!(app.count("calls").await, 3);
+}
+
+async fn raw_notifications_past_retention_are_purged_and_parsed_rows_kept(app: TestApp) {
+    let (_, sub, e) = bound(&app, "wh-retention").await;
+    for n in call_events("s-ret", &sub, &e) {
+        assert_eq!(app.push("/huawei/events", &n).await.0, 200);
+    }
+    assert_eq!(app.count("webhook_inbox").await, 6);
+    // What the purge job does once rows are older than WEBHOOK_RETENTION_DAYS.
+    let cutoff = axe_gateway::db::now() + chrono::Duration::seconds(1);
+    let purged = app
+        .app_db
+        .run(move |conn| axe_gateway::db::calls::purge_inbox(conn, cutoff, 4))
+        .await
+        .unwrap();
+    assert_eq!(purged, 4, "in bounded batches");
+    let cutoff = axe_gateway::db::now() - chrono::Duration::days(1);
+    let none = app
+        .app_db
+        .run(move |conn| axe_gateway::db::calls::purge_inbox(conn, cutoff, 100))
+        .await
+        .unwrap();
+    assert_eq!(none, 0, "recent rows stay");
+    assert_eq!(app.count("webhook_inbox").await, 2);
+    assert_eq!(app.count("call_events").await, 6, "parsed events are kept");
+    assert_eq!(app.count("calls").await, 1);
 }
