@@ -260,7 +260,7 @@ pub async fn create(
 }
 
 /// Ids are UUIDs; anything else cannot name a binding (and must not reach the database as is).
-fn binding_id(raw: &str) -> Result<String, Problem> {
+pub(crate) fn binding_id(raw: &str) -> Result<String, Problem> {
     uuid::Uuid::parse_str(raw)
         .map(|u| u.to_string())
         .map_err(|_| Problem::not_found(format!("no binding {raw}")))

@@ -6,7 +6,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::bindings::{DEFAULT_PAGE, MAX_PAGE};
+use super::bindings::{binding_id, DEFAULT_PAGE, MAX_PAGE};
 use super::extract::ApiClient;
 use super::views::{utc, Page};
 use crate::db::calls::{CallEvent, CallRecord};
@@ -183,9 +183,7 @@ pub async fn of_binding(
     path: web::Path<String>,
     query: web::Query<CallsQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let id = uuid::Uuid::parse_str(&path)
-        .map_err(|_| Problem::not_found(format!("no binding {path}")))?
-        .to_string();
+    let id = binding_id(&path)?;
     let q = query.into_inner();
     let limit = match q.limit.as_deref().map(str::parse::<i64>) {
         None => DEFAULT_PAGE,
