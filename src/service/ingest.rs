@@ -281,6 +281,8 @@ fn store_jobs(
             .collect(),
         ..BatchCtx::default()
     };
+    // The writer's subscription cache travels with the batch and is handed back below.
+    std::mem::swap(&mut batch.by_subscription, cache);
     let stored = jobs
         .iter()
         .map(|job| batch.store(conn, job))
