@@ -34,17 +34,6 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
         .optional()?)
 }
 
-pub fn find_by_subscription(
-    conn: &mut DbConn,
-    subscription_id: &str,
-) -> Result<Option<Binding>, DbError> {
-    Ok(dsl::bindings
-        .filter(dsl::subscription_id.eq(subscription_id))
-        .select(Binding::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 /// The live (pending or active) binding of an order and A number, if any.
 pub fn find_live(
     conn: &mut DbConn,

@@ -136,7 +136,9 @@ impl Db {
         migrate(url)?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // Connections are opened on demand, never by r2d2's background threads: those keep
+            // reconnecting to a database that is down (or gone), for no caller.
+            .min_idle(Some(0))
             .connection_timeout(timeout)
             .connection_customizer(Box::new(ConnInit))
             .build(DbConnManager { url: url.clone() })

@@ -35,15 +35,22 @@ pub enum Backend {
 }
 
 fn postgres_admin_url() -> Option<(String, bool)> {
-    match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
-        Some(u) if u.starts_with("postgres") => Some((u.to_owned(), true)),
-        Some(_) => None,
-        None => Some((
+    let (url, required) = match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
+        Some(u) if u.starts_with("postgres") => (u.to_owned(), true),
+        Some(_) => return None,
+        None => (
             std::env::var("TEST_POSTGRES_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
             false,
-        )),
+        ),
+    };
+    // A local trust-auth server: no TLS, so libpq never touches OpenSSL, whose exit handlers
+    // race connection threads still running when the test binary ends.
+    let mut url = url::Url::parse(&url).expect("a postgres:// URL");
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
     }
+    Some((url.to_string(), required))
 }
 
 fn selected(backend: Backend) -> bool {
@@ -99,6 +106,7 @@ impl TestDb {
                     .execute(&mut admin)
                     .expect("create test database");
                 let mut url = url::Url::parse(&admin_url).expect("postgres url");
+                // Keeps the admin URL's query, with its sslmode.
                 url.set_path(&name);
                 Some(Self::Postgres {
                     admin_url,
