@@ -428,19 +428,31 @@ impl BatchCtx {
         Ok(known_subscription)
     }
 
-    /// The call of a session, created if this batch is the first to hear of it.
-    fn call_mut(
+    /// Folds one item into its session's call (created if this batch is the first to hear of
+    /// it), links the call to its binding, and returns what the item's row needs of the call.
+    fn fold_into_call(
         &mut self,
+        conn: &mut DbConn,
         session_id: &str,
         started: NaiveDateTime,
         now: NaiveDateTime,
-    ) -> &mut Call {
-        self.touched.insert(session_id.to_owned());
-        &mut self
+        fold: impl FnOnce(&mut Call),
+    ) -> Result<Folded, DbError> {
+        let (before, mut call) = self
             .calls
-            .entry(session_id.to_owned())
-            .or_insert_with(|| (None, new_call(session_id, started, now)))
-            .1
+            .remove(session_id)
+            .unwrap_or_else(|| (None, new_call(session_id, started, now)));
+        fold(&mut call);
+        let known = self.link(conn, &mut call);
+        call.updated_at = now;
+        let folded = Folded {
+            call_id: call.id.clone(),
+            binding_id: call.binding_id.clone(),
+            known_subscription: known.as_ref().is_ok_and(|k| *k),
+        };
+        self.calls.insert(session_id.to_owned(), (before, call));
+        self.touched.insert(session_id.to_owned());
+        known.map(|_| folded)
     }
 
     fn store_event(
@@ -484,14 +496,12 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        let mut call = std::mem::replace(self.call_mut(session_id, at, received_at), placeholder());
-        apply_event(&mut call, &event);
-        let known = self.link(conn, &mut call)?;
-        call.updated_at = received_at;
-        event.call_id.clone_from(&call.id);
-        event.binding_id.clone_from(&call.binding_id);
-        *self.call_mut(session_id, at, received_at) = call;
-        if !known {
+        let folded = self.fold_into_call(conn, session_id, at, received_at, |call| {
+            apply_event(call, &event)
+        })?;
+        event.call_id = folded.call_id;
+        event.binding_id = folded.binding_id;
+        if !folded.known_subscription {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: {event_type} event for unknown subscription {}; stored unlinked",
@@ -530,14 +540,10 @@ impl BatchCtx {
             .unwrap_or(received_at);
         let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
         let talk = i32::try_from(fee.talk_seconds()).unwrap_or(i32::MAX);
-        let mut call = std::mem::replace(
-            self.call_mut(&session_id, started, received_at),
-            placeholder(),
-        );
         let record = CallRecord {
             id: uuid::Uuid::now_v7().to_string(),
             dedup_key,
-            call_id: call.id.clone(),
+            call_id: String::new(),
             binding_id: None,
             icid: fee.icid.clone(),
             session_id: session_id.clone(),
@@ -578,16 +584,16 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        apply_record(&mut call, &record);
-        let known = self.link(conn, &mut call)?;
-        call.updated_at = received_at;
+        let folded = self.fold_into_call(conn, &session_id, started, received_at, |call| {
+            apply_record(call, &record)
+        })?;
+        let known = folded.known_subscription;
         let record = CallRecord {
-            binding_id: call.binding_id.clone(),
+            call_id: folded.call_id,
+            binding_id: folded.binding_id,
             ..record
         };
-        let unlinked = call.binding_id.is_none();
-        *self.call_mut(&session_id, started, received_at) = call;
-        if unlinked {
+        if record.binding_id.is_none() {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: CDR {} for X {} matches no binding{}; stored unlinked",
@@ -606,9 +612,12 @@ impl BatchCtx {
     }
 }
 
-/// Stands in for a call while it is being changed outside the map.
-fn placeholder() -> Call {
-    new_call("", NaiveDateTime::MIN, NaiveDateTime::MIN)
+/// What an event's or CDR's row needs of its call once the item is folded in.
+struct Folded {
+    call_id: String,
+    binding_id: Option<String>,
+    /// False when the call names a subscription id no binding of ours has.
+    known_subscription: bool,
 }
 
 fn new_call(session_id: &str, started_at: NaiveDateTime, now: NaiveDateTime) -> Call {
