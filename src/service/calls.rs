@@ -111,25 +111,25 @@ impl CallService {
 
 fn with_details(conn: &mut db::DbConn, list: Vec<Call>) -> Result<Vec<CallDetail>, db::DbError> {
     let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
-    let mut events = calls::events_of_calls(conn, &ids)?;
-    let mut records = calls::records_of_calls(conn, &ids)?;
+    let mut events: std::collections::HashMap<String, Vec<CallEvent>> = Default::default();
+    for e in calls::events_of_calls(conn, &ids)? {
+        events.entry(e.call_id.clone()).or_default().push(e);
+    }
+    // A call shows its first CDR (records come oldest first).
+    let mut records: std::collections::HashMap<String, CallRecord> = Default::default();
+    for r in calls::records_of_calls(conn, &ids)? {
+        records.entry(r.call_id.clone()).or_insert(r);
+    }
     Ok(list
         .into_iter()
         .map(|call| {
-            let (mut mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut events)
-                .into_iter()
-                .partition(|e| e.call_id == call.id);
-            events = rest;
+            let mut mine = events.remove(&call.id).unwrap_or_default();
             // Huawei's timestamps have whole seconds; within one second, keep the call's order.
             mine.sort_by_key(|e| (e.event_at, event_rank(&e.event_type)));
-            let record = records
-                .iter()
-                .position(|r| r.call_id == call.id)
-                .map(|i| records.swap_remove(i));
             CallDetail {
-                call,
+                record: records.remove(&call.id),
                 events: mine,
-                record,
+                call,
             }
         })
         .collect())
