@@ -218,7 +218,6 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
     let listener = TcpListener::bind(settings.listen_addr)?;
     let gateway_addr = listener.local_addr()?;
     let (huawei, sandbox) = if use_sandbox {
-        let (connect_timeout, request_timeout) = Settings::huawei_timeouts(&Environment)?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let mut config = SandboxConfig::new("sandbox-app-key", secret.clone());
         config.extension_digits = settings.extension_digits;
@@ -238,8 +237,8 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
                 base_url,
                 app_key: "sandbox-app-key".into(),
                 app_secret: secret,
-                connect_timeout,
-                request_timeout,
+                connect_timeout: settings.huawei_connect_timeout,
+                request_timeout: settings.huawei_request_timeout,
             },
             Some(sandbox),
         )

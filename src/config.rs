@@ -234,6 +234,9 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     /// `None` in sandbox mode until the in-process sandbox has a port.
     pub huawei: Option<HuaweiSettings>,
+    /// Huawei connect and total timeouts (also in `huawei`), for whichever Huawei is used.
+    pub huawei_connect_timeout: Duration,
+    pub huawei_request_timeout: Duration,
     pub extension_digits: ExtensionDigits,
     pub api_tokens: Option<ApiTokens>,
     pub max_bindings_per_number: u32,
@@ -378,6 +381,8 @@ impl Settings {
             database_url,
             listen_addr,
             huawei,
+            huawei_connect_timeout: connect_timeout,
+            huawei_request_timeout: request_timeout,
             extension_digits,
             api_tokens,
             max_bindings_per_number: max_per_number,
@@ -396,14 +401,6 @@ impl Settings {
             workers: number(src, "WORKERS", 2, 1, 64)?,
             webhooks: WebhookConfig::load(src)?,
         })
-    }
-
-    /// Settings for the connect/total timeouts when the Huawei side is the in-process sandbox.
-    pub fn huawei_timeouts(src: &dyn Source) -> Result<(Duration, Duration), ConfigError> {
-        Ok((
-            millis(src, "HUAWEI_CONNECT_TIMEOUT_MS", 3_000, 100, 60_000)?,
-            millis(src, "HUAWEI_TIMEOUT_MS", 10_000, 100, 120_000)?,
-        ))
     }
 
     /// The Huawei settings; present once `serve` has resolved sandbox mode.

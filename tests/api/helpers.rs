@@ -203,13 +203,12 @@ impl TestApp {
         let sandbox_handle = sandbox_server.handle();
         actix_rt::spawn(sandbox_server);
 
-        let (connect_timeout, request_timeout) = Settings::huawei_timeouts(&vars).unwrap();
         let huawei = HuaweiSettings {
             base_url: sandbox_url,
             app_key: "test-app-key".into(),
             app_secret: "test-app-secret".into(),
-            connect_timeout,
-            request_timeout,
+            connect_timeout: settings.huawei_connect_timeout,
+            request_timeout: settings.huawei_request_timeout,
         };
         let tokens = ApiTokens::parse(&format!("orders:{TOKEN},billing:{OTHER_TOKEN}")).unwrap();
         let app = Application::build(settings, tokens, huawei, listener)
