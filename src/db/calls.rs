@@ -158,8 +158,6 @@ pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError>
     .execute(c)?)
 }
 
-/// The call of a session, locked for update on PostgreSQL (two gateway instances may be
-/// writing the same call).
 /// The calls of these sessions, locked for update on PostgreSQL (two gateway instances may be
 /// writing the same call).
 pub fn calls_by_session(conn: &mut DbConn, sessions: &[String]) -> Result<Vec<Call>, DbError> {
@@ -384,6 +382,10 @@ pub fn binding_by_subscription(
         .optional()?)
 }
 
+/// How far a binding's creation or release may be from a call's time and still match it by
+/// X+E: clocks differ, and Huawei's events trail the call.
+pub const NUMBER_MATCH_WINDOW_MINUTES: i64 = 5;
+
 /// The binding that held X+E at `at`: created before it and not released before it.
 pub fn binding_by_number_at(
     conn: &mut DbConn,
@@ -395,12 +397,12 @@ pub fn binding_by_number_at(
         .filter(bindings::virtual_num.eq(virtual_num))
         .filter(bindings::extend_num.eq(extend_num))
         .filter(bindings::status.ne("failed"))
-        .filter(bindings::created_at.le(at + chrono::Duration::minutes(5)))
         .filter(
-            bindings::released_at
-                .is_null()
-                .or(bindings::released_at.ge(at - chrono::Duration::minutes(5))),
+            bindings::created_at.le(at + chrono::Duration::minutes(NUMBER_MATCH_WINDOW_MINUTES)),
         )
+        .filter(bindings::released_at.is_null().or(
+            bindings::released_at.ge(at - chrono::Duration::minutes(NUMBER_MATCH_WINDOW_MINUTES)),
+        ))
         .order(bindings::created_at.desc())
         .select(bindings::id)
         .first(conn)

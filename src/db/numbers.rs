@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use chrono::NaiveDateTime;
+
 use super::models::VirtualNumber;
 use super::schema::virtual_numbers::dsl;
 use super::{DbConn, DbError};
@@ -51,6 +53,24 @@ pub fn any_in_area(conn: &mut DbConn, area_code: &str) -> Result<bool, DbError> 
 
 pub fn delete(conn: &mut DbConn, number: &str) -> Result<usize, DbError> {
     Ok(diesel::delete(dsl::virtual_numbers.find(number)).execute(conn)?)
+}
+
+/// Sets a number's Huawei status (from a `numStatus` notification).
+pub fn set_status(
+    conn: &mut DbConn,
+    number: &str,
+    status: &str,
+    cause: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(dsl::virtual_numbers.find(number))
+        .set((
+            dsl::status.eq(status),
+            dsl::status_cause.eq(cause),
+            dsl::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn save(conn: &mut DbConn, row: &VirtualNumber) -> Result<(), DbError> {

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use tokio::sync::oneshot;
 
-use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow};
-use crate::db::{self, immediate_transaction, numbers, Db, DbConn, DbError};
+use crate::db::calls::{Call, CallEvent, CallRecord, InboxRow};
+use crate::db::ingest::{IngestConnector, IngestStore};
+use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
 use crate::huawei::notify::{parse_time, FeeInfo, NumInfo, StatusInfo};
 
@@ -109,7 +110,7 @@ impl Ingestor {
         let m = metrics.clone();
         std::thread::Builder::new()
             .name("webhook-writer".into())
-            .spawn(move || writer_loop(&db, &rx, settings.batch_max, &m))?;
+            .spawn(move || writer_loop(IngestConnector::new(db), &rx, settings.batch_max, &m))?;
         Ok(Self { tx, metrics })
     }
 
@@ -156,7 +157,12 @@ impl SubscriptionCache {
     }
 }
 
-fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMetrics) {
+fn writer_loop(
+    mut connector: IngestConnector,
+    rx: &Receiver<Job>,
+    batch_max: usize,
+    metrics: &IngestMetrics,
+) {
     let mut cache = SubscriptionCache::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -167,7 +173,7 @@ fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMe
             }
         }
         metrics.batches.fetch_add(1, Ordering::Relaxed);
-        let results = store_batch(db, &batch, &mut cache);
+        let results = store_batch(&mut connector, &batch, &mut cache);
         for (job, result) in batch.into_iter().zip(results) {
             match &result {
                 Ok(s) => {
@@ -197,23 +203,25 @@ fn writer_loop(db: &Db, rx: &Receiver<Job>, batch_max: usize, metrics: &IngestMe
 
 /// Stores a batch in one transaction; on failure, each notification alone.
 fn store_batch(
-    db: &Db,
+    connector: &mut IngestConnector,
     batch: &[Job],
     cache: &mut SubscriptionCache,
 ) -> Vec<Result<Stored, IngestError>> {
-    let mut conn = match db.checkout() {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("webhook writer: no database connection: {e}");
-            return batch
-                .iter()
-                .map(|_| Err(IngestError::Database(DbError::Unavailable(e.to_string()))))
-                .collect();
-        }
-    };
-    let together = immediate_transaction(&mut conn, |conn| store_jobs(conn, batch, cache));
+    let together = connector.with_store(|store| in_transaction(store, batch, cache));
     match together {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
+        // Retrying one by one cannot help when the database itself is away.
+        Err(e) if e.is_unavailable() => {
+            log::error!(
+                "webhook writer: storing {} notification(s) failed: {e}",
+                batch.len()
+            );
+            let message = e.to_string();
+            batch
+                .iter()
+                .map(|_| Err(IngestError::Database(DbError::Unavailable(message.clone()))))
+                .collect()
+        }
         Err(e) if batch.len() == 1 => {
             log::error!("webhook writer: storing a notification failed: {e}");
             vec![Err(e.into())]
@@ -226,25 +234,37 @@ fn store_batch(
             batch
                 .iter()
                 .map(|job| {
-                    immediate_transaction(&mut conn, |conn| {
-                        store_jobs(conn, std::slice::from_ref(job), cache)
-                    })
-                    .map(|mut s| s.remove(0))
-                    .map_err(|e| {
-                        log::error!("webhook writer: storing a notification failed: {e}");
-                        IngestError::from(e)
-                    })
+                    connector
+                        .with_store(|store| in_transaction(store, std::slice::from_ref(job), cache))
+                        .map(|mut s| s.remove(0))
+                        .map_err(|e| {
+                            log::error!("webhook writer: storing a notification failed: {e}");
+                            IngestError::from(e)
+                        })
                 })
                 .collect()
         }
     }
 }
 
+fn in_transaction(
+    store: &mut dyn IngestStore,
+    jobs: &[Job],
+    cache: &mut SubscriptionCache,
+) -> Result<Vec<Stored>, DbError> {
+    let mut stored = Vec::new();
+    store.transaction(&mut |store| {
+        stored = store_jobs(store, jobs, cache)?;
+        Ok(())
+    })?;
+    Ok(stored)
+}
+
 /// Stores the jobs inside the caller's transaction, set-wise: the calls they touch are read
 /// in one query and written back in one statement, events, CDRs and inbox rows are inserted
 /// many rows at a time. Per item only cached lookups remain (binding by subscription or X+E).
 fn store_jobs(
-    conn: &mut DbConn,
+    store: &mut dyn IngestStore,
     jobs: &[Job],
     cache: &mut SubscriptionCache,
 ) -> Result<Vec<Stored>, DbError> {
@@ -271,26 +291,25 @@ fn store_jobs(
     sessions.sort_unstable();
     sessions.dedup();
     let mut batch = BatchCtx {
-        calls: calls::calls_by_session(conn, &sessions)?
+        calls: store
+            .calls_by_session(&sessions)?
             .into_iter()
             .map(|c| (c.session_id.clone(), (Some(c.clone()), c)))
             .collect(),
-        seen_events: calls::event_keys(conn, &sessions)?.into_iter().collect(),
-        seen_records: calls::record_keys(conn, &record_keys)?
-            .into_iter()
-            .collect(),
+        seen_events: store.event_keys(&sessions)?.into_iter().collect(),
+        seen_records: store.record_keys(&record_keys)?.into_iter().collect(),
         ..BatchCtx::default()
     };
     // The writer's subscription cache travels with the batch and is handed back below.
     std::mem::swap(&mut batch.by_subscription, cache);
     let stored = jobs
         .iter()
-        .map(|job| batch.store(conn, job))
+        .map(|job| batch.store(store, job))
         .collect::<Result<Vec<_>, DbError>>();
     // Hand the cache back whatever happened: what it learned is true regardless of this batch.
     std::mem::swap(&mut batch.by_subscription, cache);
     let stored = stored?;
-    batch.write(conn)?;
+    batch.write(store)?;
     Ok(stored)
 }
 
@@ -317,14 +336,14 @@ struct BatchCtx {
 }
 
 impl BatchCtx {
-    fn store(&mut self, conn: &mut DbConn, job: &Job) -> Result<Stored, DbError> {
+    fn store(&mut self, store: &mut dyn IngestStore, job: &Job) -> Result<Stored, DbError> {
         let n = &job.notification;
         let inbox_id = uuid::Uuid::now_v7().to_string();
         let mut stored = Stored::default();
         for item in &n.items {
             match item {
                 Item::Event { event_type, info } => self.store_event(
-                    conn,
+                    store,
                     &inbox_id,
                     job.received_at,
                     event_type,
@@ -332,9 +351,9 @@ impl BatchCtx {
                     &mut stored,
                 )?,
                 Item::Cdr { fee, raw } => {
-                    self.store_cdr(conn, &inbox_id, job.received_at, fee, raw, &mut stored)?
+                    self.store_cdr(store, &inbox_id, job.received_at, fee, raw, &mut stored)?
                 }
-                Item::NumStatus(info) => store_num_status(conn, info, &mut stored)?,
+                Item::NumStatus(info) => store_num_status(store, info, &mut stored)?,
             }
         }
         self.inbox.push(InboxRow {
@@ -363,44 +382,57 @@ impl BatchCtx {
 
     /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
     /// new rows, then the bindings of calls linked in this batch onto their older rows.
-    fn write(self, conn: &mut DbConn) -> Result<(), DbError> {
+    fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
         let mut linked = Vec::new();
-        let mut rows = Vec::with_capacity(self.touched.len());
-        let mut rekey = Vec::new();
+        let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
         // Sorted by session: concurrent writers lock call rows in one order.
         for session in &self.touched {
-            if let Some((before, call)) = self.calls.get(session) {
-                let was_linked = before.as_ref().is_some_and(|b| b.binding_id.is_some());
-                if call.binding_id.is_some() && !was_linked {
+            let Some((before, call)) = self.calls.get(session) else {
+                continue;
+            };
+            let Some(before) = before else {
+                if call.binding_id.is_some() {
                     linked.push(call.id.clone());
                 }
-                // Indexed columns of a stored call changed: write them too.
-                if before.as_ref().is_some_and(|b| {
-                    b.binding_id != call.binding_id
-                        || b.started_at != call.started_at
-                        || b.icid != call.icid
-                }) {
-                    rekey.push(call.clone());
-                }
-                rows.push(call.clone());
+                new.push(call.clone());
+                continue;
+            };
+            if before.binding_id.is_none() && call.binding_id.is_some() {
+                linked.push(call.id.clone());
             }
+            // A redelivered notification folds to the same call: nothing to write.
+            let unchanged = Call {
+                updated_at: before.updated_at,
+                ..call.clone()
+            } == *before;
+            if unchanged {
+                continue;
+            }
+            // Indexed columns of a stored call changed: write them too.
+            if before.binding_id != call.binding_id
+                || before.started_at != call.started_at
+                || before.icid != call.icid
+            {
+                rekeyed.push(call.clone());
+            }
+            changed.push(call.clone());
         }
-        calls::upsert_calls(conn, &rows, &rekey)?;
-        calls::insert_events(conn, &self.events)?;
-        calls::insert_records(conn, &self.records)?;
-        calls::link_calls(conn, &linked)?;
-        calls::insert_inbox(conn, &self.inbox)
+        store.write_calls(&new, &changed, &rekeyed)?;
+        store.insert_events(&self.events)?;
+        store.insert_records(&self.records)?;
+        store.link_calls(&linked)?;
+        store.insert_inbox(&self.inbox)
     }
 
     fn binding_by_subscription(
         &mut self,
-        conn: &mut DbConn,
+        store: &mut dyn IngestStore,
         subscription_id: &str,
     ) -> Result<Option<String>, DbError> {
         if let Some(found) = self.by_subscription.get(subscription_id) {
             return Ok(Some(found));
         }
-        let found = calls::binding_by_subscription(conn, subscription_id)?;
+        let found = store.binding_by_subscription(subscription_id)?;
         if let Some(binding_id) = &found {
             self.by_subscription.put(subscription_id, binding_id);
         }
@@ -409,19 +441,19 @@ impl BatchCtx {
 
     /// Links the call to its binding if it is not yet, by subscription id or X+E.
     /// Returns false when a subscription id was given that matches no binding of ours.
-    fn link(&mut self, conn: &mut DbConn, call: &mut Call) -> Result<bool, DbError> {
+    fn link(&mut self, store: &mut dyn IngestStore, call: &mut Call) -> Result<bool, DbError> {
         if call.binding_id.is_some() {
             return Ok(true);
         }
         let mut known_subscription = true;
         let mut found = None;
         if let Some(sub) = call.subscription_id.clone() {
-            found = self.binding_by_subscription(conn, &sub)?;
+            found = self.binding_by_subscription(store, &sub)?;
             known_subscription = found.is_some();
         }
         if found.is_none() {
             if let (Some(x), Some(e)) = (&call.virtual_num, &call.extend_num) {
-                found = calls::binding_by_number_at(conn, x, e, call.started_at)?;
+                found = store.binding_by_number_at(x, e, call.started_at)?;
             }
         }
         call.binding_id = found;
@@ -432,7 +464,7 @@ impl BatchCtx {
     /// it), links the call to its binding, and returns what the item's row needs of the call.
     fn fold_into_call(
         &mut self,
-        conn: &mut DbConn,
+        store: &mut dyn IngestStore,
         session_id: &str,
         started: NaiveDateTime,
         now: NaiveDateTime,
@@ -443,7 +475,7 @@ impl BatchCtx {
             .remove(session_id)
             .unwrap_or_else(|| (None, new_call(session_id, started, now)));
         fold(&mut call);
-        let known = self.link(conn, &mut call);
+        let known = self.link(store, &mut call);
         call.updated_at = now;
         let folded = Folded {
             call_id: call.id.clone(),
@@ -457,7 +489,7 @@ impl BatchCtx {
 
     fn store_event(
         &mut self,
-        conn: &mut DbConn,
+        store: &mut dyn IngestStore,
         inbox_id: &str,
         received_at: NaiveDateTime,
         event_type: &str,
@@ -496,7 +528,7 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        let folded = self.fold_into_call(conn, session_id, at, received_at, |call| {
+        let folded = self.fold_into_call(store, session_id, at, received_at, |call| {
             apply_event(call, &event)
         })?;
         event.call_id = folded.call_id;
@@ -516,7 +548,7 @@ impl BatchCtx {
     #[allow(clippy::too_many_arguments)]
     fn store_cdr(
         &mut self,
-        conn: &mut DbConn,
+        store: &mut dyn IngestStore,
         inbox_id: &str,
         received_at: NaiveDateTime,
         fee: &FeeInfo,
@@ -584,7 +616,7 @@ impl BatchCtx {
             inbox_id: inbox_id.to_owned(),
             received_at,
         };
-        let folded = self.fold_into_call(conn, &session_id, started, received_at, |call| {
+        let folded = self.fold_into_call(store, &session_id, started, received_at, |call| {
             apply_record(call, &record)
         })?;
         let known = folded.known_subscription;
@@ -710,7 +742,11 @@ fn apply_record(call: &mut Call, r: &CallRecord) {
     }
 }
 
-fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> Result<(), DbError> {
+fn store_num_status(
+    store: &mut dyn IngestStore,
+    info: &NumInfo,
+    stored: &mut Stored,
+) -> Result<(), DbError> {
     let (Some(number), Some(status)) = (
         info.number.as_deref(),
         info.status
@@ -724,7 +760,7 @@ fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> R
         );
         return Ok(());
     };
-    let Some(mut row) = numbers::find(conn, number)? else {
+    let Some((current, current_cause)) = store.number_status(number)? else {
         stored.unlinked += 1;
         log::warn!(
             "webhook: numStatus for {} which is not in the pool; kept raw only",
@@ -737,7 +773,7 @@ fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> R
     } else {
         info.cause.clone()
     };
-    if row.status() == status && row.status_cause == cause {
+    if current == status.as_str() && current_cause == cause {
         stored.duplicates += 1;
         return Ok(());
     }
@@ -748,10 +784,7 @@ fn store_num_status(conn: &mut DbConn, info: &NumInfo, stored: &mut Stored) -> R
         info.status,
         info.cause
     );
-    row.status = status.as_str().to_owned();
-    row.status_cause = cause;
-    row.updated_at = db::now();
-    numbers::save(conn, &row)?;
+    store.set_number_status(number, status.as_str(), cause.as_deref(), db::now())?;
     stored.new_items += 1;
     Ok(())
 }

@@ -1,0 +1,185 @@
+//! What the webhook writer needs of the database, as one trait with two implementations:
+//! - the pooled diesel connection ([`DbConn`]), used on PostgreSQL, where every statement is a
+//!   round trip and rows go many to a statement;
+//! - [`SqliteWriter`], the writer's own SQLite connection with prepared statements kept for its
+//!   lifetime: on SQLite the writer's cost is CPU, and diesel's per-call query building and
+//!   binding was most of it.
+//!
+//! Both write the same tables the same way; the integration tests run every webhook scenario
+//! through each (SQLite suite and PostgreSQL suite).
+
+use chrono::NaiveDateTime;
+
+use super::calls::{self, Call, CallEvent, CallRecord, InboxRow};
+pub use super::sqlite_writer::SqliteWriter;
+use super::{numbers, Db, DbConn, DbError};
+use crate::config::Backend;
+
+/// The webhook writer's queries. Every method runs inside [`IngestStore::transaction`].
+pub trait IngestStore {
+    /// Runs `f` in one write transaction (SQLite: `BEGIN IMMEDIATE`); commits if it returns Ok.
+    fn transaction(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn IngestStore) -> Result<(), DbError>,
+    ) -> Result<(), DbError>;
+    /// The stored calls of these sessions (locked for update on PostgreSQL).
+    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError>;
+    /// (session, type, time) of the stored events of these sessions.
+    fn event_keys(
+        &mut self,
+        sessions: &[String],
+    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError>;
+    /// Which of these CDR dedup keys are stored.
+    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError>;
+    fn binding_by_subscription(&mut self, subscription_id: &str)
+        -> Result<Option<String>, DbError>;
+    /// The binding that had X+E at that time (see [`calls::binding_by_number_at`]).
+    fn binding_by_number_at(
+        &mut self,
+        virtual_num: &str,
+        extend_num: &str,
+        at: NaiveDateTime,
+    ) -> Result<Option<String>, DbError>;
+    /// A pool number's (status, cause), or None when it is not in the pool.
+    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError>;
+    fn set_number_status(
+        &mut self,
+        number: &str,
+        status: &str,
+        cause: Option<&str>,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError>;
+    /// Writes calls: `new` ones are inserted; `changed` ones get their unindexed columns
+    /// updated; `rekeyed` ones (a subset of `changed`) also their indexed columns.
+    fn write_calls(
+        &mut self,
+        new: &[Call],
+        changed: &[Call],
+        rekeyed: &[Call],
+    ) -> Result<(), DbError>;
+    /// Inserts events; one already stored (same session, type and time) is skipped.
+    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError>;
+    /// Inserts CDRs; one already stored (same dedup key) is skipped.
+    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError>;
+    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError>;
+    /// Copies the binding of these calls onto their events and CDRs that have none yet.
+    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError>;
+}
+
+impl IngestStore for DbConn {
+    fn transaction(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn IngestStore) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        super::immediate_transaction(self, |conn| f(conn))
+    }
+
+    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+        calls::calls_by_session(self, sessions)
+    }
+
+    fn event_keys(
+        &mut self,
+        sessions: &[String],
+    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        calls::event_keys(self, sessions)
+    }
+
+    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError> {
+        calls::record_keys(self, keys)
+    }
+
+    fn binding_by_subscription(
+        &mut self,
+        subscription_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        calls::binding_by_subscription(self, subscription_id)
+    }
+
+    fn binding_by_number_at(
+        &mut self,
+        virtual_num: &str,
+        extend_num: &str,
+        at: NaiveDateTime,
+    ) -> Result<Option<String>, DbError> {
+        calls::binding_by_number_at(self, virtual_num, extend_num, at)
+    }
+
+    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError> {
+        Ok(numbers::find(self, number)?.map(|n| (n.status, n.status_cause)))
+    }
+
+    fn set_number_status(
+        &mut self,
+        number: &str,
+        status: &str,
+        cause: Option<&str>,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        numbers::set_status(self, number, status, cause, at)
+    }
+
+    fn write_calls(
+        &mut self,
+        new: &[Call],
+        changed: &[Call],
+        rekeyed: &[Call],
+    ) -> Result<(), DbError> {
+        let rows: Vec<Call> = new.iter().chain(changed).cloned().collect();
+        calls::upsert_calls(self, &rows, rekeyed)
+    }
+
+    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError> {
+        calls::insert_events(self, rows)
+    }
+
+    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError> {
+        calls::insert_records(self, rows)
+    }
+
+    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError> {
+        calls::insert_inbox(self, rows)
+    }
+
+    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError> {
+        calls::link_calls(self, call_ids)
+    }
+}
+
+/// Gives the webhook writer its connection for each batch: on SQLite its own long-lived
+/// [`SqliteWriter`] (reopened after a failure), on PostgreSQL a pooled connection.
+pub struct IngestConnector {
+    db: Db,
+    sqlite: Option<SqliteWriter>,
+}
+
+impl IngestConnector {
+    pub fn new(db: Db) -> Self {
+        Self { db, sqlite: None }
+    }
+
+    /// Runs `f` with a connection. A connection that failed as unavailable is dropped, so the
+    /// next batch opens a fresh one.
+    pub fn with_store<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn IngestStore) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        match self.db.backend() {
+            Backend::Sqlite => {
+                let writer = match &mut self.sqlite {
+                    Some(w) => w,
+                    slot => slot.insert(SqliteWriter::open(&self.db.url().target)?),
+                };
+                let result = f(writer);
+                if result.as_ref().is_err_and(DbError::is_unavailable) {
+                    self.sqlite = None;
+                }
+                result
+            }
+            Backend::Postgres => {
+                let mut conn = self.db.checkout()?;
+                f(&mut *conn)
+            }
+        }
+    }
+}

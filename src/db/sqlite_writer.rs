@@ -1,0 +1,544 @@
+//! The webhook writer's own SQLite connection: plain SQL through prepared statements that live
+//! as long as the connection, values bound directly. It writes exactly what diesel would
+//! (same columns, same text form of timestamps), so the rest of the gateway reads these rows
+//! through diesel as usual.
+
+use chrono::{Datelike, NaiveDateTime, Timelike};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
+
+use super::calls::{Call, CallEvent, CallRecord, InboxRow};
+use super::ingest::IngestStore;
+use super::DbError;
+
+/// Statements the writer runs; more than it has, so none is ever evicted and re-prepared.
+const STATEMENT_CACHE: usize = 32;
+
+pub struct SqliteWriter {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteWriter {
+    pub fn open(path: &str) -> Result<Self, DbError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| DbError::Unavailable(format!("opening {path}: {e}")))?;
+        conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self { conn })
+    }
+
+    fn run(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
+        Ok(self.conn.prepare_cached(sql)?.execute(params)?)
+    }
+}
+
+const CALL_COLUMNS: &str = "id, session_id, binding_id, subscription_id, virtual_num, \
+    extend_num, caller, called, icid, started_at, answered_at, ended_at, talk_seconds, \
+    last_event, last_event_at, state_code, has_cdr, created_at, updated_at";
+
+fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
+    Ok(Call {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        binding_id: r.get(2)?,
+        subscription_id: r.get(3)?,
+        virtual_num: r.get(4)?,
+        extend_num: r.get(5)?,
+        caller: r.get(6)?,
+        called: r.get(7)?,
+        icid: r.get(8)?,
+        started_at: timestamp(r, 9)?,
+        answered_at: opt_timestamp(r, 10)?,
+        ended_at: opt_timestamp(r, 11)?,
+        talk_seconds: r.get(12)?,
+        last_event: r.get(13)?,
+        last_event_at: opt_timestamp(r, 14)?,
+        state_code: r.get(15)?,
+        has_cdr: r.get(16)?,
+        created_at: timestamp(r, 17)?,
+        updated_at: timestamp(r, 18)?,
+    })
+}
+
+impl IngestStore for SqliteWriter {
+    fn transaction(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn IngestStore) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        self.run("BEGIN IMMEDIATE", &[])?;
+        let result = f(self).and_then(|()| self.run("COMMIT", &[]).map(drop));
+        if result.is_err() && !self.conn.is_autocommit() {
+            if let Err(e) = self.run("ROLLBACK", &[]) {
+                log::error!("webhook writer: rollback failed: {e}");
+            }
+        }
+        result
+    }
+
+    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE session_id = ?1"
+        ))?;
+        let mut out = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            if let Some(call) = stmt.query_row([session], call_from_row).optional()? {
+                out.push(call);
+            }
+        }
+        Ok(out)
+    }
+
+    fn event_keys(
+        &mut self,
+        sessions: &[String],
+    ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT event_type, event_at FROM call_events WHERE session_id = ?1")?;
+        let mut out = Vec::new();
+        for session in sessions {
+            let mut rows = stmt.query([session])?;
+            while let Some(r) = rows.next()? {
+                out.push((session.clone(), r.get(0)?, timestamp(r, 1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM call_records WHERE dedup_key = ?1")?;
+        let mut out = Vec::new();
+        for key in keys {
+            if stmt.exists([key])? {
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn binding_by_subscription(
+        &mut self,
+        subscription_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM bindings WHERE subscription_id = ?1 LIMIT 1")?
+            .query_row([subscription_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn binding_by_number_at(
+        &mut self,
+        virtual_num: &str,
+        extend_num: &str,
+        at: NaiveDateTime,
+    ) -> Result<Option<String>, DbError> {
+        let window = chrono::Duration::minutes(super::calls::NUMBER_MATCH_WINDOW_MINUTES);
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM bindings \
+                 WHERE virtual_num = :x AND extend_num = :e AND status <> 'failed' \
+                   AND created_at <= :latest \
+                   AND (released_at IS NULL OR released_at >= :earliest) \
+                 ORDER BY created_at DESC LIMIT 1",
+            )?
+            .query_row(
+                named_params! {
+                    ":x": virtual_num,
+                    ":e": extend_num,
+                    ":latest": Ts(at + window),
+                    ":earliest": Ts(at - window),
+                },
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT status, status_cause FROM virtual_numbers WHERE number = ?1")?
+            .query_row([number], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn set_number_status(
+        &mut self,
+        number: &str,
+        status: &str,
+        cause: Option<&str>,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        self.run(
+            "UPDATE virtual_numbers SET status = ?1, status_cause = ?2, updated_at = ?3 \
+             WHERE number = ?4",
+            params![status, cause, Ts(at), number],
+        )?;
+        Ok(())
+    }
+
+    fn write_calls(
+        &mut self,
+        new: &[Call],
+        changed: &[Call],
+        rekeyed: &[Call],
+    ) -> Result<(), DbError> {
+        for c in new {
+            self.run(
+                &format!(
+                    "INSERT INTO calls ({CALL_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                             ?16, ?17, ?18, ?19)"
+                ),
+                params![
+                    c.id,
+                    c.session_id,
+                    c.binding_id,
+                    c.subscription_id,
+                    c.virtual_num,
+                    c.extend_num,
+                    c.caller,
+                    c.called,
+                    c.icid,
+                    Ts(c.started_at),
+                    c.answered_at.map(Ts),
+                    c.ended_at.map(Ts),
+                    c.talk_seconds,
+                    c.last_event,
+                    c.last_event_at.map(Ts),
+                    c.state_code,
+                    c.has_cdr,
+                    Ts(c.created_at),
+                    Ts(c.updated_at),
+                ],
+            )?;
+        }
+        // Unindexed columns only, so SQLite leaves the calls' index entries alone.
+        for c in changed {
+            self.run(
+                "UPDATE calls SET subscription_id = ?2, virtual_num = ?3, extend_num = ?4, \
+                   caller = ?5, called = ?6, answered_at = ?7, ended_at = ?8, \
+                   talk_seconds = ?9, last_event = ?10, last_event_at = ?11, state_code = ?12, \
+                   has_cdr = ?13, updated_at = ?14 \
+                 WHERE id = ?1",
+                params![
+                    c.id,
+                    c.subscription_id,
+                    c.virtual_num,
+                    c.extend_num,
+                    c.caller,
+                    c.called,
+                    c.answered_at.map(Ts),
+                    c.ended_at.map(Ts),
+                    c.talk_seconds,
+                    c.last_event,
+                    c.last_event_at.map(Ts),
+                    c.state_code,
+                    c.has_cdr,
+                    Ts(c.updated_at),
+                ],
+            )?;
+        }
+        for c in rekeyed {
+            self.run(
+                "UPDATE calls SET binding_id = ?2, started_at = ?3, icid = ?4 WHERE id = ?1",
+                params![c.id, c.binding_id, Ts(c.started_at), c.icid],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO call_events (id, call_id, binding_id, session_id, event_type, event_at, \
+               caller, called, state_code, state_desc, digit_info, subscription_id, user_data, \
+               inbox_id, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (session_id, event_type, event_at) DO NOTHING",
+        )?;
+        for e in rows {
+            stmt.execute(params![
+                e.id,
+                e.call_id,
+                e.binding_id,
+                e.session_id,
+                e.event_type,
+                Ts(e.event_at),
+                e.caller,
+                e.called,
+                e.state_code,
+                e.state_desc,
+                e.digit_info,
+                e.subscription_id,
+                e.user_data,
+                e.inbox_id,
+                Ts(e.received_at),
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO call_records (id, dedup_key, call_id, binding_id, icid, session_id, \
+               subscription_id, direction, sp_id, app_key, bind_num, caller_num, callee_num, \
+               fwd_display_num, fwd_dst_num, call_in_time, fwd_start_time, fwd_alerting_time, \
+               fwd_answer_time, call_end_time, fwd_unaswrsn, fail_time, ul_fail_reason, \
+               sip_status_code, call_out_unaswrsn, record_flag, record_start_time, \
+               record_object_name, record_bucket_name, record_domain, \
+               record_file_download_url, service_type, host_name, extend_num, user_data, \
+               area_code, call_duration, call_rel_direction, talk_seconds, raw, inbox_id, \
+               received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, \
+               ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42) \
+             ON CONFLICT (dedup_key) DO NOTHING",
+        )?;
+        for r in rows {
+            stmt.execute(params![
+                r.id,
+                r.dedup_key,
+                r.call_id,
+                r.binding_id,
+                r.icid,
+                r.session_id,
+                r.subscription_id,
+                r.direction,
+                r.sp_id,
+                r.app_key,
+                r.bind_num,
+                r.caller_num,
+                r.callee_num,
+                r.fwd_display_num,
+                r.fwd_dst_num,
+                r.call_in_time.map(Ts),
+                r.fwd_start_time.map(Ts),
+                r.fwd_alerting_time.map(Ts),
+                r.fwd_answer_time.map(Ts),
+                r.call_end_time.map(Ts),
+                r.fwd_unaswrsn,
+                r.fail_time.map(Ts),
+                r.ul_fail_reason,
+                r.sip_status_code,
+                r.call_out_unaswrsn,
+                r.record_flag,
+                r.record_start_time.map(Ts),
+                r.record_object_name,
+                r.record_bucket_name,
+                r.record_domain,
+                r.record_file_download_url,
+                r.service_type,
+                r.host_name,
+                r.extend_num,
+                r.user_data,
+                r.area_code,
+                r.call_duration,
+                r.call_rel_direction,
+                r.talk_seconds,
+                r.raw,
+                r.inbox_id,
+                Ts(r.received_at),
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO webhook_inbox (id, received_at, route, remote_addr, verified, \
+               auth_note, event_type, items, duplicates, parse_note, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for i in rows {
+            stmt.execute(params![
+                i.id,
+                Ts(i.received_at),
+                i.route,
+                i.remote_addr,
+                i.verified,
+                i.auth_note,
+                i.event_type,
+                i.items,
+                i.duplicates,
+                i.parse_note,
+                i.body,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError> {
+        for id in call_ids {
+            for table in ["call_events", "call_records"] {
+                self.run(
+                    &format!(
+                        "UPDATE {table} \
+                         SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
+                         WHERE call_id = ?1 AND binding_id IS NULL"
+                    ),
+                    &[id],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A timestamp bound as diesel stores it on SQLite: text, `%Y-%m-%d %H:%M:%S%.f`.
+#[derive(Debug, Clone, Copy)]
+struct Ts(NaiveDateTime);
+
+impl ToSql for Ts {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(format_timestamp(&self.0)))
+    }
+}
+
+/// `t.format("%Y-%m-%d %H:%M:%S%.f")` (diesel's form), without chrono's format-string
+/// interpreter, which was a noticeable part of the writer's time.
+pub(super) fn format_timestamp(t: &NaiveDateTime) -> String {
+    use std::fmt::Write;
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%d %H:%M:%S%.f").to_string();
+    }
+    // chrono keeps a leap second as nanoseconds >= 1e9 and prints it as second 60.
+    let (second, nanos) = match t.nanosecond() {
+        n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
+        n => (t.second(), n),
+    };
+    let mut out = String::with_capacity(29);
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{second:02}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    );
+    let _ = match nanos {
+        0 => Ok(()),
+        n if n % 1_000_000 == 0 => write!(out, ".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => write!(out, ".{:06}", n / 1_000),
+        n => write!(out, ".{n:09}"),
+    };
+    out
+}
+
+/// Reads what [`format_timestamp`] (or diesel) wrote.
+pub(super) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+    fast_parse(s.as_bytes()).or_else(|| {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
+            .ok()
+    })
+}
+
+fn fast_parse(b: &[u8]) -> Option<NaiveDateTime> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let year = i32::try_from(num(&b[0..4])?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?;
+    let (h, m, s) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            num(digits)? * 10u32.pow(9 - u32::try_from(digits.len()).ok()?)
+        }
+        _ => return None,
+    };
+    date.and_hms_nano_opt(h, m, s, nanos)
+}
+
+fn timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<NaiveDateTime> {
+    opt_timestamp(r, i)?.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(i, "timestamp".into(), rusqlite::types::Type::Null)
+    })
+}
+
+fn opt_timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTime>> {
+    match r.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(parse_timestamp)
+            .map(Some)
+            .ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(
+                    i,
+                    "timestamp".into(),
+                    rusqlite::types::Type::Text,
+                )
+            }),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "timestamp".into(),
+            other.data_type(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn timestamps_are_written_exactly_as_diesel_writes_them() {
+        for s in [
+            "2026-11-29 08:00:00",
+            "2026-01-02 03:04:05.1",
+            "2026-01-02 03:04:05.123",
+            "2026-01-02 03:04:05.123456",
+            "2026-01-02 03:04:05.000001",
+            "2026-01-02 03:04:05.123456789",
+            "0001-01-01 00:00:00",
+            "9999-12-31 23:59:59.999999",
+        ] {
+            let t = at(s);
+            assert_eq!(
+                format_timestamp(&t),
+                t.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+            );
+            assert_eq!(parse_timestamp(&format_timestamp(&t)), Some(t));
+        }
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap();
+        assert_eq!(
+            format_timestamp(&leap),
+            leap.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+        );
+    }
+
+    #[test]
+    fn timestamps_in_other_forms_still_parse() {
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05.5"),
+            Some(at("2026-01-02 03:04:05.5"))
+        );
+        assert_eq!(parse_timestamp("2026-13-02 03:04:05"), None);
+        assert_eq!(parse_timestamp("not a time"), None);
+    }
+}
