@@ -127,6 +127,16 @@ pub struct CallRecord {
     pub received_at: NaiveDateTime,
 }
 
+/// A CDR's `call_records.dedup_key`: `icid:<icid>`, or `session:<sessionId>` when Huawei sent
+/// no icid; None when it sent neither (the CDR is then kept raw only).
+pub fn record_dedup_key(icid: Option<&str>, session_id: Option<&str>) -> Option<String> {
+    match (icid, session_id) {
+        (Some(i), _) if !i.is_empty() => Some(format!("icid:{i}")),
+        (_, Some(s)) if !s.is_empty() => Some(format!("session:{s}")),
+        _ => None,
+    }
+}
+
 /// Inserts rows the cheapest way for the backend: on SQLite (in-process) one cached prepared
 /// statement per row beats parsing a fresh multi-row statement per batch; on PostgreSQL every
 /// statement is a round trip, so rows go many to a statement.
@@ -227,15 +237,15 @@ pub fn upsert_calls(conn: &mut DbConn, rows: &[Call], rekey: &[Call]) -> Result<
 /// The (type, time) of every stored event of these sessions: the dedup keys.
 pub fn event_keys(
     conn: &mut DbConn,
-    sessions: &[String],
+    call_ids: &[String],
 ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
     let mut out = Vec::new();
-    for chunk in sessions.chunks(CHUNK) {
+    for chunk in call_ids.chunks(CHUNK) {
         out.extend(
             call_events::table
-                .filter(call_events::session_id.eq_any(chunk))
+                .filter(call_events::call_id.eq_any(chunk))
                 .select((
-                    call_events::session_id,
+                    call_events::call_id,
                     call_events::event_type,
                     call_events::event_at,
                 ))
@@ -245,7 +255,6 @@ pub fn event_keys(
     Ok(out)
 }
 
-/// Which of these CDR dedup keys are stored already.
 pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, DbError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(CHUNK) {
@@ -266,7 +275,7 @@ pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbErro
     )
     .values(values)
     .on_conflict((
-        call_events::session_id,
+        call_events::call_id,
         call_events::event_type,
         call_events::event_at
     ))
@@ -414,11 +423,27 @@ pub fn binding_exists(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
 }
 
 pub fn find_call(conn: &mut DbConn, id_or_icid: &str) -> Result<Option<Call>, DbError> {
-    Ok(calls::table
-        .filter(calls::id.eq(id_or_icid).or(calls::icid.eq(id_or_icid)))
-        .select(Call::as_select())
-        .first(conn)
-        .optional()?)
+    let by_id = |conn: &mut DbConn, id: &str| {
+        calls::table
+            .find(id)
+            .select(Call::as_select())
+            .first(conn)
+            .optional()
+    };
+    if let Some(call) = by_id(conn, id_or_icid)? {
+        return Ok(Some(call));
+    }
+    // An icid: its CDR knows the call.
+    let key = record_dedup_key(Some(id_or_icid), None).unwrap_or_default();
+    let call_id = call_records::table
+        .filter(call_records::dedup_key.eq(key))
+        .select(call_records::call_id)
+        .first::<String>(conn)
+        .optional()?;
+    Ok(match call_id {
+        Some(id) => by_id(conn, &id)?,
+        None => None,
+    })
 }
 
 /// A binding's calls, newest first, after the (started_at, id) cursor when given.
@@ -477,4 +502,22 @@ pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Resu
         diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
             .execute(conn)?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_dedup_key;
+
+    #[test]
+    fn cdrs_are_keyed_by_icid_else_session() {
+        assert_eq!(
+            record_dedup_key(Some("i1"), Some("s1")).as_deref(),
+            Some("icid:i1")
+        );
+        assert_eq!(
+            record_dedup_key(Some(""), Some("s2")).as_deref(),
+            Some("session:s2")
+        );
+        assert_eq!(record_dedup_key(None, Some("")), None);
+    }
 }

@@ -24,10 +24,10 @@ pub trait IngestStore {
     ) -> Result<(), DbError>;
     /// The stored calls of these sessions (locked for update on PostgreSQL).
     fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError>;
-    /// (session, type, time) of the stored events of these sessions.
+    /// (call id, type, time) of the stored events of these calls.
     fn event_keys(
         &mut self,
-        sessions: &[String],
+        call_ids: &[String],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError>;
     /// Which of these CDR dedup keys are stored.
     fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError>;
@@ -57,7 +57,7 @@ pub trait IngestStore {
         changed: &[Call],
         rekeyed: &[Call],
     ) -> Result<(), DbError>;
-    /// Inserts events; one already stored (same session, type and time) is skipped.
+    /// Inserts events; one already stored (same call, type and time) is skipped.
     fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError>;
     /// Inserts CDRs; one already stored (same dedup key) is skipped.
     fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError>;
@@ -80,9 +80,9 @@ impl IngestStore for DbConn {
 
     fn event_keys(
         &mut self,
-        sessions: &[String],
+        call_ids: &[String],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
-        calls::event_keys(self, sessions)
+        calls::event_keys(self, call_ids)
     }
 
     fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError> {

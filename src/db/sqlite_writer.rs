@@ -95,16 +95,16 @@ impl IngestStore for SqliteWriter {
 
     fn event_keys(
         &mut self,
-        sessions: &[String],
+        call_ids: &[String],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT event_type, event_at FROM call_events WHERE session_id = ?1")?;
+            .prepare_cached("SELECT event_type, event_at FROM call_events WHERE call_id = ?1")?;
         let mut out = Vec::new();
-        for session in sessions {
-            let mut rows = stmt.query([session])?;
+        for call_id in call_ids {
+            let mut rows = stmt.query([call_id])?;
             while let Some(r) = rows.next()? {
-                out.push((session.clone(), r.get(0)?, timestamp(r, 1)?));
+                out.push((call_id.clone(), r.get(0)?, timestamp(r, 1)?));
             }
         }
         Ok(out)
@@ -262,7 +262,7 @@ impl IngestStore for SqliteWriter {
                caller, called, state_code, state_desc, digit_info, subscription_id, user_data, \
                inbox_id, received_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-             ON CONFLICT (session_id, event_type, event_at) DO NOTHING",
+             ON CONFLICT (call_id, event_type, event_at) DO NOTHING",
         )?;
         for e in rows {
             stmt.execute(params![

@@ -395,15 +395,6 @@ impl FeeInfo {
             _ => 0,
         }
     }
-
-    /// `icid:<icid>`, or `session:<sessionId>` when Huawei sent no icid.
-    pub fn dedup_key(&self) -> Option<String> {
-        match (&self.icid, &self.session_id) {
-            (Some(i), _) if !i.is_empty() => Some(format!("icid:{i}")),
-            (_, Some(s)) if !s.is_empty() => Some(format!("session:{s}")),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -437,10 +428,8 @@ mod tests {
         assert_eq!(serde_json::to_value(&fee).unwrap()["fwdUnaswRsn"], 17);
         assert_eq!(fee.record_flag, Some(1));
         assert_eq!(fee.talk_seconds(), 175);
-        assert_eq!(fee.dedup_key().as_deref(), Some("icid:i1"));
-        let no_icid = FeeInfo::from_value(&serde_json::json!({"sessionId":"s2"})).unwrap();
-        assert_eq!(no_icid.dedup_key().as_deref(), Some("session:s2"));
-        assert_eq!(no_icid.talk_seconds(), 0);
+        let no_times = FeeInfo::from_value(&serde_json::json!({"sessionId":"s2"})).unwrap();
+        assert_eq!(no_times.talk_seconds(), 0);
         assert!(FeeInfo::from_value(&serde_json::json!("x")).is_none());
     }
 }

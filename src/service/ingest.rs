@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use tokio::sync::oneshot;
 
-use crate::db::calls::{Call, CallEvent, CallRecord, InboxRow};
+use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow};
 use crate::db::ingest::{IngestConnector, IngestStore};
 use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
@@ -279,7 +279,9 @@ fn store_jobs(
                     }
                 }
                 Item::Cdr { fee, .. } => {
-                    if let Some(key) = fee.dedup_key() {
+                    if let Some(key) =
+                        calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
+                    {
                         sessions.push(cdr_session(fee, &key));
                         record_keys.push(key);
                     }
@@ -290,13 +292,28 @@ fn store_jobs(
     }
     sessions.sort_unstable();
     sessions.dedup();
+    let stored_calls = store.calls_by_session(&sessions)?;
+    let call_ids: Vec<String> = stored_calls.iter().map(|c| c.id.clone()).collect();
+    let session_of: HashMap<&str, &str> = stored_calls
+        .iter()
+        .map(|c| (c.id.as_str(), c.session_id.as_str()))
+        .collect();
+    // Events are keyed by call in the database and by session in the batch.
+    let seen_events = store
+        .event_keys(&call_ids)?
+        .into_iter()
+        .filter_map(|(call_id, kind, at)| {
+            session_of
+                .get(call_id.as_str())
+                .map(|session| ((*session).to_owned(), kind, at))
+        })
+        .collect();
     let mut batch = BatchCtx {
-        calls: store
-            .calls_by_session(&sessions)?
+        calls: stored_calls
             .into_iter()
             .map(|c| (c.session_id.clone(), (Some(c.clone()), c)))
             .collect(),
-        seen_events: store.event_keys(&sessions)?.into_iter().collect(),
+        seen_events,
         seen_records: store.record_keys(&record_keys)?.into_iter().collect(),
         ..BatchCtx::default()
     };
@@ -555,7 +572,9 @@ impl BatchCtx {
         raw: &str,
         stored: &mut Stored,
     ) -> Result<(), DbError> {
-        let Some(dedup_key) = fee.dedup_key() else {
+        let Some(dedup_key) =
+            calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
+        else {
             stored.skipped += 1;
             log::warn!("webhook: CDR without icid or sessionId; kept raw only");
             return Ok(());
