@@ -16,4 +16,5 @@ pub mod jobs;
 pub mod sandbox;
 pub mod service;
 pub mod startup;
+pub mod timestamp;
 pub mod webhooks;

@@ -3,13 +3,14 @@
 //! (same columns, same text form of timestamps), so the rest of the gateway reads these rows
 //! through diesel as usual.
 
-use chrono::{Datelike, NaiveDateTime, Timelike};
+use chrono::NaiveDateTime;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
 
 use super::calls::{Call, CallEvent, CallRecord, InboxRow};
 use super::ingest::IngestStore;
 use super::DbError;
+use crate::timestamp;
 
 /// Statements the writer runs; more than it has, so none is ever evicted and re-prepared.
 const STATEMENT_CACHE: usize = 32;
@@ -398,73 +399,8 @@ struct Ts(NaiveDateTime);
 
 impl ToSql for Ts {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(format_timestamp(&self.0)))
+        Ok(ToSqlOutput::from(timestamp::format_db(&self.0)))
     }
-}
-
-/// `t.format("%Y-%m-%d %H:%M:%S%.f")` (diesel's form), without chrono's format-string
-/// interpreter, which was a noticeable part of the writer's time.
-pub(super) fn format_timestamp(t: &NaiveDateTime) -> String {
-    use std::fmt::Write;
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return t.format("%Y-%m-%d %H:%M:%S%.f").to_string();
-    }
-    // chrono keeps a leap second as nanoseconds >= 1e9 and prints it as second 60.
-    let (second, nanos) = match t.nanosecond() {
-        n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
-        n => (t.second(), n),
-    };
-    let mut out = String::with_capacity(29);
-    let _ = write!(
-        out,
-        "{year:04}-{:02}-{:02} {:02}:{:02}:{second:02}",
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute()
-    );
-    let _ = match nanos {
-        0 => Ok(()),
-        n if n % 1_000_000 == 0 => write!(out, ".{:03}", n / 1_000_000),
-        n if n % 1_000 == 0 => write!(out, ".{:06}", n / 1_000),
-        n => write!(out, ".{n:09}"),
-    };
-    out
-}
-
-/// Reads what [`format_timestamp`] (or diesel) wrote.
-pub(super) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
-    fast_parse(s.as_bytes()).or_else(|| {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
-            .ok()
-    })
-}
-
-fn fast_parse(b: &[u8]) -> Option<NaiveDateTime> {
-    fn num(b: &[u8]) -> Option<u32> {
-        b.iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    }
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' {
-        return None;
-    }
-    let year = i32::try_from(num(&b[0..4])?).ok()?;
-    let date = chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?;
-    let (h, m, s) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
-    let nanos = match &b[19..] {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            num(digits)? * 10u32.pow(9 - u32::try_from(digits.len()).ok()?)
-        }
-        _ => return None,
-    };
-    date.and_hms_nano_opt(h, m, s, nanos)
 }
 
 fn timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<NaiveDateTime> {
@@ -478,7 +414,7 @@ fn opt_timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTime
         ValueRef::Null => Ok(None),
         ValueRef::Text(t) => std::str::from_utf8(t)
             .ok()
-            .and_then(parse_timestamp)
+            .and_then(timestamp::parse_db)
             .map(Some)
             .ok_or_else(|| {
                 rusqlite::Error::InvalidColumnType(
@@ -492,53 +428,5 @@ fn opt_timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTime
             "timestamp".into(),
             other.data_type(),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
-    }
-
-    #[test]
-    fn timestamps_are_written_exactly_as_diesel_writes_them() {
-        for s in [
-            "2026-11-29 08:00:00",
-            "2026-01-02 03:04:05.1",
-            "2026-01-02 03:04:05.123",
-            "2026-01-02 03:04:05.123456",
-            "2026-01-02 03:04:05.000001",
-            "2026-01-02 03:04:05.123456789",
-            "0001-01-01 00:00:00",
-            "9999-12-31 23:59:59.999999",
-        ] {
-            let t = at(s);
-            assert_eq!(
-                format_timestamp(&t),
-                t.format("%Y-%m-%d %H:%M:%S%.f").to_string()
-            );
-            assert_eq!(parse_timestamp(&format_timestamp(&t)), Some(t));
-        }
-        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
-            .unwrap()
-            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
-            .unwrap();
-        assert_eq!(
-            format_timestamp(&leap),
-            leap.format("%Y-%m-%d %H:%M:%S%.f").to_string()
-        );
-    }
-
-    #[test]
-    fn timestamps_in_other_forms_still_parse() {
-        assert_eq!(
-            parse_timestamp("2026-01-02T03:04:05.5"),
-            Some(at("2026-01-02 03:04:05.5"))
-        );
-        assert_eq!(parse_timestamp("2026-13-02 03:04:05"), None);
-        assert_eq!(parse_timestamp("not a time"), None);
     }
 }

@@ -15,6 +15,12 @@ pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// some of Huawei's other pushes use.
 pub fn parse_time(raw: &str) -> Option<NaiveDateTime> {
     let raw = raw.trim();
+    // Huawei's own form, without chrono's format interpreter (the common case by far).
+    if raw.len() == TIME_FORMAT_LEN {
+        if let Some(t) = crate::timestamp::parse_ymd_hms(raw) {
+            return Some(t);
+        }
+    }
     NaiveDateTime::parse_from_str(raw, TIME_FORMAT)
         .ok()
         .or_else(|| {
@@ -23,6 +29,9 @@ pub fn parse_time(raw: &str) -> Option<NaiveDateTime> {
                 .map(|d| d.naive_utc())
         })
 }
+
+/// Length of a time in [`TIME_FORMAT`]: `2024-05-01 08:00:00`.
+const TIME_FORMAT_LEN: usize = 19;
 
 pub fn format_time(t: NaiveDateTime) -> String {
     t.format(TIME_FORMAT).to_string()
@@ -417,6 +426,20 @@ mod tests {
                 .as_deref(),
             Some("2024-05-01 08:03:10")
         );
+    }
+
+    #[test]
+    fn huawei_times_parse_in_either_form() {
+        let t = chrono::NaiveDate::from_ymd_opt(2024, 5, 1)
+            .unwrap()
+            .and_hms_opt(8, 0, 15)
+            .unwrap();
+        assert_eq!(parse_time("2024-05-01 08:00:15"), Some(t));
+        assert_eq!(parse_time(" 2024-05-01 08:00:15 "), Some(t));
+        assert_eq!(parse_time("2024-05-01T08:00:15Z"), Some(t));
+        assert_eq!(parse_time("2024-05-01T16:00:15+08:00"), Some(t));
+        assert_eq!(parse_time("2024-05-32 08:00:15"), None);
+        assert_eq!(parse_time("2024-05-01 08:00"), None);
     }
 
     #[test]

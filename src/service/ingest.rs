@@ -399,7 +399,23 @@ impl BatchCtx {
 
     /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
     /// new rows, then the bindings of calls linked in this batch onto their older rows.
-    fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
+    fn write(mut self, store: &mut dyn IngestStore) -> Result<(), DbError> {
+        // A call linked by a later item of this batch: its earlier items' rows get the binding
+        // here, so only rows stored by earlier batches need `link_calls`.
+        for event in &mut self.events {
+            if event.binding_id.is_none() {
+                if let Some((_, call)) = self.calls.get(&event.session_id) {
+                    event.binding_id.clone_from(&call.binding_id);
+                }
+            }
+        }
+        for record in &mut self.records {
+            if record.binding_id.is_none() {
+                if let Some((_, call)) = self.calls.get(&record.session_id) {
+                    record.binding_id.clone_from(&call.binding_id);
+                }
+            }
+        }
         let mut linked = Vec::new();
         let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
         // Sorted by session: concurrent writers lock call rows in one order.
@@ -408,9 +424,6 @@ impl BatchCtx {
                 continue;
             };
             let Some(before) = before else {
-                if call.binding_id.is_some() {
-                    linked.push(call.id.clone());
-                }
                 new.push(call.clone());
                 continue;
             };

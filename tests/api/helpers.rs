@@ -328,6 +328,11 @@ impl TestApp {
 
     /// Counts rows of a table in the gateway's database.
     pub async fn count(&self, table: &'static str) -> i64 {
+        self.count_where(table, "1 = 1").await
+    }
+
+    /// Counts rows of a table that match an SQL condition.
+    pub async fn count_where(&self, table: &'static str, condition: &'static str) -> i64 {
         use diesel::QueryableByName;
         #[derive(QueryableByName)]
         struct Count {
@@ -336,10 +341,12 @@ impl TestApp {
         }
         self.app_db
             .run(move |conn| {
-                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-                    .get_result::<Count>(conn)
-                    .map(|c| c.n)
-                    .map_err(axe_gateway::db::DbError::from)
+                diesel::sql_query(format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
+                ))
+                .get_result::<Count>(conn)
+                .map(|c| c.n)
+                .map_err(axe_gateway::db::DbError::from)
             })
             .await
             .expect("count")

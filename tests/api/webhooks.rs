@@ -11,6 +11,7 @@ on_both_backends!(
     events_arriving_out_of_order_make_the_same_call,
     notifications_for_unknown_bindings_are_kept_unlinked,
     a_fifty_cdr_message_is_stored_in_one_go,
+    rows_stored_before_their_call_was_linked_get_its_binding,
     bad_signatures_are_refused_and_nothing_is_stored,
     log_mode_accepts_and_marks_unverified with &[("HUAWEI_WEBHOOK_AUTH", "log")],
     pushes_from_outside_the_allow_list_are_forbidden with &[("HUAWEI_WEBHOOK_ALLOW_IPS", "10.0.0.0/8")],
@@ -376,6 +377,59 @@ async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
     assert_eq!(seen, 50);
+}
+
+async fn rows_stored_before_their_call_was_linked_get_its_binding(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-link").await;
+    // In one message: the session's first CDR names no subscription and an extension of no
+    // binding; its second (another icid) names the subscription and links the call.
+    let unlinkable = cdr("s-l", "icid-l1", None, "99999", false, false);
+    let linking = cdr("s-l", "icid-l2", Some(&sub), &e, true, false);
+    let msg = json!({"eventType": "fee", "feeLst": [unlinkable, linking]});
+    assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200);
+    assert_eq!(
+        app.count_where("call_records", "binding_id IS NOT NULL")
+            .await,
+        2,
+        "both CDRs of the linked call carry its binding"
+    );
+    // Across notifications: a callin (no subscription, no extension yet) is stored unlinked;
+    // the answer that names the subscription links it afterwards.
+    app.push(
+        "/huawei/events",
+        &event(
+            "callin",
+            "s-m",
+            "2026-11-29 09:00:00",
+            json!({"caller": "+8613900000001", "called": X1}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.count_where("call_events", "session_id = 's-m' AND binding_id IS NULL")
+            .await,
+        1
+    );
+    app.push(
+        "/huawei/events",
+        &event(
+            "answer",
+            "s-m",
+            "2026-11-29 09:00:09",
+            json!({"subscriptionId": sub}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.count_where(
+            "call_events",
+            "session_id = 's-m' AND binding_id IS NOT NULL"
+        )
+        .await,
+        2,
+        "the earlier callin row got the binding too"
+    );
+    assert_eq!(binding(&app, &id).await["call_count"], 2);
 }
 
 async fn bad_signatures_are_refused_and_nothing_is_stored(app: TestApp) {

@@ -12,3 +12,7 @@ CREATE UNIQUE INDEX call_events_dedup ON call_events (call_id, event_type, event
 -- A call is found by Huawei's icid through its CDR: call_records.dedup_key = 'icid:' || icid
 -- is unique already.
 DROP INDEX calls_by_icid;
+
+-- CDRs are reached through their call (call_records_by_call); a binding's CDRs are those of its
+-- calls (calls_by_binding). A CDR no longer pays for an index of its own by binding.
+DROP INDEX call_records_by_binding;
