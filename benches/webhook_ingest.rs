@@ -53,6 +53,72 @@ struct RunResult {
     p99_ms: f64,
     rows_expected: i64,
     rows_stored: i64,
+    /// Over the measured window: CPU of the webhook writer thread, of this whole process
+    /// (gateway and load generator), and bytes this process had written to storage.
+    writer_cpu_us_per_request: f64,
+    process_cpu_cores: f64,
+    machine_busy: f64,
+    write_kb_per_request: f64,
+}
+
+/// What the measured window is compared over: from /proc, Linux only (zeros elsewhere).
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    writer_ticks: u64,
+    process_ticks: u64,
+    write_bytes: u64,
+    machine_busy_ticks: u64,
+    machine_total_ticks: u64,
+}
+
+impl Usage {
+    /// Clock ticks per second of /proc's CPU times (USER_HZ; 100 on Linux).
+    const HZ: f64 = 100.0;
+
+    fn now() -> Self {
+        let ticks_of = |stat: &str| -> u64 {
+            // Fields after the command name (which is in parentheses): utime and stime are
+            // the 12th and 13th of them.
+            stat.rsplit_once(')')
+                .map(|(_, rest)| {
+                    let f: Vec<&str> = rest.split_whitespace().collect();
+                    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                })
+                .unwrap_or(0)
+        };
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let writer_ticks = std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| read(&format!("{}/comm", t.path().display())).trim() == "webhook-writer")
+            .map(|t| ticks_of(&read(&format!("{}/stat", t.path().display()))))
+            .sum();
+        let write_bytes = read("/proc/self/io")
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let cpu: Vec<u64> = read("/proc/stat")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+        let total: u64 = cpu.iter().take(8).sum();
+        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+        Self {
+            writer_ticks,
+            process_ticks: ticks_of(&read("/proc/self/stat")),
+            write_bytes,
+            machine_busy_ticks: total - idle,
+            machine_total_ticks: total,
+        }
+    }
 }
 
 fn env_list(var: &str, default: &str) -> Vec<String> {
@@ -127,8 +193,8 @@ fn main() {
         }
     }
     println!();
-    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected | writer CPU µs/notif. | process CPU (cores) | machine busy | disk KB/notif. |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &results {
         let rate = r.requests as f64 / r.seconds;
         let cdrs = if r.scenario == Scenario::Cdr50 {
@@ -137,7 +203,7 @@ fn main() {
             "-".into()
         };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} |",
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} | {:.1} | {:.2} | {:.0} % | {:.1} |",
             r.backend,
             match r.scenario {
                 Scenario::Events => "single event",
@@ -150,7 +216,11 @@ fn main() {
             r.p99_ms,
             r.errors,
             r.rows_stored,
-            r.rows_expected
+            r.rows_expected,
+            r.writer_cpu_us_per_request,
+            r.process_cpu_cores,
+            r.machine_busy * 100.0,
+            r.write_kb_per_request
         );
     }
 }
@@ -396,7 +466,11 @@ fn run(
         })
         .expect("analyze");
     }
+    let before = Usage::now();
+    let window = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
+    let after = Usage::now();
+    let window = window.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let (mut sent, mut errors) = (0, 0);
@@ -416,7 +490,15 @@ fn run(
         Scenario::Cdr50 => ("call_records", 50),
     };
     let rows_stored = count(&db, table);
+    let requests = all.len().max(1) as f64;
     let result = RunResult {
+        writer_cpu_us_per_request: (after.writer_ticks - before.writer_ticks) as f64 / Usage::HZ
+            * 1e6
+            / requests,
+        process_cpu_cores: (after.process_ticks - before.process_ticks) as f64 / Usage::HZ / window,
+        machine_busy: (after.machine_busy_ticks - before.machine_busy_ticks) as f64
+            / (after.machine_total_ticks - before.machine_total_ticks).max(1) as f64,
+        write_kb_per_request: (after.write_bytes - before.write_bytes) as f64 / 1024.0 / requests,
         backend,
         scenario,
         connections: conns,
