@@ -5,6 +5,7 @@
 //!   cargo bench --bench webhook_ingest
 //!
 //! Environment: BENCH_SECONDS (default 10 per run), BENCH_BACKENDS (default "sqlite,postgres"),
+//! WEBHOOK_BATCH_MAX (the gateway's setting, default 256),
 //! BENCH_CONNECTIONS (default "16,64"), BENCH_SCENARIOS (default "events,cdr50"),
 //! TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 //!
@@ -242,11 +243,13 @@ fn print_row(r: &RunResult) {
 
 /// Starts the gateway on its own thread and actix system; returns its address and database.
 fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
+    let batch_max = std::env::var("WEBHOOK_BATCH_MAX").unwrap_or_else(|_| "256".into());
     let vars: HashMap<&str, &str> = HashMap::from([
         ("DATABASE_URL", url),
         ("WORKERS", "2"),
         ("DB_POOL_SIZE", "4"),
         ("WEBHOOK_QUEUE", "100000"),
+        ("WEBHOOK_BATCH_MAX", batch_max.as_str()),
     ]);
     let settings = Settings::load(&vars, true).expect("settings");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
