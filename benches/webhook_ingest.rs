@@ -57,6 +57,8 @@ struct RunResult {
     /// Over the measured window: CPU of the webhook writer thread, of this whole process
     /// (gateway and load generator), and bytes this process had written to storage.
     writer_cpu_us_per_request: f64,
+    /// Notifications per writer transaction (group-commit batch size), over the whole run.
+    per_commit: f64,
     process_cpu_cores: f64,
     machine_busy: f64,
     write_kb_per_request: f64,
@@ -194,8 +196,8 @@ fn main() {
         }
     }
     println!();
-    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected | writer CPU µs/notif. | process CPU (cores) | machine busy | disk KB/notif. |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected | notif./commit | writer CPU µs/notif. | process CPU (cores) | machine busy | disk KB/notif. |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &results {
         let rate = r.requests as f64 / r.seconds;
         let cdrs = if r.scenario == Scenario::Cdr50 {
@@ -204,7 +206,7 @@ fn main() {
             "-".into()
         };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} | {:.1} | {:.2} | {:.0} % | {:.1} |",
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.1} |",
             r.backend,
             match r.scenario {
                 Scenario::Events => "single event",
@@ -218,6 +220,7 @@ fn main() {
             r.errors,
             r.rows_stored,
             r.rows_expected,
+            r.per_commit,
             r.writer_cpu_us_per_request,
             r.process_cpu_cores,
             r.machine_busy * 100.0,
@@ -494,7 +497,10 @@ fn run(
     };
     let rows_stored = count(&db, table);
     let requests = all.len().max(1) as f64;
+    let per_commit = metric(addr, "axe_webhook_notifications_total")
+        / metric(addr, "axe_webhook_batches_total").max(1.0);
     let result = RunResult {
+        per_commit,
         writer_cpu_us_per_request: (after.writer_ticks - before.writer_ticks) as f64 / Usage::HZ
             * 1e6
             / requests,
@@ -515,6 +521,21 @@ fn run(
     };
     actix_rt::System::new().block_on(handle.stop(true));
     result
+}
+
+/// A counter from the gateway's `/metrics` (0 when it cannot be read).
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return 0.0;
+    };
+    let req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut text = String::new();
+    if stream.write_all(req.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return 0.0;
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn count(db: &Db, table: &str) -> i64 {

@@ -256,10 +256,20 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                // Logged when it starts failing and when it recovers, not ten times a second.
+                let mut failing = false;
                 while alive.strong_count() > 0 {
                     std::thread::sleep(Self::EVERY);
-                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                        log::warn!("SQLite checkpoint failed: {e}");
+                    match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                        Err(e) if !failing => {
+                            log::warn!("SQLite background checkpoint failed: {e}");
+                            failing = true;
+                        }
+                        Ok(()) if failing => {
+                            log::info!("SQLite background checkpoint works again");
+                            failing = false;
+                        }
+                        _ => {}
                     }
                 }
             })
