@@ -9,9 +9,9 @@
 //! BENCH_CONNECTIONS (default "16,64"), BENCH_SCENARIOS (default "events,cdr50"),
 //! TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 //!
-//! The gateway runs in this process exactly as `serve` builds it (2 workers, the group-commit
-//! webhook writer, signatures enforced, every 200 after a durable commit: SQLite
-//! synchronous=FULL). The load generator is plain blocking HTTP/1.1 keep-alive connections, one
+//! The gateway runs in this process exactly as `serve` builds it with default settings (2
+//! workers, a pool of 8 connections, one group-commit webhook writer on SQLite and 4 on
+//! PostgreSQL, signatures enforced, every 200 after a durable commit: SQLite synchronous=FULL). The load generator is plain blocking HTTP/1.1 keep-alive connections, one
 //! thread each, so it costs little CPU beside the server on the same two cores. Every request
 //! is a distinct, correctly signed Huawei notification for a live binding; after each run the
 //! stored rows are counted to check nothing was lost.
@@ -54,7 +54,7 @@ struct RunResult {
     p99_ms: f64,
     rows_expected: i64,
     rows_stored: i64,
-    /// Over the measured window: CPU of the webhook writer thread, of this whole process
+    /// Over the measured window: CPU of the webhook writer threads, of this whole process
     /// (gateway and load generator), and bytes this process had written to storage.
     writer_cpu_us_per_request: f64,
     /// Notifications per writer transaction (group-commit batch size), over the whole run.
@@ -95,7 +95,7 @@ impl Usage {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|t| read(&format!("{}/comm", t.path().display())).trim() == "webhook-writer")
+            .filter(|t| read(&format!("{}/comm", t.path().display())).starts_with("webhook-writer"))
             .map(|t| ticks_of(&read(&format!("{}/stat", t.path().display()))))
             .sum();
         let write_bytes = read("/proc/self/io")
@@ -250,7 +250,6 @@ fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
     let vars: HashMap<&str, &str> = HashMap::from([
         ("DATABASE_URL", url),
         ("WORKERS", "2"),
-        ("DB_POOL_SIZE", "4"),
         ("WEBHOOK_QUEUE", "100000"),
         ("WEBHOOK_BATCH_MAX", batch_max.as_str()),
     ]);

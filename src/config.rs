@@ -186,6 +186,7 @@ pub struct WebhookConfig {
     pub retention: Duration,
     pub batch_max: usize,
     pub queue: usize,
+    pub writers: usize,
 }
 
 impl WebhookConfig {
@@ -223,6 +224,8 @@ impl WebhookConfig {
             retention: secs(src, "WEBHOOK_RETENTION_DAYS", 90, 1, 3650).map(|d| d * 86_400)?,
             batch_max: number(src, "WEBHOOK_BATCH_MAX", 256, 1, 10_000)?,
             queue: number(src, "WEBHOOK_QUEUE", 20_000, 1, 1_000_000)?,
+            // 0 when unset: resolved against DB_POOL_SIZE by `Settings::load`.
+            writers: number(src, "WEBHOOK_WRITERS", 0, 1, 32)?,
         })
     }
 }
@@ -377,6 +380,23 @@ impl Settings {
             ));
         }
 
+        let db_pool_size: u32 = number(src, "DB_POOL_SIZE", 8, 1, 100)?;
+        let mut webhooks = WebhookConfig::load(src)?;
+        // PostgreSQL webhook writers each hold a pooled connection while they store a batch;
+        // the API needs connections too. Unset: 4, or half the pool if that is smaller.
+        let pool = usize::try_from(db_pool_size).unwrap_or(usize::MAX);
+        if webhooks.writers == 0 {
+            webhooks.writers = (pool / 2).clamp(1, 4);
+        } else if database_url.backend == Backend::Postgres && webhooks.writers >= pool {
+            return Err(bad(
+                "WEBHOOK_WRITERS",
+                format!(
+                    "{} writers need DB_POOL_SIZE above {} (the API needs connections too)",
+                    webhooks.writers, webhooks.writers
+                ),
+            ));
+        }
+
         Ok(Self {
             database_url,
             listen_addr,
@@ -396,10 +416,10 @@ impl Settings {
             extension_retry_limit: number(src, "EXTENSION_RETRY_LIMIT", 5, 1, 50)?,
             reconcile_interval: secs(src, "RECONCILE_INTERVAL_SECS", 30, 1, 86_400)?,
             expiry_interval: secs(src, "EXPIRY_INTERVAL_SECS", 30, 1, 86_400)?,
-            db_pool_size: number(src, "DB_POOL_SIZE", 8, 1, 100)?,
+            db_pool_size,
             db_timeout: millis(src, "DB_TIMEOUT_MS", 5_000, 100, 60_000)?,
             workers: number(src, "WORKERS", 2, 1, 64)?,
-            webhooks: WebhookConfig::load(src)?,
+            webhooks,
         })
     }
 
@@ -432,6 +452,29 @@ mod tests {
         ("HUAWEI_APP_SECRET", "secret"),
         ("API_TOKENS", "orders:0123456789abcdef"),
     ];
+
+    #[test]
+    fn webhook_writers_follow_the_pool_and_leave_the_api_connections() {
+        let pg = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = env(PROD);
+            vars.insert("DATABASE_URL", "postgres://u@h/db");
+            vars.extend(extra.iter().copied());
+            Settings::load(&vars, false)
+        };
+        assert_eq!(pg(&[]).unwrap().webhooks.writers, 4);
+        assert_eq!(pg(&[("DB_POOL_SIZE", "4")]).unwrap().webhooks.writers, 2);
+        assert_eq!(pg(&[("DB_POOL_SIZE", "1")]).unwrap().webhooks.writers, 1);
+        assert_eq!(
+            pg(&[("WEBHOOK_WRITERS", "6"), ("DB_POOL_SIZE", "10")])
+                .unwrap()
+                .webhooks
+                .writers,
+            6
+        );
+        let err = pg(&[("WEBHOOK_WRITERS", "8"), ("DB_POOL_SIZE", "8")]).unwrap_err();
+        assert_eq!(err.var, "WEBHOOK_WRITERS");
+        assert!(pg(&[("WEBHOOK_WRITERS", "0")]).is_err(), "at least one");
+    }
 
     #[test]
     fn defaults_select_sqlite_and_localhost() {

@@ -66,6 +66,7 @@ impl Application {
             IngestSettings {
                 batch_max: hooks.batch_max,
                 queue: hooks.queue,
+                writers: hooks.writers,
             },
         )?);
         let webhook_settings = web::Data::new(WebhookSettings {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use tokio::sync::oneshot;
 
+use crate::config::Backend;
 use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow};
 use crate::db::ingest::{IngestConnector, IngestStore};
 use crate::db::{self, Db, DbError};
@@ -87,10 +88,11 @@ struct Job {
     reply: oneshot::Sender<Result<Stored, IngestError>>,
 }
 
-/// Handle to the writer; cheap to clone, `Send`.
+/// Handle to the writers; cheap to clone, `Send`.
 #[derive(Clone)]
 pub struct Ingestor {
-    tx: SyncSender<Job>,
+    /// One queue per writer thread; a notification goes to the writer of its call's session.
+    shards: Arc<[SyncSender<Job>]>,
     metrics: Arc<IngestMetrics>,
 }
 
@@ -98,20 +100,40 @@ pub struct Ingestor {
 pub struct IngestSettings {
     /// Most notifications committed in one transaction.
     pub batch_max: usize,
-    /// Notifications waiting for the writer before new ones are refused with 503.
+    /// Notifications waiting for the writers before new ones are refused with 503.
     pub queue: usize,
+    /// Writer threads. SQLite has one write lock, so it always gets one; on PostgreSQL
+    /// several writers commit in parallel, each with its own share of the queue.
+    pub writers: usize,
 }
 
 impl Ingestor {
-    /// Starts the writer thread. It stops when every `Ingestor` clone is dropped.
+    /// Starts the writer threads. They stop when every `Ingestor` clone is dropped.
     pub fn start(db: Db, settings: IngestSettings) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel(settings.queue);
+        let writers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => settings.writers.max(1),
+        };
         let metrics = Arc::new(IngestMetrics::default());
-        let m = metrics.clone();
-        std::thread::Builder::new()
-            .name("webhook-writer".into())
-            .spawn(move || writer_loop(IngestConnector::new(db), &rx, settings.batch_max, &m))?;
-        Ok(Self { tx, metrics })
+        let mut shards = Vec::with_capacity(writers);
+        for n in 0..writers {
+            let (tx, rx) = mpsc::sync_channel((settings.queue / writers).max(1));
+            let (db, m) = (db.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(if writers == 1 {
+                    "webhook-writer".into()
+                } else {
+                    format!("webhook-writer-{n}")
+                })
+                .spawn(move || {
+                    writer_loop(IngestConnector::new(db), &rx, settings.batch_max, &m)
+                })?;
+            shards.push(tx);
+        }
+        Ok(Self {
+            shards: shards.into(),
+            metrics,
+        })
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -126,13 +148,33 @@ impl Ingestor {
             received_at: db::now(),
             reply,
         };
-        match self.tx.try_send(job) {
+        let shard = &self.shards[shard_of(&job.notification, self.shards.len())];
+        match shard.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(IngestError::Stopped),
         }
         rx.await.map_err(|_| IngestError::Stopped)?
     }
+}
+
+/// The writer a notification goes to: by the session of its first item, so that the events
+/// and CDR of one call are stored by one writer, in order, and writers rarely wait on each
+/// other's row locks. (A CDR message may span sessions; a call touched by two writers at once
+/// is still safe: its row is locked `FOR UPDATE`, and a new call both insert is retried.)
+fn shard_of(notification: &Notification, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if shards <= 1 {
+        return 0;
+    }
+    let key = notification.items.first().and_then(|item| match item {
+        Item::Event { info, .. } => info.session_id.as_deref(),
+        Item::Cdr { fee, .. } => fee.session_id.as_deref().or(fee.icid.as_deref()),
+        Item::NumStatus(info) => info.number.as_deref(),
+    });
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.unwrap_or(&notification.body).hash(&mut hasher);
+    usize::try_from(hasher.finish() % (shards as u64)).unwrap_or(0)
 }
 
 /// Subscription id → binding id, kept by the writer across batches. Only found bindings are
