@@ -1,9 +1,10 @@
-//! Webhook ingest: one writer thread stores Huawei's notifications with group commit.
+//! Webhook ingest: writer threads store Huawei's notifications with group commit.
 //!
 //! Handlers parse and authenticate a notification, then hand it to [`Ingestor::submit`] and wait.
-//! The writer takes everything queued (up to a batch limit), stores it in ONE transaction, commits
-//! (SQLite `synchronous=FULL`), and only then answers each waiting handler, which answers Huawei
-//! 200. One writer avoids SQLite's lock fight; batching makes each fsync count for many
+//! A writer takes everything queued for it (up to a batch limit), stores it in ONE transaction,
+//! commits (SQLite `synchronous=FULL`), and only then answers each waiting handler, which
+//! answers Huawei 200. SQLite gets one writer (no lock fight); PostgreSQL gets several, each
+//! owning the calls whose session hashes to it. Batching makes each flush count for many
 //! notifications. If a batch fails, its notifications are retried one by one, so one bad
 //! notification cannot fail the others.
 
@@ -302,9 +303,10 @@ fn in_transaction(
     Ok(stored)
 }
 
-/// Stores the jobs inside the caller's transaction, set-wise: the calls they touch are read
-/// in one query and written back in one statement, events, CDRs and inbox rows are inserted
-/// many rows at a time. Per item only cached lookups remain (binding by subscription or X+E).
+/// Stores the jobs inside the caller's transaction, set-wise: the calls they touch and their
+/// stored event and CDR keys are read first, every item is folded in memory, and then the rows
+/// are written (see `BatchCtx::write`). Per item only lookups of its binding remain (by
+/// subscription, cached across batches, or by X+E).
 fn store_jobs(
     store: &mut dyn IngestStore,
     jobs: &[Job],
