@@ -73,6 +73,21 @@ impl DbError {
         }
     }
 
+    /// Another writer got there first: a unique row it inserted (and has committed), a
+    /// deadlock between the two, or a serialization failure. Trying again can succeed.
+    pub fn is_write_conflict(&self) -> bool {
+        match self {
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::UniqueViolation
+                        | diesel::result::DatabaseErrorKind::SerializationFailure
+                ) || info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

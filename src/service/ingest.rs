@@ -265,7 +265,7 @@ fn store_batch(
                 .map(|_| Err(IngestError::Database(DbError::Unavailable(message.clone()))))
                 .collect()
         }
-        Err(e) if batch.len() == 1 => {
+        Err(e) if batch.len() == 1 && !e.is_write_conflict() => {
             log::error!("webhook writer: storing a notification failed: {e}");
             vec![Err(e.into())]
         }
@@ -276,16 +276,35 @@ fn store_batch(
             );
             batch
                 .iter()
-                .map(|job| {
-                    connector
-                        .with_store(|store| in_transaction(store, std::slice::from_ref(job), cache))
-                        .map(|mut s| s.remove(0))
-                        .map_err(|e| {
-                            log::error!("webhook writer: storing a notification failed: {e}");
-                            IngestError::from(e)
-                        })
-                })
+                .map(|job| store_alone(connector, job, cache))
                 .collect()
+        }
+    }
+}
+
+/// Stores one notification in a transaction of its own, again if it lost a race with another
+/// writer (PostgreSQL: another writer thread or gateway instance). A unique violation is only
+/// reported once that writer has committed, so a fresh attempt reads its row and folds into
+/// it; a deadlock victim simply runs again.
+fn store_alone(
+    connector: &mut IngestConnector,
+    job: &Job,
+    cache: &mut SubscriptionCache,
+) -> Result<Stored, IngestError> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match connector.with_store(|store| in_transaction(store, std::slice::from_ref(job), cache))
+        {
+            Ok(mut stored) => return Ok(stored.remove(0)),
+            Err(e) if e.is_write_conflict() && attempt < ATTEMPTS => {
+                log::info!("webhook writer: {e}; another writer stored it first, retrying");
+                attempt += 1;
+            }
+            Err(e) => {
+                log::error!("webhook writer: storing a notification failed: {e}");
+                return Err(e.into());
+            }
         }
     }
 }
