@@ -234,7 +234,7 @@ pub fn upsert_calls(conn: &mut DbConn, rows: &[Call], rekey: &[Call]) -> Result<
     Ok(())
 }
 
-/// The (type, time) of every stored event of these sessions: the dedup keys.
+/// The (call id, type, time) of every stored event of these calls: the dedup keys.
 pub fn event_keys(
     conn: &mut DbConn,
     call_ids: &[String],
@@ -255,6 +255,7 @@ pub fn event_keys(
     Ok(out)
 }
 
+/// Which of these CDR dedup keys are stored already.
 pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, DbError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(CHUNK) {

@@ -255,7 +255,8 @@ impl Db {
 ///
 /// Runs a PASSIVE checkpoint (it never blocks writers or readers) every
 /// [`Checkpointer::EVERY`], so that the autocheckpoint a commit runs now and then (see
-/// [`SQLITE_CONNECTION_PRAGMAS`]) has little left to copy. Ends when the pool is dropped.
+/// [`SQLITE_CONNECTION_PRAGMAS`]) has little left to copy. Ends when the last clone of its `Db`
+/// is dropped.
 struct Checkpointer;
 
 impl Checkpointer {
