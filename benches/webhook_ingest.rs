@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use axe_gateway::config::{ApiTokens, Settings};
 use axe_gateway::db::models::Binding;
 use axe_gateway::db::{self, bindings, Db};
+use axe_gateway::huawei::notify::EVENT_TYPES;
 use axe_gateway::huawei::{signer, HuaweiSettings};
 use axe_gateway::startup::Application;
 use diesel::{Connection, RunQueryDsl};
@@ -321,15 +322,6 @@ fn seed_bindings(db: &Db) -> Vec<(String, String)> {
     .expect("seed bindings")
 }
 
-const EVENTS: [&str; 6] = [
-    "callin",
-    "collectInfo",
-    "callout",
-    "alerting",
-    "answer",
-    "disconnect",
-];
-
 /// The n-th notification body of connection `conn`: a distinct event or 50 distinct CDRs.
 fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]) -> String {
     let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
@@ -338,7 +330,7 @@ fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]) ->
     match scenario {
         Scenario::Events => {
             let call = n / 6;
-            let kind = EVENTS[n % 6];
+            let kind = EVENT_TYPES[n % EVENT_TYPES.len()];
             let (sub, ext) = &subs[(conn * 7919 + call) % subs.len()];
             let at = base + chrono::Duration::seconds((call * 10 + n % 6) as i64);
             let session = format!("bench-{conn}-{call}");

@@ -38,9 +38,15 @@ impl SqliteWriter {
     }
 }
 
-const CALL_COLUMNS: &str = "id, session_id, binding_id, subscription_id, virtual_num, \
-    extend_num, caller, called, icid, started_at, answered_at, ended_at, talk_seconds, \
-    last_event, last_event_at, state_code, has_cdr, created_at, updated_at";
+/// The columns of `calls`, in `Call`'s order; a macro so that the statements using it are
+/// constant strings, not formatted again for every row.
+macro_rules! call_columns {
+    () => {
+        "id, session_id, binding_id, subscription_id, virtual_num, extend_num, caller, called, \
+         icid, started_at, answered_at, ended_at, talk_seconds, last_event, last_event_at, \
+         state_code, has_cdr, created_at, updated_at"
+    };
+}
 
 fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
     Ok(Call {
@@ -82,8 +88,10 @@ impl IngestStore for SqliteWriter {
     }
 
     fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE session_id = ?1"
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM calls WHERE session_id = ?1"
         ))?;
         let mut out = Vec::with_capacity(sessions.len());
         for session in sessions {
@@ -194,10 +202,11 @@ impl IngestStore for SqliteWriter {
     ) -> Result<(), DbError> {
         for c in new {
             self.run(
-                &format!(
-                    "INSERT INTO calls ({CALL_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                             ?16, ?17, ?18, ?19)"
+                concat!(
+                    "INSERT INTO calls (",
+                    call_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                     ?16, ?17, ?18, ?19)"
                 ),
                 params![
                     c.id,
@@ -378,15 +387,15 @@ impl IngestStore for SqliteWriter {
 
     fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError> {
         for id in call_ids {
-            for table in ["call_events", "call_records"] {
-                self.run(
-                    &format!(
-                        "UPDATE {table} \
-                         SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
-                         WHERE call_id = ?1 AND binding_id IS NULL"
-                    ),
-                    &[id],
-                )?;
+            for sql in [
+                "UPDATE call_events \
+                 SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
+                 WHERE call_id = ?1 AND binding_id IS NULL",
+                "UPDATE call_records \
+                 SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
+                 WHERE call_id = ?1 AND binding_id IS NULL",
+            ] {
+                self.run(sql, &[id])?;
             }
         }
         Ok(())
