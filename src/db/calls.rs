@@ -127,6 +127,36 @@ pub struct CallRecord {
     pub received_at: NaiveDateTime,
 }
 
+/// An event or CDR row as the webhook writer inserts it: the row as parsed from its
+/// notification, borrowed so the writer never copies it, with the call and binding the writer
+/// settled for it. The row's own `call_id` and `binding_id` are not read.
+#[derive(Debug, Clone, Copy)]
+pub struct Linked<'a, T> {
+    pub row: &'a T,
+    pub call_id: &'a str,
+    pub binding_id: Option<&'a str>,
+}
+
+impl Linked<'_, CallEvent> {
+    pub fn to_row(&self) -> CallEvent {
+        CallEvent {
+            call_id: self.call_id.to_owned(),
+            binding_id: self.binding_id.map(str::to_owned),
+            ..self.row.clone()
+        }
+    }
+}
+
+impl Linked<'_, CallRecord> {
+    pub fn to_row(&self) -> CallRecord {
+        CallRecord {
+            call_id: self.call_id.to_owned(),
+            binding_id: self.binding_id.map(str::to_owned),
+            ..self.row.clone()
+        }
+    }
+}
+
 /// A CDR's `call_records.dedup_key`: `icid:<icid>`, or `session:<sessionId>` when Huawei sent
 /// no icid; None when it sent neither (the CDR is then kept raw only).
 pub fn record_dedup_key(icid: Option<&str>, session_id: Option<&str>) -> Option<String> {

@@ -10,7 +10,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::calls::{self, Call, CallEvent, CallRecord, InboxRow};
+use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
 pub use super::sqlite_writer::SqliteWriter;
 use super::{numbers, Db, DbConn, DbError};
 use crate::config::Backend;
@@ -58,9 +58,9 @@ pub trait IngestStore {
         rekeyed: &[Call],
     ) -> Result<(), DbError>;
     /// Inserts events; one already stored (same call, type and time) is skipped.
-    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError>;
+    fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError>;
     /// Inserts CDRs; one already stored (same dedup key) is skipped.
-    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError>;
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError>;
     fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError>;
     /// Copies the binding of these calls onto their events and CDRs that have none yet.
     fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError>;
@@ -129,12 +129,15 @@ impl IngestStore for DbConn {
         calls::upsert_calls(self, &rows, rekeyed)
     }
 
-    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError> {
-        calls::insert_events(self, rows)
+    // PostgreSQL is not held back by copying rows: it sends them many to a statement.
+    fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError> {
+        let rows: Vec<CallEvent> = rows.iter().map(Linked::<CallEvent>::to_row).collect();
+        calls::insert_events(self, &rows)
     }
 
-    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError> {
-        calls::insert_records(self, rows)
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError> {
+        let rows: Vec<CallRecord> = rows.iter().map(Linked::<CallRecord>::to_row).collect();
+        calls::insert_records(self, &rows)
     }
 
     fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError> {

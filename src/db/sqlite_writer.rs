@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
 
-use super::calls::{Call, CallEvent, CallRecord, InboxRow};
+use super::calls::{Call, CallEvent, CallRecord, InboxRow, Linked};
 use super::ingest::IngestStore;
 use super::DbError;
 use crate::timestamp;
@@ -266,7 +266,7 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn insert_events(&mut self, rows: &[CallEvent]) -> Result<(), DbError> {
+    fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO call_events (id, call_id, binding_id, session_id, event_type, event_at, \
                caller, called, state_code, state_desc, digit_info, subscription_id, user_data, \
@@ -274,11 +274,12 @@ impl IngestStore for SqliteWriter {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
              ON CONFLICT (call_id, event_type, event_at) DO NOTHING",
         )?;
-        for e in rows {
+        for linked in rows {
+            let e = linked.row;
             stmt.execute(params![
                 e.id,
-                e.call_id,
-                e.binding_id,
+                linked.call_id,
+                linked.binding_id,
                 e.session_id,
                 e.event_type,
                 Ts(e.event_at),
@@ -296,7 +297,7 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn insert_records(&mut self, rows: &[CallRecord]) -> Result<(), DbError> {
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO call_records (id, dedup_key, call_id, binding_id, icid, session_id, \
                subscription_id, direction, sp_id, app_key, bind_num, caller_num, callee_num, \
@@ -312,12 +313,13 @@ impl IngestStore for SqliteWriter {
                ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42) \
              ON CONFLICT (dedup_key) DO NOTHING",
         )?;
-        for r in rows {
+        for linked in rows {
+            let r = linked.row;
             stmt.execute(params![
                 r.id,
                 r.dedup_key,
-                r.call_id,
-                r.binding_id,
+                linked.call_id,
+                linked.binding_id,
                 r.icid,
                 r.session_id,
                 r.subscription_id,

@@ -396,13 +396,18 @@ impl FeeInfo {
 
     /// Talk time as Huawei bills it: call end minus forward-leg answer, 0 if never answered.
     pub fn talk_seconds(&self) -> i64 {
-        match (
+        talk_seconds(
             self.fwd_answer_time.as_deref().and_then(parse_time),
             self.call_end_time.as_deref().and_then(parse_time),
-        ) {
-            (Some(answer), Some(end)) if end > answer => (end - answer).num_seconds(),
-            _ => 0,
-        }
+        )
+    }
+}
+
+/// Talk time as Huawei bills it, from a CDR's parsed forward-leg answer and call end times.
+pub fn talk_seconds(answer: Option<NaiveDateTime>, end: Option<NaiveDateTime>) -> i64 {
+    match (answer, end) {
+        (Some(answer), Some(end)) if end > answer => (end - answer).num_seconds(),
+        _ => 0,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Webhook ingest: writer threads store Huawei's notifications with group commit.
 //!
-//! Handlers parse and authenticate a notification, then hand it to [`Ingestor::submit`] and wait.
+//! Handlers parse and authenticate a notification, turning its events and CDRs into the rows they
+//! become (on the HTTP workers, in parallel), then hand it to [`Ingestor::submit`] and wait.
 //! A writer takes everything queued for it (up to a batch limit), stores it in ONE transaction,
 //! commits (SQLite `synchronous=FULL`), and only then answers each waiting handler, which
 //! answers Huawei 200. SQLite gets one writer (no lock fight); PostgreSQL gets several, each
@@ -17,29 +18,32 @@ use chrono::NaiveDateTime;
 use tokio::sync::oneshot;
 
 use crate::config::Backend;
-use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow};
+use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
 use crate::db::ingest::{IngestConnector, IngestStore};
 use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
-use crate::huawei::notify::{parse_time, FeeInfo, NumInfo, StatusInfo};
+use crate::huawei::notify::{parse_time, talk_seconds, FeeInfo, NumInfo, StatusInfo};
 
-/// What one notification carries, parsed.
+/// One item of a notification, parsed at the edge into the row it becomes: the writer only
+/// settles which call and binding a row belongs to, and copies nothing.
 #[derive(Debug, Clone)]
 pub enum Item {
-    Event {
-        event_type: String,
-        info: StatusInfo,
-    },
-    Cdr {
-        fee: Box<FeeInfo>,
-        raw: String,
-    },
+    /// A call event (`call_id`/`binding_id` are the writer's to settle).
+    Event(Box<CallEvent>),
+    /// A CDR (likewise); `session_id` is its call's session, or its dedup key when Huawei sent
+    /// no sessionId.
+    Cdr(Box<CallRecord>),
     NumStatus(NumInfo),
+    /// An item that cannot become a row (why, for the log); it survives in the raw inbox only.
+    Unusable(String),
 }
 
 /// A notification to store: its raw form for the inbox and its parsed items.
 #[derive(Debug, Clone)]
 pub struct Notification {
+    /// Its `webhook_inbox` row id, which its events and CDRs refer to.
+    pub inbox_id: String,
+    pub received_at: NaiveDateTime,
     pub route: String,
     pub remote_addr: Option<String>,
     pub verified: bool,
@@ -48,6 +52,128 @@ pub struct Notification {
     pub body: String,
     pub parse_note: Option<String>,
     pub items: Vec<Item>,
+}
+
+impl Notification {
+    /// A notification received now, with no items yet.
+    pub fn new(
+        route: String,
+        remote_addr: Option<String>,
+        verified: bool,
+        auth_note: Option<String>,
+        event_type: String,
+        body: String,
+    ) -> Self {
+        Self {
+            inbox_id: uuid::Uuid::now_v7().to_string(),
+            received_at: db::now(),
+            route,
+            remote_addr,
+            verified,
+            auth_note,
+            event_type,
+            body,
+            parse_note: None,
+            items: Vec::new(),
+        }
+    }
+
+    /// Adds a call event of `event_type`.
+    pub fn push_event(&mut self, event_type: &str, info: StatusInfo) {
+        let at = info.timestamp.as_deref().and_then(parse_time);
+        let (Some(session_id), Some(event_at)) = (info.session_id.filter(|s| !s.is_empty()), at)
+        else {
+            self.items.push(Item::Unusable(format!(
+                "{event_type} event without a sessionId or a valid timestamp"
+            )));
+            return;
+        };
+        self.items.push(Item::Event(Box::new(CallEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            call_id: String::new(),
+            binding_id: None,
+            session_id,
+            event_type: event_type.to_owned(),
+            event_at,
+            caller: info.caller,
+            called: info.called,
+            state_code: info.state_code.and_then(|c| i32::try_from(c).ok()),
+            state_desc: info.state_desc,
+            digit_info: info.digit_info,
+            subscription_id: info.subscription_id,
+            user_data: info.user_data,
+            inbox_id: self.inbox_id.clone(),
+            received_at: self.received_at,
+        })));
+    }
+
+    /// Adds a CDR; `raw` is its JSON as received.
+    pub fn push_cdr(&mut self, fee: FeeInfo, raw: String) {
+        let Some(dedup_key) =
+            calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
+        else {
+            self.items
+                .push(Item::Unusable("CDR without icid or sessionId".to_owned()));
+            return;
+        };
+        let session_id = fee
+            .session_id
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| dedup_key.clone());
+        let t = |v: Option<String>| v.as_deref().and_then(parse_time);
+        let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
+        let fwd_answer_time = t(fee.fwd_answer_time);
+        let call_end_time = t(fee.call_end_time);
+        let talk = talk_seconds(fwd_answer_time, call_end_time);
+        self.items.push(Item::Cdr(Box::new(CallRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            dedup_key,
+            call_id: String::new(),
+            binding_id: None,
+            icid: fee.icid,
+            session_id,
+            subscription_id: fee.subscription_id,
+            direction: int(fee.direction),
+            sp_id: fee.sp_id,
+            app_key: fee.app_key,
+            bind_num: fee.bind_num,
+            caller_num: fee.caller_num,
+            callee_num: fee.callee_num,
+            fwd_display_num: fee.fwd_display_num,
+            fwd_dst_num: fee.fwd_dst_num,
+            call_in_time: t(fee.call_in_time),
+            fwd_start_time: t(fee.fwd_start_time),
+            fwd_alerting_time: t(fee.fwd_alerting_time),
+            fwd_answer_time,
+            call_end_time,
+            fwd_unaswrsn: int(fee.fwd_unaswrsn),
+            fail_time: t(fee.fail_time),
+            ul_fail_reason: int(fee.ul_fail_reason),
+            sip_status_code: int(fee.sip_status_code),
+            call_out_unaswrsn: int(fee.call_out_unaswrsn),
+            record_flag: int(fee.record_flag),
+            record_start_time: t(fee.record_start_time),
+            record_object_name: fee.record_object_name,
+            record_bucket_name: fee.record_bucket_name,
+            record_domain: fee.record_domain,
+            record_file_download_url: fee.record_file_download_url,
+            service_type: fee.service_type,
+            host_name: fee.host_name,
+            extend_num: fee.extend_num,
+            user_data: fee.user_data,
+            area_code: fee.area_code,
+            call_duration: int(fee.call_duration),
+            call_rel_direction: fee.call_rel_direction,
+            talk_seconds: Some(i32::try_from(talk).unwrap_or(i32::MAX)),
+            raw,
+            inbox_id: self.inbox_id.clone(),
+            received_at: self.received_at,
+        })));
+    }
+
+    pub fn push_num_status(&mut self, info: NumInfo) {
+        self.items.push(Item::NumStatus(info));
+    }
 }
 
 /// What storing a notification did.
@@ -85,7 +211,6 @@ pub struct IngestMetrics {
 
 struct Job {
     notification: Notification,
-    received_at: NaiveDateTime,
     reply: oneshot::Sender<Result<Stored, IngestError>>,
 }
 
@@ -146,7 +271,6 @@ impl Ingestor {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             notification,
-            received_at: db::now(),
             reply,
         };
         let shard = &self.shards[shard_of(&job.notification, self.shards.len())];
@@ -169,9 +293,10 @@ fn shard_of(notification: &Notification, shards: usize) -> usize {
         return 0;
     }
     let key = notification.items.first().and_then(|item| match item {
-        Item::Event { info, .. } => info.session_id.as_deref(),
-        Item::Cdr { fee, .. } => fee.session_id.as_deref().or(fee.icid.as_deref()),
+        Item::Event(event) => Some(event.session_id.as_str()),
+        Item::Cdr(record) => Some(record.session_id.as_str()),
         Item::NumStatus(info) => info.number.as_deref(),
+        Item::Unusable(_) => None,
     });
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.unwrap_or(&notification.body).hash(&mut hasher);
@@ -336,20 +461,12 @@ fn store_jobs(
     for job in jobs {
         for item in &job.notification.items {
             match item {
-                Item::Event { info, .. } => {
-                    if let Some(s) = info.session_id.as_deref().filter(|s| !s.is_empty()) {
-                        sessions.push(s.to_owned());
-                    }
+                Item::Event(event) => sessions.push(event.session_id.clone()),
+                Item::Cdr(record) => {
+                    sessions.push(record.session_id.clone());
+                    record_keys.push(record.dedup_key.clone());
                 }
-                Item::Cdr { fee, .. } => {
-                    if let Some(key) =
-                        calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
-                    {
-                        sessions.push(cdr_session(fee, &key));
-                        record_keys.push(key);
-                    }
-                }
-                Item::NumStatus(_) => {}
+                Item::NumStatus(_) | Item::Unusable(_) => {}
             }
         }
     }
@@ -393,52 +510,39 @@ fn store_jobs(
     Ok(stored)
 }
 
-/// The session a CDR belongs to: its sessionId, or its dedup key when Huawei sent none.
-fn cdr_session(fee: &FeeInfo, dedup_key: &str) -> String {
-    fee.session_id
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| dedup_key.to_owned())
-}
-
-/// What a batch read and is about to write.
+/// What a batch read and is about to write; its event and CDR rows are borrowed from the
+/// batch's notifications.
 #[derive(Default)]
-struct BatchCtx {
+struct BatchCtx<'a> {
     /// Per session: the call as stored before this batch (if any), and as it is now.
     calls: HashMap<String, (Option<Call>, Call)>,
     seen_events: HashSet<(String, String, NaiveDateTime)>,
     seen_records: HashSet<String>,
     touched: BTreeSet<String>,
-    events: Vec<CallEvent>,
-    records: Vec<CallRecord>,
+    events: Vec<&'a CallEvent>,
+    records: Vec<&'a CallRecord>,
     inbox: Vec<InboxRow>,
     by_subscription: SubscriptionCache,
 }
 
-impl BatchCtx {
-    fn store(&mut self, store: &mut dyn IngestStore, job: &Job) -> Result<Stored, DbError> {
+impl<'a> BatchCtx<'a> {
+    fn store(&mut self, store: &mut dyn IngestStore, job: &'a Job) -> Result<Stored, DbError> {
         let n = &job.notification;
-        let inbox_id = uuid::Uuid::now_v7().to_string();
         let mut stored = Stored::default();
         for item in &n.items {
             match item {
-                Item::Event { event_type, info } => self.store_event(
-                    store,
-                    &inbox_id,
-                    job.received_at,
-                    event_type,
-                    info,
-                    &mut stored,
-                )?,
-                Item::Cdr { fee, raw } => {
-                    self.store_cdr(store, &inbox_id, job.received_at, fee, raw, &mut stored)?
-                }
+                Item::Event(event) => self.store_event(store, event, &mut stored)?,
+                Item::Cdr(record) => self.store_cdr(store, record, &mut stored)?,
                 Item::NumStatus(info) => store_num_status(store, info, &mut stored)?,
+                Item::Unusable(why) => {
+                    stored.skipped += 1;
+                    log::warn!("webhook: {why}; kept raw only");
+                }
             }
         }
         self.inbox.push(InboxRow {
-            id: inbox_id,
-            received_at: job.received_at,
+            id: n.inbox_id.clone(),
+            received_at: n.received_at,
             route: n.route.clone(),
             remote_addr: n.remote_addr.clone(),
             verified: n.verified,
@@ -462,23 +566,7 @@ impl BatchCtx {
 
     /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
     /// new rows, then the bindings of calls linked in this batch onto their older rows.
-    fn write(mut self, store: &mut dyn IngestStore) -> Result<(), DbError> {
-        // A call linked by a later item of this batch: its earlier items' rows get the binding
-        // here, so only rows stored by earlier batches need `link_calls`.
-        for event in &mut self.events {
-            if event.binding_id.is_none() {
-                if let Some((_, call)) = self.calls.get(&event.session_id) {
-                    event.binding_id.clone_from(&call.binding_id);
-                }
-            }
-        }
-        for record in &mut self.records {
-            if record.binding_id.is_none() {
-                if let Some((_, call)) = self.calls.get(&record.session_id) {
-                    record.binding_id.clone_from(&call.binding_id);
-                }
-            }
-        }
+    fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
         let mut linked = Vec::new();
         let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
         // Sorted by session: concurrent writers lock call rows in one order.
@@ -511,8 +599,41 @@ impl BatchCtx {
             changed.push(call.clone());
         }
         store.write_calls(&new, &changed, &rekeyed)?;
-        store.insert_events(&self.events)?;
-        store.insert_records(&self.records)?;
+        // Each row gets its call as the whole batch left it, so a row stored before a later
+        // item of the batch linked its call gets the binding too; only rows stored by earlier
+        // batches need `link_calls`.
+        let calls = &self.calls;
+        let link = |session_id: &str| {
+            calls
+                .get(session_id)
+                .map(|(_, call)| (call.id.as_str(), call.binding_id.as_deref()))
+        };
+        let events: Vec<_> = self
+            .events
+            .iter()
+            .filter_map(|&row| {
+                let (call_id, binding_id) = link(&row.session_id)?;
+                Some(Linked {
+                    row,
+                    call_id,
+                    binding_id,
+                })
+            })
+            .collect();
+        store.insert_events(&events)?;
+        let records: Vec<_> = self
+            .records
+            .iter()
+            .filter_map(|&row| {
+                let (call_id, binding_id) = link(&row.session_id)?;
+                Some(Linked {
+                    row,
+                    call_id,
+                    binding_id,
+                })
+            })
+            .collect();
+        store.insert_records(&records)?;
         store.link_calls(&linked)?;
         store.insert_inbox(&self.inbox)
     }
@@ -571,7 +692,6 @@ impl BatchCtx {
         let known = self.link(store, &mut call);
         call.updated_at = now;
         let folded = Folded {
-            call_id: call.id.clone(),
             binding_id: call.binding_id.clone(),
             known_subscription: known.as_ref().is_ok_and(|k| *k),
         };
@@ -583,53 +703,29 @@ impl BatchCtx {
     fn store_event(
         &mut self,
         store: &mut dyn IngestStore,
-        inbox_id: &str,
-        received_at: NaiveDateTime,
-        event_type: &str,
-        info: &StatusInfo,
+        event: &'a CallEvent,
         stored: &mut Stored,
     ) -> Result<(), DbError> {
-        let (Some(session_id), Some(at)) = (
-            info.session_id.as_deref().filter(|s| !s.is_empty()),
-            info.timestamp.as_deref().and_then(parse_time),
-        ) else {
-            stored.skipped += 1;
-            log::warn!("webhook: {event_type} event without a sessionId or a valid timestamp; kept raw only");
-            return Ok(());
-        };
-        if !self
-            .seen_events
-            .insert((session_id.to_owned(), event_type.to_owned(), at))
-        {
+        if !self.seen_events.insert((
+            event.session_id.clone(),
+            event.event_type.clone(),
+            event.event_at,
+        )) {
             stored.duplicates += 1;
             return Ok(());
         }
-        let mut event = CallEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            call_id: String::new(),
-            binding_id: None,
-            session_id: session_id.to_owned(),
-            event_type: event_type.to_owned(),
-            event_at: at,
-            caller: info.caller.clone(),
-            called: info.called.clone(),
-            state_code: info.state_code.and_then(|c| i32::try_from(c).ok()),
-            state_desc: info.state_desc.clone(),
-            digit_info: info.digit_info.clone(),
-            subscription_id: info.subscription_id.clone(),
-            user_data: info.user_data.clone(),
-            inbox_id: inbox_id.to_owned(),
-            received_at,
-        };
-        let folded = self.fold_into_call(store, session_id, at, received_at, |call| {
-            apply_event(call, &event)
-        })?;
-        event.call_id = folded.call_id;
-        event.binding_id = folded.binding_id;
+        let folded = self.fold_into_call(
+            store,
+            &event.session_id,
+            event.event_at,
+            event.received_at,
+            |call| apply_event(call, event),
+        )?;
         if !folded.known_subscription {
             stored.unlinked += 1;
             log::warn!(
-                "webhook: {event_type} event for unknown subscription {}; stored unlinked",
+                "webhook: {} event for unknown subscription {}; stored unlinked",
+                event.event_type,
                 event.subscription_id.as_deref().unwrap_or("?")
             );
         }
@@ -638,89 +734,29 @@ impl BatchCtx {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn store_cdr(
         &mut self,
         store: &mut dyn IngestStore,
-        inbox_id: &str,
-        received_at: NaiveDateTime,
-        fee: &FeeInfo,
-        raw: &str,
+        record: &'a CallRecord,
         stored: &mut Stored,
     ) -> Result<(), DbError> {
-        let Some(dedup_key) =
-            calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
-        else {
-            stored.skipped += 1;
-            log::warn!("webhook: CDR without icid or sessionId; kept raw only");
-            return Ok(());
-        };
-        if !self.seen_records.insert(dedup_key.clone()) {
+        if !self.seen_records.insert(record.dedup_key.clone()) {
             stored.duplicates += 1;
             return Ok(());
         }
-        let session_id = cdr_session(fee, &dedup_key);
-        let t = |v: &Option<String>| v.as_deref().and_then(parse_time);
-        let started = t(&fee.call_in_time)
-            .or(t(&fee.fwd_start_time))
-            .or(t(&fee.call_end_time))
-            .unwrap_or(received_at);
-        let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
-        let talk = i32::try_from(fee.talk_seconds()).unwrap_or(i32::MAX);
-        let record = CallRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            dedup_key,
-            call_id: String::new(),
-            binding_id: None,
-            icid: fee.icid.clone(),
-            session_id: session_id.clone(),
-            subscription_id: fee.subscription_id.clone(),
-            direction: int(fee.direction),
-            sp_id: fee.sp_id.clone(),
-            app_key: fee.app_key.clone(),
-            bind_num: fee.bind_num.clone(),
-            caller_num: fee.caller_num.clone(),
-            callee_num: fee.callee_num.clone(),
-            fwd_display_num: fee.fwd_display_num.clone(),
-            fwd_dst_num: fee.fwd_dst_num.clone(),
-            call_in_time: t(&fee.call_in_time),
-            fwd_start_time: t(&fee.fwd_start_time),
-            fwd_alerting_time: t(&fee.fwd_alerting_time),
-            fwd_answer_time: t(&fee.fwd_answer_time),
-            call_end_time: t(&fee.call_end_time),
-            fwd_unaswrsn: int(fee.fwd_unaswrsn),
-            fail_time: t(&fee.fail_time),
-            ul_fail_reason: int(fee.ul_fail_reason),
-            sip_status_code: int(fee.sip_status_code),
-            call_out_unaswrsn: int(fee.call_out_unaswrsn),
-            record_flag: int(fee.record_flag),
-            record_start_time: t(&fee.record_start_time),
-            record_object_name: fee.record_object_name.clone(),
-            record_bucket_name: fee.record_bucket_name.clone(),
-            record_domain: fee.record_domain.clone(),
-            record_file_download_url: fee.record_file_download_url.clone(),
-            service_type: fee.service_type.clone(),
-            host_name: fee.host_name.clone(),
-            extend_num: fee.extend_num.clone(),
-            user_data: fee.user_data.clone(),
-            area_code: fee.area_code.clone(),
-            call_duration: int(fee.call_duration),
-            call_rel_direction: fee.call_rel_direction.clone(),
-            talk_seconds: Some(talk),
-            raw: raw.to_owned(),
-            inbox_id: inbox_id.to_owned(),
-            received_at,
-        };
-        let folded = self.fold_into_call(store, &session_id, started, received_at, |call| {
-            apply_record(call, &record)
-        })?;
-        let known = folded.known_subscription;
-        let record = CallRecord {
-            call_id: folded.call_id,
-            binding_id: folded.binding_id,
-            ..record
-        };
-        if record.binding_id.is_none() {
+        let started = record
+            .call_in_time
+            .or(record.fwd_start_time)
+            .or(record.call_end_time)
+            .unwrap_or(record.received_at);
+        let folded = self.fold_into_call(
+            store,
+            &record.session_id,
+            started,
+            record.received_at,
+            |call| apply_record(call, record),
+        )?;
+        if folded.binding_id.is_none() {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: CDR {} for X {} matches no binding{}; stored unlinked",
@@ -730,7 +766,11 @@ impl BatchCtx {
                     .as_deref()
                     .map(mask_phone)
                     .unwrap_or_default(),
-                if known { "" } else { " (unknown subscription)" }
+                if folded.known_subscription {
+                    ""
+                } else {
+                    " (unknown subscription)"
+                }
             );
         }
         self.records.push(record);
@@ -741,7 +781,6 @@ impl BatchCtx {
 
 /// What an event's or CDR's row needs of its call once the item is folded in.
 struct Folded {
-    call_id: String,
     binding_id: Option<String>,
     /// False when the call names a subscription id no binding of ours has.
     known_subscription: bool,

@@ -16,7 +16,7 @@ pub use crate::config::AuthMode;
 use crate::error::Problem;
 use crate::huawei::notify::{self, FeeInfo, Notification as Wire};
 use crate::huawei::signer::{AkskError, AkskHeader, X_AKSK};
-use crate::service::ingest::{IngestError, Ingestor, Item, Notification};
+use crate::service::ingest::{IngestError, Ingestor, Notification};
 
 #[derive(Clone)]
 pub struct WebhookSettings {
@@ -188,58 +188,46 @@ fn parse(
         Problem::invalid_field("body", format!("is not a Huawei notification: {e}"))
     })?;
     let mut notes = Vec::new();
-    let items = if notify::EVENT_TYPES.contains(&event_type.as_str()) {
+    let mut notification = Notification::new(
+        req.path().to_owned(),
+        peer.map(|ip| ip.to_string()),
+        verified,
+        auth_note,
+        event_type.clone(),
+        text.to_owned(),
+    );
+    if notify::EVENT_TYPES.contains(&event_type.as_str()) {
         match wire.status_info {
-            Some(info) => vec![Item::Event {
-                event_type: event_type.clone(),
-                info,
-            }],
-            None => {
-                notes.push("no statusInfo".to_owned());
-                Vec::new()
-            }
+            Some(info) => notification.push_event(&event_type, info),
+            None => notes.push("no statusInfo".to_owned()),
         }
     } else if event_type == notify::FEE {
         let list = value.get("feeLst").and_then(|v| v.as_array());
         if list.is_none() {
             notes.push("no feeLst".to_owned());
         }
-        list.into_iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, v)| match FeeInfo::from_value(v) {
-                Some(fee) => Some(Item::Cdr {
-                    fee: Box::new(fee),
-                    raw: v.to_string(),
-                }),
-                None => {
-                    notes.push(format!("feeLst[{i}] is not a CDR object"));
-                    None
-                }
-            })
-            .collect()
+        for (i, v) in list.into_iter().flatten().enumerate() {
+            match FeeInfo::from_value(v) {
+                Some(fee) => notification.push_cdr(fee, v.to_string()),
+                None => notes.push(format!("feeLst[{i}] is not a CDR object")),
+            }
+        }
     } else if event_type == notify::NUM_STATUS {
         let list = wire.num_info.unwrap_or_default();
         if list.is_empty() {
             notes.push("no numInfo".to_owned());
         }
-        list.into_iter().map(Item::NumStatus).collect()
+        for info in list {
+            notification.push_num_status(info);
+        }
     } else {
         return Err(Problem::invalid_field(
             "eventType",
             format!("{event_type:?} is not a notification type the gateway knows"),
         ));
-    };
-    Ok(Notification {
-        route: req.path().to_owned(),
-        remote_addr: peer.map(|ip| ip.to_string()),
-        verified,
-        auth_note,
-        event_type,
-        body: text.to_owned(),
-        parse_note: (!notes.is_empty()).then(|| notes.join("; ")),
-        items,
-    })
+    }
+    notification.parse_note = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok(notification)
 }
 
 #[cfg(test)]
