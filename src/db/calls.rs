@@ -63,7 +63,9 @@ pub struct Call {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = call_events, treat_none_as_default_value = false)]
 pub struct CallEvent {
-    pub id: String,
+    /// Row number, given by the database on insert (0 until then).
+    #[diesel(skip_insertion)]
+    pub id: i64,
     pub call_id: String,
     pub binding_id: Option<String>,
     pub session_id: String,
@@ -83,7 +85,9 @@ pub struct CallEvent {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = call_records, treat_none_as_default_value = false)]
 pub struct CallRecord {
-    pub id: String,
+    /// Row number, given by the database on insert (0 until then).
+    #[diesel(skip_insertion)]
+    pub id: i64,
     pub dedup_key: String,
     pub call_id: String,
     pub binding_id: Option<String>,
@@ -122,7 +126,8 @@ pub struct CallRecord {
     pub call_duration: Option<i32>,
     pub call_rel_direction: Option<String>,
     pub talk_seconds: Option<i32>,
-    pub raw: String,
+    /// The CDR's JSON as received, kept only when it held something the columns do not.
+    pub raw: Option<String>,
     pub inbox_id: String,
     pub received_at: NaiveDateTime,
 }

@@ -80,7 +80,7 @@ diesel::table! {
 
 diesel::table! {
     call_events (id) {
-        id -> Text,
+        id -> BigInt,
         call_id -> Text,
         binding_id -> Nullable<Text>,
         session_id -> Text,
@@ -100,7 +100,7 @@ diesel::table! {
 
 diesel::table! {
     call_records (id) {
-        id -> Text,
+        id -> BigInt,
         dedup_key -> Text,
         call_id -> Text,
         binding_id -> Nullable<Text>,
@@ -139,7 +139,7 @@ diesel::table! {
         call_duration -> Nullable<Integer>,
         call_rel_direction -> Nullable<Text>,
         talk_seconds -> Nullable<Integer>,
-        raw -> Text,
+        raw -> Nullable<Text>,
         inbox_id -> Text,
         received_at -> Timestamp,
     }

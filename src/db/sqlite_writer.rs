@@ -268,16 +268,15 @@ impl IngestStore for SqliteWriter {
 
     fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO call_events (id, call_id, binding_id, session_id, event_type, event_at, \
+            "INSERT INTO call_events (call_id, binding_id, session_id, event_type, event_at, \
                caller, called, state_code, state_desc, digit_info, subscription_id, user_data, \
                inbox_id, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (call_id, event_type, event_at) DO NOTHING",
         )?;
         for linked in rows {
             let e = linked.row;
             stmt.execute(params![
-                e.id,
                 linked.call_id,
                 linked.binding_id,
                 e.session_id,
@@ -299,7 +298,7 @@ impl IngestStore for SqliteWriter {
 
     fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO call_records (id, dedup_key, call_id, binding_id, icid, session_id, \
+            "INSERT INTO call_records (dedup_key, call_id, binding_id, icid, session_id, \
                subscription_id, direction, sp_id, app_key, bind_num, caller_num, callee_num, \
                fwd_display_num, fwd_dst_num, call_in_time, fwd_start_time, fwd_alerting_time, \
                fwd_answer_time, call_end_time, fwd_unaswrsn, fail_time, ul_fail_reason, \
@@ -310,13 +309,12 @@ impl IngestStore for SqliteWriter {
                received_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
                ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, \
-               ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42) \
+               ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41) \
              ON CONFLICT (dedup_key) DO NOTHING",
         )?;
         for linked in rows {
             let r = linked.row;
             stmt.execute(params![
-                r.id,
                 r.dedup_key,
                 linked.call_id,
                 linked.binding_id,

@@ -394,6 +394,19 @@ impl FeeInfo {
         serde_json::from_value(v.clone()).ok()
     }
 
+    /// Whether this CDR, read from `v`, holds every non-null field `v` carried: false when `v`
+    /// has a field FeeInfo has no place for, or one whose value could not be read (and so is
+    /// none here).
+    pub fn holds_all_of(&self, v: &serde_json::Value) -> bool {
+        let (Some(sent), Ok(serde_json::Value::Object(held))) =
+            (v.as_object(), serde_json::to_value(self))
+        else {
+            return false;
+        };
+        sent.iter()
+            .all(|(key, value)| value.is_null() || held.contains_key(key))
+    }
+
     /// Talk time as Huawei bills it: call end minus forward-leg answer, 0 if never answered.
     pub fn talk_seconds(&self) -> i64 {
         talk_seconds(

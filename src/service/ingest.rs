@@ -89,7 +89,7 @@ impl Notification {
             return;
         };
         self.items.push(Item::Event(Box::new(CallEvent {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: 0,
             call_id: String::new(),
             binding_id: None,
             session_id,
@@ -107,8 +107,9 @@ impl Notification {
         })));
     }
 
-    /// Adds a CDR; `raw` is its JSON as received.
-    pub fn push_cdr(&mut self, fee: FeeInfo, raw: String) {
+    /// Adds a CDR read from `raw`, its JSON as received. The JSON is stored with it only when
+    /// the columns would not hold everything it said (see `CallRecord::raw`).
+    pub fn push_cdr(&mut self, fee: FeeInfo, raw: &serde_json::Value) {
         let Some(dedup_key) =
             calls::record_dedup_key(fee.icid.as_deref(), fee.session_id.as_deref())
         else {
@@ -116,17 +117,28 @@ impl Notification {
                 .push(Item::Unusable("CDR without icid or sessionId".to_owned()));
             return;
         };
+        let mut complete = fee.holds_all_of(raw);
         let session_id = fee
             .session_id
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| dedup_key.clone());
-        let t = |v: Option<String>| v.as_deref().and_then(parse_time);
-        let int = |v: Option<i64>| v.and_then(|x| i32::try_from(x).ok());
+        // A time that does not parse, or a number out of range, is lost to its column.
+        let lost = std::cell::Cell::new(false);
+        let t = |v: Option<String>| {
+            let parsed = v.as_deref().and_then(parse_time);
+            lost.set(lost.get() || (v.is_some() && parsed.is_none()));
+            parsed
+        };
+        let int = |v: Option<i64>| {
+            let fits = v.and_then(|x| i32::try_from(x).ok());
+            lost.set(lost.get() || (v.is_some() && fits.is_none()));
+            fits
+        };
         let fwd_answer_time = t(fee.fwd_answer_time);
         let call_end_time = t(fee.call_end_time);
         let talk = talk_seconds(fwd_answer_time, call_end_time);
-        self.items.push(Item::Cdr(Box::new(CallRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+        let mut record = CallRecord {
+            id: 0,
             dedup_key,
             call_id: String::new(),
             binding_id: None,
@@ -165,10 +177,15 @@ impl Notification {
             call_duration: int(fee.call_duration),
             call_rel_direction: fee.call_rel_direction,
             talk_seconds: Some(i32::try_from(talk).unwrap_or(i32::MAX)),
-            raw,
+            raw: None,
             inbox_id: self.inbox_id.clone(),
             received_at: self.received_at,
-        })));
+        };
+        complete &= !lost.get();
+        if !complete {
+            record.raw = Some(raw.to_string());
+        }
+        self.items.push(Item::Cdr(Box::new(record)));
     }
 
     pub fn push_num_status(&mut self, info: NumInfo) {
@@ -921,4 +938,98 @@ fn store_num_status(
     store.set_number_status(number, status.as_str(), cause.as_deref(), db::now())?;
     stored.new_items += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn notification() -> Notification {
+        Notification::new(
+            "/huawei/cdr".into(),
+            None,
+            true,
+            None,
+            "fee".into(),
+            String::new(),
+        )
+    }
+
+    fn pushed(cdr: serde_json::Value) -> Item {
+        let mut n = notification();
+        let fee = FeeInfo::from_value(&cdr).expect("a CDR object");
+        n.push_cdr(fee, &cdr);
+        n.items.pop().expect("one item")
+    }
+
+    fn record(item: Item) -> CallRecord {
+        match item {
+            Item::Cdr(record) => *record,
+            other => panic!("expected a CDR row, got {other:?}"),
+        }
+    }
+
+    fn documented() -> serde_json::Value {
+        json!({
+            "icid": "i-1", "sessionId": "s-1", "direction": 0, "bindNum": "+8617000000001",
+            "callInTime": "2026-11-29 08:00:00", "fwdAnswerTime": "2026-11-29 08:00:15",
+            "callEndTime": "2026-11-29 08:03:10", "recordFlag": "0", "userData": null
+        })
+    }
+
+    #[test]
+    fn a_cdr_whose_columns_hold_everything_keeps_no_raw_copy() {
+        let r = record(pushed(documented()));
+        assert_eq!(r.raw, None);
+        assert_eq!(r.dedup_key, "icid:i-1");
+        assert_eq!(r.session_id, "s-1");
+        assert_eq!(r.talk_seconds, Some(175));
+        assert_eq!(r.record_flag, Some(0), "a number sent as a string is read");
+    }
+
+    #[test]
+    fn a_cdr_with_more_than_its_columns_keeps_its_raw_json() {
+        let mut extra = documented();
+        extra["ttsPlayTimes"] = json!(2);
+        let r = record(pushed(extra.clone()));
+        let raw: serde_json::Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(raw, extra);
+
+        let mut bad_time = documented();
+        bad_time["callEndTime"] = json!("yesterday");
+        let r = record(pushed(bad_time));
+        assert_eq!(r.call_end_time, None);
+        assert!(r.raw.unwrap().contains("yesterday"));
+
+        let mut huge = documented();
+        huge["callDuration"] = json!(1_i64 << 40);
+        let r = record(pushed(huge));
+        assert_eq!(r.call_duration, None);
+        assert!(r.raw.is_some());
+
+        let mut odd_shape = documented();
+        odd_shape["direction"] = json!({"in": true});
+        let r = record(pushed(odd_shape));
+        assert_eq!(r.direction, None);
+        assert!(r.raw.is_some());
+    }
+
+    #[test]
+    fn a_cdr_without_ids_and_an_event_without_time_are_unusable() {
+        assert!(matches!(
+            pushed(json!({"callInTime": "2026-11-29 08:00:00"})),
+            Item::Unusable(_)
+        ));
+        let mut n = notification();
+        n.push_event(
+            "answer",
+            StatusInfo {
+                session_id: Some("s-1".into()),
+                timestamp: Some("not a time".into()),
+                ..StatusInfo::default()
+            },
+        );
+        assert!(matches!(n.items[..], [Item::Unusable(_)]));
+    }
 }

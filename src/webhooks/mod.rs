@@ -208,7 +208,7 @@ fn parse(
         }
         for (i, v) in list.into_iter().flatten().enumerate() {
             match FeeInfo::from_value(v) {
-                Some(fee) => notification.push_cdr(fee, v.to_string()),
+                Some(fee) => notification.push_cdr(fee, v),
                 None => notes.push(format!("feeLst[{i}] is not a CDR object")),
             }
         }

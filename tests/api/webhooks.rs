@@ -346,7 +346,7 @@ async fn notifications_for_unknown_bindings_are_kept_unlinked(app: TestApp) {
 
 async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
     let (id, sub, e) = bound(&app, "wh-5").await;
-    let fees: Vec<Value> = (0..50)
+    let mut fees: Vec<Value> = (0..50)
         .map(|i| {
             cdr(
                 &format!("s-50-{i}"),
@@ -358,10 +358,26 @@ async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
             )
         })
         .collect();
+    // A field the columns have no place for: that CDR keeps its raw JSON.
+    fees[7]["ttsPlayTimes"] = json!(2);
     let msg = json!({"eventType": "fee", "feeLst": fees});
     assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200);
     assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200, "redelivery");
     assert_eq!(app.count("call_records").await, 50);
+    assert_eq!(
+        app.count_where(
+            "call_records",
+            "raw LIKE '%\"ttsPlayTimes\":2%' AND icid = 'icid-50-7'"
+        )
+        .await,
+        1,
+        "the CDR with an extra field keeps its raw JSON"
+    );
+    assert_eq!(
+        app.count_where("call_records", "raw IS NULL").await,
+        49,
+        "the others are wholly in their columns"
+    );
     let b = binding(&app, &id).await;
     assert_eq!(b["call_count"], 50);
     assert_eq!(b["answered_count"], 25);
