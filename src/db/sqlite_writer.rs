@@ -200,62 +200,60 @@ impl IngestStore for SqliteWriter {
         changed: &[Call],
         rekeyed: &[Call],
     ) -> Result<(), DbError> {
+        let mut insert = self.conn.prepare_cached(concat!(
+            "INSERT INTO calls (",
+            call_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18, ?19)"
+        ))?;
         for c in new {
-            self.run(
-                concat!(
-                    "INSERT INTO calls (",
-                    call_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                     ?16, ?17, ?18, ?19)"
-                ),
-                params![
-                    c.id,
-                    c.session_id,
-                    c.binding_id,
-                    c.subscription_id,
-                    c.virtual_num,
-                    c.extend_num,
-                    c.caller,
-                    c.called,
-                    c.icid,
-                    Ts(c.started_at),
-                    c.answered_at.map(Ts),
-                    c.ended_at.map(Ts),
-                    c.talk_seconds,
-                    c.last_event,
-                    c.last_event_at.map(Ts),
-                    c.state_code,
-                    c.has_cdr,
-                    Ts(c.created_at),
-                    Ts(c.updated_at),
-                ],
-            )?;
+            insert.execute(params![
+                c.id,
+                c.session_id,
+                c.binding_id,
+                c.subscription_id,
+                c.virtual_num,
+                c.extend_num,
+                c.caller,
+                c.called,
+                c.icid,
+                Ts(c.started_at),
+                c.answered_at.map(Ts),
+                c.ended_at.map(Ts),
+                c.talk_seconds,
+                c.last_event,
+                c.last_event_at.map(Ts),
+                c.state_code,
+                c.has_cdr,
+                Ts(c.created_at),
+                Ts(c.updated_at),
+            ])?;
         }
         // Unindexed columns only, so SQLite leaves the calls' index entries alone.
+        let mut update = self.conn.prepare_cached(
+            "UPDATE calls SET subscription_id = ?2, virtual_num = ?3, extend_num = ?4, \
+               caller = ?5, called = ?6, answered_at = ?7, ended_at = ?8, \
+               talk_seconds = ?9, last_event = ?10, last_event_at = ?11, state_code = ?12, \
+               has_cdr = ?13, updated_at = ?14 \
+             WHERE id = ?1",
+        )?;
         for c in changed {
-            self.run(
-                "UPDATE calls SET subscription_id = ?2, virtual_num = ?3, extend_num = ?4, \
-                   caller = ?5, called = ?6, answered_at = ?7, ended_at = ?8, \
-                   talk_seconds = ?9, last_event = ?10, last_event_at = ?11, state_code = ?12, \
-                   has_cdr = ?13, updated_at = ?14 \
-                 WHERE id = ?1",
-                params![
-                    c.id,
-                    c.subscription_id,
-                    c.virtual_num,
-                    c.extend_num,
-                    c.caller,
-                    c.called,
-                    c.answered_at.map(Ts),
-                    c.ended_at.map(Ts),
-                    c.talk_seconds,
-                    c.last_event,
-                    c.last_event_at.map(Ts),
-                    c.state_code,
-                    c.has_cdr,
-                    Ts(c.updated_at),
-                ],
-            )?;
+            update.execute(params![
+                c.id,
+                c.subscription_id,
+                c.virtual_num,
+                c.extend_num,
+                c.caller,
+                c.called,
+                c.answered_at.map(Ts),
+                c.ended_at.map(Ts),
+                c.talk_seconds,
+                c.last_event,
+                c.last_event_at.map(Ts),
+                c.state_code,
+                c.has_cdr,
+                Ts(c.updated_at),
+            ])?;
         }
         for c in rekeyed {
             self.run(
