@@ -48,6 +48,9 @@ pub enum DbError {
     Migration(String),
     #[error("database work was cancelled or panicked")]
     Blocking,
+    /// Rows about to be written do not fit together: a bug, reported instead of writing them.
+    #[error("inconsistent write: {0}")]
+    Inconsistent(String),
 }
 
 impl DbError {

@@ -619,40 +619,31 @@ impl<'a> BatchCtx<'a> {
         // Each row gets its call as the whole batch left it, so a row stored before a later
         // item of the batch linked its call gets the binding too; only rows stored by earlier
         // batches need `link_calls`.
-        let calls = &self.calls;
-        let link = |session_id: &str| {
-            calls
-                .get(session_id)
-                .map(|(_, call)| (call.id.as_str(), call.binding_id.as_deref()))
-        };
-        let events: Vec<_> = self
-            .events
-            .iter()
-            .filter_map(|&row| {
-                let (call_id, binding_id) = link(&row.session_id)?;
-                Some(Linked {
-                    row,
-                    call_id,
-                    binding_id,
-                })
-            })
-            .collect();
-        store.insert_events(&events)?;
-        let records: Vec<_> = self
-            .records
-            .iter()
-            .filter_map(|&row| {
-                let (call_id, binding_id) = link(&row.session_id)?;
-                Some(Linked {
-                    row,
-                    call_id,
-                    binding_id,
-                })
-            })
-            .collect();
-        store.insert_records(&records)?;
+        store.insert_events(&self.linked(&self.events, |e| &e.session_id)?)?;
+        store.insert_records(&self.linked(&self.records, |r| &r.session_id)?)?;
         store.link_calls(&linked)?;
         store.insert_inbox(&self.inbox)
+    }
+
+    /// Pairs each row with its session's call as the batch left it.
+    fn linked<'s, T>(
+        &'s self,
+        rows: &[&'s T],
+        session_of: impl Fn(&T) -> &str,
+    ) -> Result<Vec<Linked<'s, T>>, DbError> {
+        rows.iter()
+            .map(|&row| {
+                let session = session_of(row);
+                let (_, call) = self.calls.get(session).ok_or_else(|| {
+                    DbError::Inconsistent(format!("no call folded for session {session}"))
+                })?;
+                Ok(Linked {
+                    row,
+                    call_id: &call.id,
+                    binding_id: call.binding_id.as_deref(),
+                })
+            })
+            .collect()
     }
 
     fn binding_by_subscription(
