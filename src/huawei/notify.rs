@@ -398,13 +398,51 @@ impl FeeInfo {
     /// has a field FeeInfo has no place for, or one whose value could not be read (and so is
     /// none here).
     pub fn holds_all_of(&self, v: &serde_json::Value) -> bool {
-        let (Some(sent), Ok(serde_json::Value::Object(held))) =
-            (v.as_object(), serde_json::to_value(self))
-        else {
-            return false;
-        };
-        sent.iter()
-            .all(|(key, value)| value.is_null() || held.contains_key(key))
+        v.as_object().is_some_and(|sent| {
+            sent.iter()
+                .all(|(key, value)| value.is_null() || self.holds(key))
+        })
+    }
+
+    /// Whether the field Huawei names `key` is set; false for a name FeeInfo does not know.
+    fn holds(&self, key: &str) -> bool {
+        match key {
+            "direction" => self.direction.is_some(),
+            "spId" => self.sp_id.is_some(),
+            "appKey" => self.app_key.is_some(),
+            "icid" => self.icid.is_some(),
+            "bindNum" => self.bind_num.is_some(),
+            "sessionId" => self.session_id.is_some(),
+            "subscriptionId" => self.subscription_id.is_some(),
+            "callerNum" => self.caller_num.is_some(),
+            "calleeNum" => self.callee_num.is_some(),
+            "fwdDisplayNum" => self.fwd_display_num.is_some(),
+            "fwdDstNum" => self.fwd_dst_num.is_some(),
+            "callInTime" => self.call_in_time.is_some(),
+            "fwdStartTime" => self.fwd_start_time.is_some(),
+            "fwdAlertingTime" => self.fwd_alerting_time.is_some(),
+            "fwdAnswerTime" => self.fwd_answer_time.is_some(),
+            "callEndTime" => self.call_end_time.is_some(),
+            "fwdUnaswRsn" => self.fwd_unaswrsn.is_some(),
+            "failTime" => self.fail_time.is_some(),
+            "ulFailReason" => self.ul_fail_reason.is_some(),
+            "sipStatusCode" => self.sip_status_code.is_some(),
+            "callOutUnaswRsn" => self.call_out_unaswrsn.is_some(),
+            "recordFlag" => self.record_flag.is_some(),
+            "recordStartTime" => self.record_start_time.is_some(),
+            "recordObjectName" => self.record_object_name.is_some(),
+            "recordBucketName" => self.record_bucket_name.is_some(),
+            "recordDomain" => self.record_domain.is_some(),
+            "recordFileDownloadUrl" => self.record_file_download_url.is_some(),
+            "serviceType" => self.service_type.is_some(),
+            "hostName" => self.host_name.is_some(),
+            "extendNum" => self.extend_num.is_some(),
+            "userData" => self.user_data.is_some(),
+            "areaCode" => self.area_code.is_some(),
+            "callDuration" => self.call_duration.is_some(),
+            "callRelDirection" => self.call_rel_direction.is_some(),
+            _ => false,
+        }
     }
 
     /// Talk time as Huawei bills it: call end minus forward-leg answer, 0 if never answered.
@@ -427,6 +465,7 @@ pub fn talk_seconds(answer: Option<NaiveDateTime>, end: Option<NaiveDateTime>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn events_parse_leniently() {
@@ -472,5 +511,65 @@ mod tests {
         let no_times = FeeInfo::from_value(&serde_json::json!({"sessionId":"s2"})).unwrap();
         assert_eq!(no_times.talk_seconds(), 0);
         assert!(FeeInfo::from_value(&serde_json::json!("x")).is_none());
+    }
+
+    #[test]
+    fn a_cdr_knows_each_of_its_fields_by_huawei_name() {
+        let names = [
+            "direction",
+            "spId",
+            "appKey",
+            "icid",
+            "bindNum",
+            "sessionId",
+            "subscriptionId",
+            "callerNum",
+            "calleeNum",
+            "fwdDisplayNum",
+            "fwdDstNum",
+            "callInTime",
+            "fwdStartTime",
+            "fwdAlertingTime",
+            "fwdAnswerTime",
+            "callEndTime",
+            "fwdUnaswRsn",
+            "failTime",
+            "ulFailReason",
+            "sipStatusCode",
+            "callOutUnaswRsn",
+            "recordFlag",
+            "recordStartTime",
+            "recordObjectName",
+            "recordBucketName",
+            "recordDomain",
+            "recordFileDownloadUrl",
+            "serviceType",
+            "hostName",
+            "extendNum",
+            "userData",
+            "areaCode",
+            "callDuration",
+            "callRelDirection",
+        ];
+        let every: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .map(|n| ((*n).to_owned(), json!("1")))
+            .collect();
+        let every = serde_json::Value::Object(every);
+        let fee = FeeInfo::from_value(&every).unwrap();
+        // Each name reads into a field, and that field writes back under the same name.
+        let written = serde_json::to_value(&fee).unwrap();
+        let mut written: Vec<&String> = written.as_object().unwrap().keys().collect();
+        written.sort();
+        let mut expected: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        expected.sort();
+        assert_eq!(written, expected.iter().collect::<Vec<_>>());
+        assert!(fee.holds_all_of(&every));
+        // A name it does not know, or a value it could not read, is not held.
+        let mut extra = every.clone();
+        extra["ttsPlayTimes"] = json!(1);
+        assert!(!fee.holds_all_of(&extra));
+        assert!(FeeInfo::default().holds_all_of(&json!({"icid": null})));
+        assert!(!FeeInfo::default().holds_all_of(&json!({"icid": "i"})));
     }
 }
