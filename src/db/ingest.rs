@@ -11,7 +11,7 @@
 use chrono::NaiveDateTime;
 
 use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
-pub use super::sqlite_writer::SqliteWriter;
+pub use super::sqlite_writer::{SqliteWriter, WalSync};
 use super::{numbers, Db, DbConn, DbError};
 use crate::config::Backend;
 
@@ -154,11 +154,25 @@ impl IngestStore for DbConn {
 pub struct IngestConnector {
     db: Db,
     sqlite: Option<SqliteWriter>,
+    /// The flush the SQLite writer's commits need; kept when the writer is dropped, since its
+    /// last commits still need it.
+    wal_sync: Option<WalSync>,
 }
 
 impl IngestConnector {
     pub fn new(db: Db) -> Self {
-        Self { db, sqlite: None }
+        Self {
+            db,
+            sqlite: None,
+            wal_sync: None,
+        }
+    }
+
+    /// What makes the commits made so far durable, when committing did not (see [`WalSync`]);
+    /// None when every commit is durable by itself (PostgreSQL, or SQLite with
+    /// `synchronous=FULL`).
+    pub fn wal_sync(&self) -> Option<&WalSync> {
+        self.wal_sync.as_ref()
     }
 
     /// Runs `f` with a connection. A connection that failed as unavailable is dropped, so the
@@ -171,7 +185,11 @@ impl IngestConnector {
             Backend::Sqlite => {
                 let writer = match &mut self.sqlite {
                     Some(w) => w,
-                    slot => slot.insert(SqliteWriter::open(&self.db.url().target)?),
+                    slot => {
+                        let opened = SqliteWriter::open(&self.db.url().target)?;
+                        self.wal_sync = opened.wal_sync().cloned();
+                        slot.insert(opened)
+                    }
                 };
                 let result = f(writer);
                 if result.as_ref().is_err_and(DbError::is_unavailable) {

@@ -134,7 +134,8 @@ fn establish(url: &DatabaseUrl) -> ConnectionResult<DbConn> {
 /// Settings of every SQLite connection (the pool's and the webhook writer's own).
 /// - busy_timeout first, so the later PRAGMAs already wait instead of failing.
 /// - synchronous=FULL: a binding Huawei confirmed, or a notification we answered 200, must
-///   survive a power cut.
+///   survive a power cut. (The webhook writer's connection commits with NORMAL and flushes the
+///   WAL itself before any 200: see `sqlite_writer::WalSync`.)
 /// - wal_autocheckpoint=16000 pages with the checkpointer thread (see `Checkpointer`) copying the
 ///   WAL back into the database file in the background: the commit that crosses 16000 pages
 ///   finds most of them copied already and finishes the checkpoint, which lets the next

@@ -3,6 +3,8 @@
 //! (same columns, same text form of timestamps), so the rest of the gateway reads these rows
 //! through diesel as usual.
 
+use std::path::{Path, PathBuf};
+
 use chrono::NaiveDateTime;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
@@ -17,9 +19,14 @@ const STATEMENT_CACHE: usize = 32;
 
 pub struct SqliteWriter {
     conn: rusqlite::Connection,
+    /// Set when this connection commits without flushing (see [`WalSync`]).
+    wal_sync: Option<WalSync>,
 }
 
 impl SqliteWriter {
+    /// Opens the writer's connection. On a database file in WAL mode it commits with
+    /// `synchronous=NORMAL`, and [`SqliteWriter::wal_sync`] is what makes its commits durable;
+    /// otherwise (an in-memory database, another journal mode) it keeps `synchronous=FULL`.
     pub fn open(path: &str) -> Result<Self, DbError> {
         let conn = rusqlite::Connection::open_with_flags(
             path,
@@ -30,11 +37,63 @@ impl SqliteWriter {
         .map_err(|e| DbError::Unavailable(format!("opening {path}: {e}")))?;
         conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(Self { conn })
+        let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let wal_sync = match conn.path() {
+            Some(file) if !file.is_empty() && journal_mode.eq_ignore_ascii_case("wal") => {
+                conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+                Some(WalSync::of(file))
+            }
+            _ => None,
+        };
+        Ok(Self { conn, wal_sync })
+    }
+
+    /// How to make this connection's commits durable, when a commit alone does not.
+    pub fn wal_sync(&self) -> Option<&WalSync> {
+        self.wal_sync.as_ref()
     }
 
     fn run(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
         Ok(self.conn.prepare_cached(sql)?.execute(params)?)
+    }
+}
+
+/// Makes the webhook writer's commits durable after the fact, so the writer need not wait for
+/// the disk.
+///
+/// The writer commits with `synchronous=NORMAL`: in WAL mode a commit then writes its frames to
+/// the WAL but does not flush them. SQLite stays consistent after a power cut (frames are
+/// checksummed, recovery stops at the last whole transaction; the WAL is flushed before every
+/// checkpoint and its header when it restarts), but the last transactions could be lost.
+/// [`WalSync::sync`] flushes the WAL file (`fdatasync`), after which every transaction committed
+/// before the call survives a power cut, exactly as with `synchronous=FULL`. The writer's
+/// acknowledger calls it once for every batch committed since its last call, and only then
+/// answers Huawei 200, while the writer already stores the next batch.
+#[derive(Debug, Clone)]
+pub struct WalSync {
+    database: PathBuf,
+    wal: PathBuf,
+}
+
+impl WalSync {
+    pub(crate) fn of(database: &str) -> Self {
+        Self {
+            database: PathBuf::from(database),
+            wal: PathBuf::from(format!("{database}-wal")),
+        }
+    }
+
+    /// Flushes the WAL, so every transaction committed before this call is durable.
+    pub fn sync(&self) -> Result<(), DbError> {
+        let flush = |path: &Path| std::fs::File::open(path).and_then(|f| f.sync_data());
+        match flush(&self.wal) {
+            Ok(()) => Ok(()),
+            // The WAL is removed only when the last connection closes, after a checkpoint that
+            // copied it into the database file; flushing that file then covers everything.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => flush(&self.database),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| DbError::Unavailable(format!("flushing {}: {e}", self.wal.display())))
     }
 }
 
@@ -435,5 +494,72 @@ fn opt_timestamp(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTime
             "timestamp".into(),
             other.data_type(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_database(dir: &tempfile::TempDir) -> String {
+        let path = dir.path().join("w.db").display().to_string();
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .expect("wal");
+        assert_eq!(mode, "wal");
+        conn.execute_batch("CREATE TABLE t (x INTEGER);")
+            .expect("table");
+        path
+    }
+
+    fn synchronous(writer: &SqliteWriter) -> i64 {
+        writer
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("pragma")
+    }
+
+    #[test]
+    fn on_a_wal_file_the_writer_commits_without_flushing_and_says_what_to_flush() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = wal_database(&dir);
+        let writer = SqliteWriter::open(&path).expect("open");
+        assert_eq!(synchronous(&writer), 1, "NORMAL");
+        let sync = writer.wal_sync().expect("a WAL to flush");
+        writer.run("INSERT INTO t VALUES (1)", &[]).expect("insert");
+        assert!(sync.wal.exists());
+        sync.sync().expect("flushes the WAL");
+    }
+
+    #[test]
+    fn a_database_without_a_wal_keeps_full_synchronous_commits() {
+        let writer = SqliteWriter::open(":memory:").expect("open");
+        assert!(writer.wal_sync().is_none());
+        assert_eq!(synchronous(&writer), 2, "FULL");
+
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("rollback.db").display().to_string();
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (x INTEGER);"))
+            .expect("create");
+        let writer = SqliteWriter::open(&path).expect("open");
+        assert!(writer.wal_sync().is_none(), "journal_mode=delete");
+        assert_eq!(synchronous(&writer), 2, "FULL");
+    }
+
+    #[test]
+    fn a_missing_wal_flushes_the_database_file_and_a_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = wal_database(&dir);
+        // The last connection closed: the WAL was checkpointed and removed.
+        assert!(!Path::new(&format!("{path}-wal")).exists());
+        WalSync::of(&path)
+            .sync()
+            .expect("flushes the database file");
+
+        let gone = dir.path().join("gone").join("x.db").display().to_string();
+        let err = WalSync::of(&gone).sync().expect_err("nothing to flush");
+        assert!(err.is_unavailable(), "{err}");
     }
 }

@@ -3,9 +3,11 @@
 //! Handlers parse and authenticate a notification, turning its events and CDRs into the rows they
 //! become (on the HTTP workers, in parallel), then hand it to [`Ingestor::submit`] and wait.
 //! A writer takes everything queued for it (up to a batch limit), stores it in ONE transaction,
-//! commits (SQLite `synchronous=FULL`), and only then answers each waiting handler, which
-//! answers Huawei 200. SQLite gets one writer (no lock fight); PostgreSQL gets several, each
-//! owning the calls whose session hashes to it. Batching makes each flush count for many
+//! commits, and hands the batch to its acknowledger thread, which answers each waiting handler
+//! (and so Huawei 200) only once the commit is durable: on PostgreSQL at once, on SQLite after
+//! one flush of the WAL for every batch committed meanwhile (see [`WalSync`]), while the writer
+//! already stores the next batch. SQLite gets one writer (no lock fight); PostgreSQL gets
+//! several, each owning the calls whose session hashes to it. Batching makes each flush count for many
 //! notifications. If a batch fails, its notifications are retried one by one, so one bad
 //! notification cannot fail the others.
 
@@ -19,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Backend;
 use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
-use crate::db::ingest::{IngestConnector, IngestStore};
+use crate::db::ingest::{IngestConnector, IngestStore, WalSync};
 use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
 use crate::huawei::notify::{parse_time, talk_seconds, FeeInfo, NumInfo, StatusInfo};
@@ -261,15 +263,27 @@ impl Ingestor {
         let mut shards = Vec::with_capacity(writers);
         for n in 0..writers {
             let (tx, rx) = mpsc::sync_channel((settings.queue / writers).max(1));
+            let (done_tx, done_rx) = mpsc::sync_channel(UNACKNOWLEDGED_BATCHES);
+            let suffix = if writers == 1 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            let m = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("webhook-ack{suffix}"))
+                .spawn(move || acknowledger_loop(&done_rx, &m))?;
             let (db, m) = (db.clone(), metrics.clone());
             std::thread::Builder::new()
-                .name(if writers == 1 {
-                    "webhook-writer".into()
-                } else {
-                    format!("webhook-writer-{n}")
-                })
+                .name(format!("webhook-writer{suffix}"))
                 .spawn(move || {
-                    writer_loop(IngestConnector::new(db), &rx, settings.batch_max, &m)
+                    writer_loop(
+                        IngestConnector::new(db),
+                        &rx,
+                        &done_tx,
+                        settings.batch_max,
+                        &m,
+                    )
                 })?;
             shards.push(tx);
         }
@@ -342,9 +356,14 @@ impl SubscriptionCache {
     }
 }
 
+/// Batches the writer hands its acknowledger before they are all durable; beyond that the writer
+/// waits, its queue fills and new notifications get 503 instead of piling up in memory.
+const UNACKNOWLEDGED_BATCHES: usize = 4;
+
 fn writer_loop(
     mut connector: IngestConnector,
     rx: &Receiver<Job>,
+    done: &SyncSender<Committed>,
     batch_max: usize,
     metrics: &IngestMetrics,
 ) {
@@ -359,7 +378,41 @@ fn writer_loop(
         }
         metrics.batches.fetch_add(1, Ordering::Relaxed);
         let results = store_batch(&mut connector, &batch, &mut cache);
-        for (job, result) in batch.into_iter().zip(results) {
+        let committed = Committed {
+            jobs: batch,
+            results,
+            wal_sync: connector.wal_sync().cloned(),
+        };
+        // Only if the acknowledger is gone (it panicked): answer here.
+        if let Err(mpsc::SendError(committed)) = done.send(committed) {
+            committed.acknowledge(metrics);
+        }
+    }
+}
+
+/// A batch the writer has committed, with each notification's result, waiting to be answered.
+struct Committed {
+    jobs: Vec<Job>,
+    results: Vec<Result<Stored, IngestError>>,
+    /// Set when the commit is durable only once the WAL is flushed.
+    wal_sync: Option<WalSync>,
+}
+
+impl Committed {
+    /// Answers each waiting handler, after flushing the WAL if the commit needs it.
+    fn acknowledge(self, metrics: &IngestMetrics) {
+        let flushed = self.wal_sync.as_ref().map_or(Ok(()), WalSync::sync);
+        self.answer(&flushed, metrics);
+    }
+
+    /// Answers each waiting handler: its result if `flushed` is Ok, 503 otherwise (the rows are
+    /// committed but may not survive a power cut; Huawei's retry is then deduplicated).
+    fn answer(self, flushed: &Result<(), DbError>, metrics: &IngestMetrics) {
+        for (job, result) in self.jobs.into_iter().zip(self.results) {
+            let result = match (result, flushed) {
+                (Ok(_), Err(e)) => Err(IngestError::Database(DbError::Unavailable(e.to_string()))),
+                (result, _) => result,
+            };
             match &result {
                 Ok(s) => {
                     metrics.notifications.fetch_add(1, Ordering::Relaxed);
@@ -382,6 +435,37 @@ fn writer_loop(
             }
             // The handler may have gone (client hung up); the data is committed either way.
             let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Answers committed batches: takes every batch committed meanwhile, flushes the WAL once for
+/// all of them (when they need it), then answers their handlers. It also frees the batches'
+/// notifications, off the writer's thread.
+fn acknowledger_loop(rx: &Receiver<Committed>, metrics: &IngestMetrics) {
+    while let Ok(first) = rx.recv() {
+        let mut done = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            done.push(more);
+        }
+        // One flush covers every commit made before it; all batches name the same file.
+        let flushed = done
+            .iter()
+            .rev()
+            .find_map(|c| c.wal_sync.as_ref())
+            .map_or(Ok(()), WalSync::sync);
+        if let Err(e) = &flushed {
+            log::error!("webhook writer: {e}; answering 503 to the batch(es) it covered");
+        }
+        let durable_already = Ok(());
+        for committed in done {
+            // A batch that needed no flush was durable when committed.
+            let flushed = if committed.wal_sync.is_some() {
+                &flushed
+            } else {
+                &durable_already
+            };
+            committed.answer(flushed, metrics);
         }
     }
 }
@@ -959,6 +1043,80 @@ mod tests {
             Item::Cdr(record) => *record,
             other => panic!("expected a CDR row, got {other:?}"),
         }
+    }
+
+    /// A committed batch of one notification whose handler waits on the returned receiver.
+    fn committed(
+        wal_sync: Option<WalSync>,
+    ) -> (Committed, oneshot::Receiver<Result<Stored, IngestError>>) {
+        let (reply, rx) = oneshot::channel();
+        let stored = Stored {
+            new_items: 1,
+            ..Stored::default()
+        };
+        let committed = Committed {
+            jobs: vec![Job {
+                notification: notification(),
+                reply,
+            }],
+            results: vec![Ok(stored)],
+            wal_sync,
+        };
+        (committed, rx)
+    }
+
+    #[test]
+    fn a_commit_is_answered_ok_once_its_wal_is_flushed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("g.db");
+        std::fs::write(&db, b"").expect("file");
+        let metrics = IngestMetrics::default();
+        let (done, mut rx) = committed(Some(WalSync::of(&db.display().to_string())));
+        done.acknowledge(&metrics);
+        let stored = rx.try_recv().expect("answered").expect("stored");
+        assert_eq!(stored.new_items, 1);
+        assert_eq!(metrics.notifications.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.items.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_commit_whose_wal_cannot_be_flushed_is_answered_503_not_200() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("no-such-dir").join("g.db");
+        let metrics = IngestMetrics::default();
+        let (done, mut rx) = committed(Some(WalSync::of(&missing.display().to_string())));
+        done.acknowledge(&metrics);
+        let err = rx.try_recv().expect("answered").expect_err("not durable");
+        assert!(
+            matches!(err, IngestError::Database(ref e) if e.is_unavailable()),
+            "{err}"
+        );
+        assert_eq!(metrics.notifications.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_acknowledger_answers_every_batch_waiting_by_the_one_flush_that_covers_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("no-such-dir").join("g.db");
+        let sync = WalSync::of(&missing.display().to_string());
+        let (tx, rx) = mpsc::sync_channel(UNACKNOWLEDGED_BATCHES);
+        let (first, mut first_rx) = committed(Some(sync.clone()));
+        let (second, mut second_rx) = committed(Some(sync));
+        // Durable when committed (synchronous=FULL): the failed flush does not concern it.
+        let (third, mut third_rx) = committed(None);
+        for batch in [first, second, third] {
+            tx.send(batch).expect("queued");
+        }
+        drop(tx);
+        let metrics = IngestMetrics::default();
+        acknowledger_loop(&rx, &metrics);
+        for rx in [&mut first_rx, &mut second_rx] {
+            assert!(rx.try_recv().expect("answered").is_err());
+        }
+        assert!(third_rx.try_recv().expect("answered").is_ok());
+        assert_eq!(metrics.failed.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.notifications.load(Ordering::Relaxed), 1);
     }
 
     fn documented() -> serde_json::Value {
