@@ -20,20 +20,21 @@ macro_rules! on_backend {
     };
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+/// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
+#[derive(Debug, Clone, PartialEq, Insertable)]
 #[diesel(table_name = webhook_inbox, treat_none_as_default_value = false)]
-pub struct InboxRow {
-    pub id: String,
+pub struct InboxRow<'a> {
+    pub id: &'a str,
     pub received_at: NaiveDateTime,
-    pub route: String,
-    pub remote_addr: Option<String>,
+    pub route: &'a str,
+    pub remote_addr: Option<&'a str>,
     pub verified: bool,
-    pub auth_note: Option<String>,
-    pub event_type: String,
+    pub auth_note: Option<&'a str>,
+    pub event_type: &'a str,
     pub items: i32,
     pub duplicates: i32,
     pub parse_note: Option<String>,
-    pub body: String,
+    pub body: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
@@ -195,7 +196,7 @@ macro_rules! insert_rows {
     }};
 }
 
-pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError> {
+pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
     insert_rows!(conn, rows, CHUNK, |c, values| diesel::insert_into(
         webhook_inbox::table
     )
@@ -205,7 +206,7 @@ pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow]) -> Result<(), DbError>
 
 /// The calls of these sessions, locked for update on PostgreSQL (two gateway instances may be
 /// writing the same call).
-pub fn calls_by_session(conn: &mut DbConn, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+pub fn calls_by_session(conn: &mut DbConn, sessions: &[&str]) -> Result<Vec<Call>, DbError> {
     let mut out = Vec::with_capacity(sessions.len());
     for chunk in sessions.chunks(CHUNK) {
         out.extend(match &mut *conn {
@@ -272,7 +273,7 @@ pub fn upsert_calls(conn: &mut DbConn, rows: &[Call], rekey: &[Call]) -> Result<
 /// The (call id, type, time) of every stored event of these calls: the dedup keys.
 pub fn event_keys(
     conn: &mut DbConn,
-    call_ids: &[String],
+    call_ids: &[&str],
 ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
     let mut out = Vec::new();
     for chunk in call_ids.chunks(CHUNK) {
@@ -291,7 +292,7 @@ pub fn event_keys(
 }
 
 /// Which of these CDR dedup keys are stored already.
-pub fn record_keys(conn: &mut DbConn, keys: &[String]) -> Result<Vec<String>, DbError> {
+pub fn record_keys(conn: &mut DbConn, keys: &[&str]) -> Result<Vec<String>, DbError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(CHUNK) {
         out.extend(
@@ -332,7 +333,7 @@ pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbEr
 
 /// Copies the binding of these (newly linked) calls onto their events and records that were
 /// stored before the link was known.
-pub fn link_calls(conn: &mut DbConn, call_ids: &[String]) -> Result<(), DbError> {
+pub fn link_calls(conn: &mut DbConn, call_ids: &[&str]) -> Result<(), DbError> {
     for chunk in call_ids.chunks(CHUNK) {
         // binding_id = (SELECT binding_id FROM calls WHERE calls.id = <row>.call_id)
         diesel::update(

@@ -23,14 +23,14 @@ pub trait IngestStore {
         f: &mut dyn FnMut(&mut dyn IngestStore) -> Result<(), DbError>,
     ) -> Result<(), DbError>;
     /// The stored calls of these sessions (locked for update on PostgreSQL).
-    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError>;
+    fn calls_by_session(&mut self, sessions: &[&str]) -> Result<Vec<Call>, DbError>;
     /// (call id, type, time) of the stored events of these calls.
     fn event_keys(
         &mut self,
-        call_ids: &[String],
+        call_ids: &[&str],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError>;
     /// Which of these CDR dedup keys are stored.
-    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError>;
+    fn record_keys(&mut self, keys: &[&str]) -> Result<Vec<String>, DbError>;
     fn binding_by_subscription(&mut self, subscription_id: &str)
         -> Result<Option<String>, DbError>;
     /// The binding that had X+E at that time (see [`calls::binding_by_number_at`]).
@@ -53,17 +53,17 @@ pub trait IngestStore {
     /// updated; `rekeyed` ones (a subset of `changed`) also their indexed columns.
     fn write_calls(
         &mut self,
-        new: &[Call],
-        changed: &[Call],
-        rekeyed: &[Call],
+        new: &[&Call],
+        changed: &[&Call],
+        rekeyed: &[&Call],
     ) -> Result<(), DbError>;
     /// Inserts events; one already stored (same call, type and time) is skipped.
     fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError>;
     /// Inserts CDRs; one already stored (same dedup key) is skipped.
     fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError>;
-    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError>;
+    fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError>;
     /// Copies the binding of these calls onto their events and CDRs that have none yet.
-    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError>;
+    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError>;
 }
 
 impl IngestStore for DbConn {
@@ -74,18 +74,18 @@ impl IngestStore for DbConn {
         super::immediate_transaction(self, |conn| f(conn))
     }
 
-    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+    fn calls_by_session(&mut self, sessions: &[&str]) -> Result<Vec<Call>, DbError> {
         calls::calls_by_session(self, sessions)
     }
 
     fn event_keys(
         &mut self,
-        call_ids: &[String],
+        call_ids: &[&str],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
         calls::event_keys(self, call_ids)
     }
 
-    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError> {
+    fn record_keys(&mut self, keys: &[&str]) -> Result<Vec<String>, DbError> {
         calls::record_keys(self, keys)
     }
 
@@ -121,12 +121,14 @@ impl IngestStore for DbConn {
 
     fn write_calls(
         &mut self,
-        new: &[Call],
-        changed: &[Call],
-        rekeyed: &[Call],
+        new: &[&Call],
+        changed: &[&Call],
+        rekeyed: &[&Call],
     ) -> Result<(), DbError> {
-        let rows: Vec<Call> = new.iter().chain(changed).cloned().collect();
-        calls::upsert_calls(self, &rows, rekeyed)
+        // PostgreSQL sends calls many to a statement; diesel takes them owned.
+        let rows: Vec<Call> = new.iter().chain(changed).map(|&c| c.clone()).collect();
+        let rekeyed: Vec<Call> = rekeyed.iter().map(|&c| c.clone()).collect();
+        calls::upsert_calls(self, &rows, &rekeyed)
     }
 
     // PostgreSQL is not held back by copying rows: it sends them many to a statement.
@@ -140,11 +142,11 @@ impl IngestStore for DbConn {
         calls::insert_records(self, &rows)
     }
 
-    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError> {
+    fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
         calls::insert_inbox(self, rows)
     }
 
-    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError> {
+    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError> {
         calls::link_calls(self, call_ids)
     }
 }

@@ -146,14 +146,14 @@ impl IngestStore for SqliteWriter {
         result
     }
 
-    fn calls_by_session(&mut self, sessions: &[String]) -> Result<Vec<Call>, DbError> {
+    fn calls_by_session(&mut self, sessions: &[&str]) -> Result<Vec<Call>, DbError> {
         let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT ",
             call_columns!(),
             " FROM calls WHERE session_id = ?1"
         ))?;
         let mut out = Vec::with_capacity(sessions.len());
-        for session in sessions {
+        for &session in sessions {
             if let Some(call) = stmt.query_row([session], call_from_row).optional()? {
                 out.push(call);
             }
@@ -163,29 +163,29 @@ impl IngestStore for SqliteWriter {
 
     fn event_keys(
         &mut self,
-        call_ids: &[String],
+        call_ids: &[&str],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT event_type, event_at FROM call_events WHERE call_id = ?1")?;
         let mut out = Vec::new();
-        for call_id in call_ids {
+        for &call_id in call_ids {
             let mut rows = stmt.query([call_id])?;
             while let Some(r) = rows.next()? {
-                out.push((call_id.clone(), r.get(0)?, timestamp(r, 1)?));
+                out.push((call_id.to_owned(), r.get(0)?, timestamp(r, 1)?));
             }
         }
         Ok(out)
     }
 
-    fn record_keys(&mut self, keys: &[String]) -> Result<Vec<String>, DbError> {
+    fn record_keys(&mut self, keys: &[&str]) -> Result<Vec<String>, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM call_records WHERE dedup_key = ?1")?;
         let mut out = Vec::new();
-        for key in keys {
+        for &key in keys {
             if stmt.exists([key])? {
-                out.push(key.clone());
+                out.push(key.to_owned());
             }
         }
         Ok(out)
@@ -255,9 +255,9 @@ impl IngestStore for SqliteWriter {
 
     fn write_calls(
         &mut self,
-        new: &[Call],
-        changed: &[Call],
-        rekeyed: &[Call],
+        new: &[&Call],
+        changed: &[&Call],
+        rekeyed: &[&Call],
     ) -> Result<(), DbError> {
         let mut insert = self.conn.prepare_cached(concat!(
             "INSERT INTO calls (",
@@ -418,7 +418,7 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn insert_inbox(&mut self, rows: &[InboxRow]) -> Result<(), DbError> {
+    fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO webhook_inbox (id, received_at, route, remote_addr, verified, \
                auth_note, event_type, items, duplicates, parse_note, body) \
@@ -442,8 +442,8 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn link_calls(&mut self, call_ids: &[String]) -> Result<(), DbError> {
-        for id in call_ids {
+    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError> {
+        for &id in call_ids {
             for sql in [
                 "UPDATE call_events \
                  SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
@@ -452,7 +452,7 @@ impl IngestStore for SqliteWriter {
                  SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
                  WHERE call_id = ?1 AND binding_id IS NULL",
             ] {
-                self.run(sql, &[id])?;
+                self.run(sql, &[&id])?;
             }
         }
         Ok(())

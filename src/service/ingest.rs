@@ -11,7 +11,8 @@
 //! notifications. If a batch fails, its notifications are retried one by one, so one bad
 //! notification cannot fail the others.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -557,15 +558,15 @@ fn store_jobs(
     jobs: &[Job],
     cache: &mut SubscriptionCache,
 ) -> Result<Vec<Stored>, DbError> {
-    let mut sessions = Vec::new();
-    let mut record_keys = Vec::new();
+    let mut sessions: Vec<&str> = Vec::new();
+    let mut record_keys: Vec<&str> = Vec::new();
     for job in jobs {
         for item in &job.notification.items {
             match item {
-                Item::Event(event) => sessions.push(event.session_id.clone()),
+                Item::Event(event) => sessions.push(&event.session_id),
                 Item::Cdr(record) => {
-                    sessions.push(record.session_id.clone());
-                    record_keys.push(record.dedup_key.clone());
+                    sessions.push(&record.session_id);
+                    record_keys.push(&record.dedup_key);
                 }
                 Item::NumStatus(_) | Item::Unusable(_) => {}
             }
@@ -573,29 +574,43 @@ fn store_jobs(
     }
     sessions.sort_unstable();
     sessions.dedup();
+    record_keys.sort_unstable();
+    record_keys.dedup();
+    // The batch's maps are keyed by the items' own strings; what the database returns is
+    // matched back to them.
+    let borrowed = |keys: &[&'_ str], key: &str| -> Option<usize> {
+        keys.binary_search_by(|k| (*k).cmp(key)).ok()
+    };
     let stored_calls = store.calls_by_session(&sessions)?;
-    let call_ids: Vec<String> = stored_calls.iter().map(|c| c.id.clone()).collect();
-    let session_of: HashMap<&str, &str> = stored_calls
+    let call_ids: Vec<&str> = stored_calls.iter().map(|c| c.id.as_str()).collect();
+    let mut seen_events = HashSet::new();
+    if !call_ids.is_empty() {
+        // Events are keyed by call in the database and by session in the batch.
+        let session_of: HashMap<&str, &str> = stored_calls
+            .iter()
+            .filter_map(|c| Some((c.id.as_str(), sessions[borrowed(&sessions, &c.session_id)?])))
+            .collect();
+        for (call_id, kind, at) in store.event_keys(&call_ids)? {
+            if let Some(session) = session_of.get(call_id.as_str()) {
+                seen_events.insert((*session, Cow::Owned(kind), at));
+            }
+        }
+    }
+    let seen_records = store
+        .record_keys(&record_keys)?
         .iter()
-        .map(|c| (c.id.as_str(), c.session_id.as_str()))
+        .filter_map(|key| borrowed(&record_keys, key).map(|i| record_keys[i]))
         .collect();
-    // Events are keyed by call in the database and by session in the batch.
-    let seen_events = store
-        .event_keys(&call_ids)?
-        .into_iter()
-        .filter_map(|(call_id, kind, at)| {
-            session_of
-                .get(call_id.as_str())
-                .map(|session| ((*session).to_owned(), kind, at))
-        })
-        .collect();
+    let mut calls = HashMap::with_capacity(sessions.len());
+    for call in stored_calls {
+        if let Some(i) = borrowed(&sessions, &call.session_id) {
+            calls.insert(sessions[i], (Some(call.clone()), call));
+        }
+    }
     let mut batch = BatchCtx {
-        calls: stored_calls
-            .into_iter()
-            .map(|c| (c.session_id.clone(), (Some(c.clone()), c)))
-            .collect(),
+        calls,
         seen_events,
-        seen_records: store.record_keys(&record_keys)?.into_iter().collect(),
+        seen_records,
         ..BatchCtx::default()
     };
     // The writer's subscription cache travels with the batch and is handed back below.
@@ -611,18 +626,20 @@ fn store_jobs(
     Ok(stored)
 }
 
-/// What a batch read and is about to write; its event and CDR rows are borrowed from the
-/// batch's notifications.
+/// What a batch read and is about to write. Everything is keyed by, and every row borrowed
+/// from, the batch's own notifications: the writer copies no item.
 #[derive(Default)]
 struct BatchCtx<'a> {
     /// Per session: the call as stored before this batch (if any), and as it is now.
-    calls: HashMap<String, (Option<Call>, Call)>,
-    seen_events: HashSet<(String, String, NaiveDateTime)>,
-    seen_records: HashSet<String>,
-    touched: BTreeSet<String>,
+    calls: HashMap<&'a str, (Option<Call>, Call)>,
+    /// (session, event type, time) of the events stored or seen in this batch.
+    seen_events: HashSet<(&'a str, Cow<'a, str>, NaiveDateTime)>,
+    seen_records: HashSet<&'a str>,
+    /// Sessions whose call this batch folded something into.
+    touched: Vec<&'a str>,
     events: Vec<&'a CallEvent>,
     records: Vec<&'a CallRecord>,
-    inbox: Vec<InboxRow>,
+    inbox: Vec<InboxRow<'a>>,
     by_subscription: SubscriptionCache,
 }
 
@@ -642,13 +659,13 @@ impl<'a> BatchCtx<'a> {
             }
         }
         self.inbox.push(InboxRow {
-            id: n.inbox_id.clone(),
+            id: &n.inbox_id,
             received_at: n.received_at,
-            route: n.route.clone(),
-            remote_addr: n.remote_addr.clone(),
+            route: &n.route,
+            remote_addr: n.remote_addr.as_deref(),
             verified: n.verified,
-            auth_note: n.auth_note.clone(),
-            event_type: n.event_type.clone(),
+            auth_note: n.auth_note.as_deref(),
+            event_type: &n.event_type,
             items: i32::try_from(n.items.len()).unwrap_or(i32::MAX),
             duplicates: i32::try_from(stored.duplicates).unwrap_or(i32::MAX),
             parse_note: match (&n.parse_note, stored.skipped) {
@@ -660,34 +677,32 @@ impl<'a> BatchCtx<'a> {
                     "{note}; {k} item(s) kept raw only (no sessionId/icid or bad time)"
                 )),
             },
-            body: n.body.clone(),
+            body: &n.body,
         });
         Ok(stored)
     }
 
     /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
     /// new rows, then the bindings of calls linked in this batch onto their older rows.
-    fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
+    fn write(mut self, store: &mut dyn IngestStore) -> Result<(), DbError> {
         let mut linked = Vec::new();
         let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
         // Sorted by session: concurrent writers lock call rows in one order.
+        self.touched.sort_unstable();
+        self.touched.dedup();
         for session in &self.touched {
             let Some((before, call)) = self.calls.get(session) else {
                 continue;
             };
             let Some(before) = before else {
-                new.push(call.clone());
+                new.push(call);
                 continue;
             };
             if before.binding_id.is_none() && call.binding_id.is_some() {
-                linked.push(call.id.clone());
+                linked.push(call.id.as_str());
             }
             // A redelivered notification folds to the same call: nothing to write.
-            let unchanged = Call {
-                updated_at: before.updated_at,
-                ..call.clone()
-            } == *before;
-            if unchanged {
+            if same_but_updated_at(before, call) {
                 continue;
             }
             // Indexed columns of a stored call changed: write them too.
@@ -695,9 +710,9 @@ impl<'a> BatchCtx<'a> {
                 || before.started_at != call.started_at
                 || before.icid != call.icid
             {
-                rekeyed.push(call.clone());
+                rekeyed.push(call);
             }
-            changed.push(call.clone());
+            changed.push(call);
         }
         store.write_calls(&new, &changed, &rekeyed)?;
         // Each row gets its call as the whole batch left it, so a row stored before a later
@@ -730,65 +745,28 @@ impl<'a> BatchCtx<'a> {
             .collect()
     }
 
-    fn binding_by_subscription(
-        &mut self,
-        store: &mut dyn IngestStore,
-        subscription_id: &str,
-    ) -> Result<Option<String>, DbError> {
-        if let Some(found) = self.by_subscription.get(subscription_id) {
-            return Ok(Some(found));
-        }
-        let found = store.binding_by_subscription(subscription_id)?;
-        if let Some(binding_id) = &found {
-            self.by_subscription.put(subscription_id, binding_id);
-        }
-        Ok(found)
-    }
-
-    /// Links the call to its binding if it is not yet, by subscription id or X+E.
-    /// Returns false when a subscription id was given that matches no binding of ours.
-    fn link(&mut self, store: &mut dyn IngestStore, call: &mut Call) -> Result<bool, DbError> {
-        if call.binding_id.is_some() {
-            return Ok(true);
-        }
-        let mut known_subscription = true;
-        let mut found = None;
-        if let Some(sub) = call.subscription_id.clone() {
-            found = self.binding_by_subscription(store, &sub)?;
-            known_subscription = found.is_some();
-        }
-        if found.is_none() {
-            if let (Some(x), Some(e)) = (&call.virtual_num, &call.extend_num) {
-                found = store.binding_by_number_at(x, e, call.started_at)?;
-            }
-        }
-        call.binding_id = found;
-        Ok(known_subscription)
-    }
-
     /// Folds one item into its session's call (created if this batch is the first to hear of
     /// it), links the call to its binding, and returns what the item's row needs of the call.
     fn fold_into_call(
         &mut self,
         store: &mut dyn IngestStore,
-        session_id: &str,
+        session_id: &'a str,
         started: NaiveDateTime,
         now: NaiveDateTime,
         fold: impl FnOnce(&mut Call),
     ) -> Result<Folded, DbError> {
-        let (before, mut call) = self
+        let (_, call) = self
             .calls
-            .remove(session_id)
-            .unwrap_or_else(|| (None, new_call(session_id, started, now)));
-        fold(&mut call);
-        let known = self.link(store, &mut call);
+            .entry(session_id)
+            .or_insert_with(|| (None, new_call(session_id, started, now)));
+        fold(call);
+        let known = link(store, &mut self.by_subscription, call);
         call.updated_at = now;
         let folded = Folded {
-            binding_id: call.binding_id.clone(),
+            linked: call.binding_id.is_some(),
             known_subscription: known.as_ref().is_ok_and(|k| *k),
         };
-        self.calls.insert(session_id.to_owned(), (before, call));
-        self.touched.insert(session_id.to_owned());
+        self.touched.push(session_id);
         known.map(|_| folded)
     }
 
@@ -799,8 +777,8 @@ impl<'a> BatchCtx<'a> {
         stored: &mut Stored,
     ) -> Result<(), DbError> {
         if !self.seen_events.insert((
-            event.session_id.clone(),
-            event.event_type.clone(),
+            &event.session_id,
+            Cow::Borrowed(&event.event_type),
             event.event_at,
         )) {
             stored.duplicates += 1;
@@ -832,7 +810,7 @@ impl<'a> BatchCtx<'a> {
         record: &'a CallRecord,
         stored: &mut Stored,
     ) -> Result<(), DbError> {
-        if !self.seen_records.insert(record.dedup_key.clone()) {
+        if !self.seen_records.insert(&record.dedup_key) {
             stored.duplicates += 1;
             return Ok(());
         }
@@ -848,7 +826,7 @@ impl<'a> BatchCtx<'a> {
             record.received_at,
             |call| apply_record(call, record),
         )?;
-        if folded.binding_id.is_none() {
+        if !folded.linked {
             stored.unlinked += 1;
             log::warn!(
                 "webhook: CDR {} for X {} matches no binding{}; stored unlinked",
@@ -871,9 +849,97 @@ impl<'a> BatchCtx<'a> {
     }
 }
 
+/// The binding of a subscription id: from the writer's cache, else the database (and cached
+/// when found).
+fn binding_by_subscription(
+    store: &mut dyn IngestStore,
+    cache: &mut SubscriptionCache,
+    subscription_id: &str,
+) -> Result<Option<String>, DbError> {
+    if let Some(found) = cache.get(subscription_id) {
+        return Ok(Some(found));
+    }
+    let found = store.binding_by_subscription(subscription_id)?;
+    if let Some(binding_id) = &found {
+        cache.put(subscription_id, binding_id);
+    }
+    Ok(found)
+}
+
+/// Links the call to its binding if it is not yet, by subscription id or X+E.
+/// Returns false when a subscription id was given that matches no binding of ours.
+fn link(
+    store: &mut dyn IngestStore,
+    cache: &mut SubscriptionCache,
+    call: &mut Call,
+) -> Result<bool, DbError> {
+    if call.binding_id.is_some() {
+        return Ok(true);
+    }
+    let mut known_subscription = true;
+    let mut found = None;
+    if let Some(sub) = &call.subscription_id {
+        found = binding_by_subscription(store, cache, sub)?;
+        known_subscription = found.is_some();
+    }
+    if found.is_none() {
+        if let (Some(x), Some(e)) = (&call.virtual_num, &call.extend_num) {
+            found = store.binding_by_number_at(x, e, call.started_at)?;
+        }
+    }
+    call.binding_id = found;
+    Ok(known_subscription)
+}
+
+/// Whether a call folded in this batch equals its stored form, apart from `updated_at` (which
+/// every fold sets): then there is nothing to write. Every field is named, so a new one cannot
+/// be forgotten here.
+fn same_but_updated_at(before: &Call, now: &Call) -> bool {
+    let Call {
+        id,
+        session_id,
+        binding_id,
+        subscription_id,
+        virtual_num,
+        extend_num,
+        caller,
+        called,
+        icid,
+        started_at,
+        answered_at,
+        ended_at,
+        talk_seconds,
+        last_event,
+        last_event_at,
+        state_code,
+        has_cdr,
+        created_at,
+        updated_at: _,
+    } = before;
+    *id == now.id
+        && *session_id == now.session_id
+        && *binding_id == now.binding_id
+        && *subscription_id == now.subscription_id
+        && *virtual_num == now.virtual_num
+        && *extend_num == now.extend_num
+        && *caller == now.caller
+        && *called == now.called
+        && *icid == now.icid
+        && *started_at == now.started_at
+        && *answered_at == now.answered_at
+        && *ended_at == now.ended_at
+        && *talk_seconds == now.talk_seconds
+        && *last_event == now.last_event
+        && *last_event_at == now.last_event_at
+        && *state_code == now.state_code
+        && *has_cdr == now.has_cdr
+        && *created_at == now.created_at
+}
+
 /// What an event's or CDR's row needs of its call once the item is folded in.
 struct Folded {
-    binding_id: Option<String>,
+    /// The call has a binding.
+    linked: bool,
     /// False when the call names a subscription id no binding of ours has.
     known_subscription: bool,
 }
@@ -1117,6 +1183,22 @@ mod tests {
         assert!(third_rx.try_recv().expect("answered").is_ok());
         assert_eq!(metrics.failed.load(Ordering::Relaxed), 2);
         assert_eq!(metrics.notifications.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_call_that_only_got_a_new_updated_at_is_not_written_again() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+            .and_then(|d| d.and_hms_opt(8, 0, 0))
+            .expect("time");
+        let before = new_call("s-1", t, t);
+        let mut now = before.clone();
+        now.updated_at = t + chrono::Duration::seconds(5);
+        assert!(same_but_updated_at(&before, &now));
+        now.answered_at = Some(t);
+        assert!(!same_but_updated_at(&before, &now));
+        let mut relinked = before.clone();
+        relinked.binding_id = Some("b".into());
+        assert!(!same_but_updated_at(&before, &relinked));
     }
 
     fn documented() -> serde_json::Value {
