@@ -331,10 +331,32 @@ pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbEr
     .execute(c)?)
 }
 
+/// A call linked to its binding by the batch being written, whose rows stored by earlier
+/// batches still have no binding.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLink<'a> {
+    pub call_id: &'a str,
+    pub binding_id: &'a str,
+    /// It has events stored by earlier batches.
+    pub events: bool,
+    /// It has a CDR stored by an earlier batch.
+    pub records: bool,
+}
+
 /// Copies the binding of these (newly linked) calls onto their events and records that were
 /// stored before the link was known.
-pub fn link_calls(conn: &mut DbConn, call_ids: &[&str]) -> Result<(), DbError> {
-    for chunk in call_ids.chunks(CHUNK) {
+pub fn link_calls(conn: &mut DbConn, links: &[NewLink<'_>]) -> Result<(), DbError> {
+    let with_events: Vec<&str> = links
+        .iter()
+        .filter(|l| l.events)
+        .map(|l| l.call_id)
+        .collect();
+    let with_records: Vec<&str> = links
+        .iter()
+        .filter(|l| l.records)
+        .map(|l| l.call_id)
+        .collect();
+    for chunk in with_events.chunks(CHUNK) {
         // binding_id = (SELECT binding_id FROM calls WHERE calls.id = <row>.call_id)
         diesel::update(
             call_events::table
@@ -350,6 +372,8 @@ pub fn link_calls(conn: &mut DbConn, call_ids: &[&str]) -> Result<(), DbError> {
                 .nullable()),
         )
         .execute(conn)?;
+    }
+    for chunk in with_records.chunks(CHUNK) {
         diesel::update(
             call_records::table
                 .filter(call_records::call_id.eq_any(chunk))

@@ -10,7 +10,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
+use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
 pub use super::sqlite_writer::{SqliteWriter, WalSync};
 use super::{numbers, Db, DbConn, DbError};
 use crate::config::Backend;
@@ -62,8 +62,8 @@ pub trait IngestStore {
     /// Inserts CDRs; one already stored (same dedup key) is skipped.
     fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError>;
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError>;
-    /// Copies the binding of these calls onto their events and CDRs that have none yet.
-    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError>;
+    /// Copies the binding of these calls onto their stored events and CDRs that have none yet.
+    fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError>;
 }
 
 impl IngestStore for DbConn {
@@ -146,8 +146,8 @@ impl IngestStore for DbConn {
         calls::insert_inbox(self, rows)
     }
 
-    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError> {
-        calls::link_calls(self, call_ids)
+    fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError> {
+        calls::link_calls(self, links)
     }
 }
 

@@ -9,10 +9,19 @@ use chrono::NaiveDateTime;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
 
-use super::calls::{Call, CallEvent, CallRecord, InboxRow, Linked};
+use super::calls::{Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
 use super::ingest::IngestStore;
 use super::DbError;
 use crate::timestamp;
+
+/// The writer's page cache: 8 MiB, not the 32 MiB of other connections. It holds the pages a
+/// batch dirties (a batch of 64 notifications of 50 CDRs writes about 1,500); clean pages are read
+/// through the memory map anyway. A smaller cache is cheaper at every commit: when a B-tree
+/// split renumbers pages, SQLite parks one at a page number beyond the end of the file, and the
+/// commit then walks the whole cache to drop pages past the end. With 32 MiB that walk was a
+/// fifth of the writer's time on single events; measured alternately, 8 MiB cut the writer's
+/// CPU per notification by 8–12 % for events and for CDRs.
+const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -8192;";
 
 /// Statements the writer runs; more than it has, so none is ever evicted and re-prepared.
 const STATEMENT_CACHE: usize = 32;
@@ -37,6 +46,7 @@ impl SqliteWriter {
         .map_err(|e| DbError::Unavailable(format!("opening {path}: {e}")))?;
         conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.execute_batch(WRITER_PRAGMAS)?;
         let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         let wal_sync = match conn.path() {
             Some(file) if !file.is_empty() && journal_mode.eq_ignore_ascii_case("wal") => {
@@ -442,17 +452,21 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn link_calls(&mut self, call_ids: &[&str]) -> Result<(), DbError> {
-        for &id in call_ids {
-            for sql in [
-                "UPDATE call_events \
-                 SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
-                 WHERE call_id = ?1 AND binding_id IS NULL",
-                "UPDATE call_records \
-                 SET binding_id = (SELECT binding_id FROM calls WHERE calls.id = ?1) \
-                 WHERE call_id = ?1 AND binding_id IS NULL",
-            ] {
-                self.run(sql, &[&id])?;
+    fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError> {
+        for link in links {
+            if link.events {
+                self.run(
+                    "UPDATE call_events SET binding_id = ?2 \
+                     WHERE call_id = ?1 AND binding_id IS NULL",
+                    params![link.call_id, link.binding_id],
+                )?;
+            }
+            if link.records {
+                self.run(
+                    "UPDATE call_records SET binding_id = ?2 \
+                     WHERE call_id = ?1 AND binding_id IS NULL",
+                    params![link.call_id, link.binding_id],
+                )?;
             }
         }
         Ok(())
@@ -526,6 +540,11 @@ mod tests {
         let path = wal_database(&dir);
         let writer = SqliteWriter::open(&path).expect("open");
         assert_eq!(synchronous(&writer), 1, "NORMAL");
+        let cache: i64 = writer
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(cache, -8192, "the writer's own, smaller page cache");
         let sync = writer.wal_sync().expect("a WAL to flush");
         writer.run("INSERT INTO t VALUES (1)", &[]).expect("insert");
         assert!(sync.wal.exists());

@@ -21,7 +21,7 @@ use chrono::NaiveDateTime;
 use tokio::sync::oneshot;
 
 use crate::config::Backend;
-use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked};
+use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
 use crate::db::ingest::{IngestConnector, IngestStore, WalSync};
 use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
@@ -584,6 +584,7 @@ fn store_jobs(
     let stored_calls = store.calls_by_session(&sessions)?;
     let call_ids: Vec<&str> = stored_calls.iter().map(|c| c.id.as_str()).collect();
     let mut seen_events = HashSet::new();
+    let mut with_stored_events = HashSet::new();
     if !call_ids.is_empty() {
         // Events are keyed by call in the database and by session in the batch.
         let session_of: HashMap<&str, &str> = stored_calls
@@ -592,6 +593,7 @@ fn store_jobs(
             .collect();
         for (call_id, kind, at) in store.event_keys(&call_ids)? {
             if let Some(session) = session_of.get(call_id.as_str()) {
+                with_stored_events.insert(*session);
                 seen_events.insert((*session, Cow::Owned(kind), at));
             }
         }
@@ -610,6 +612,7 @@ fn store_jobs(
     let mut batch = BatchCtx {
         calls,
         seen_events,
+        with_stored_events,
         seen_records,
         ..BatchCtx::default()
     };
@@ -634,6 +637,8 @@ struct BatchCtx<'a> {
     calls: HashMap<&'a str, (Option<Call>, Call)>,
     /// (session, event type, time) of the events stored or seen in this batch.
     seen_events: HashSet<(&'a str, Cow<'a, str>, NaiveDateTime)>,
+    /// Sessions whose call has events stored by earlier batches.
+    with_stored_events: HashSet<&'a str>,
     seen_records: HashSet<&'a str>,
     /// Sessions whose call this batch folded something into.
     touched: Vec<&'a str>,
@@ -698,8 +703,13 @@ impl<'a> BatchCtx<'a> {
                 new.push(call);
                 continue;
             };
-            if before.binding_id.is_none() && call.binding_id.is_some() {
-                linked.push(call.id.as_str());
+            if let (None, Some(binding_id)) = (&before.binding_id, &call.binding_id) {
+                linked.push(NewLink {
+                    call_id: &call.id,
+                    binding_id,
+                    events: self.with_stored_events.contains(session),
+                    records: before.has_cdr,
+                });
             }
             // A redelivered notification folds to the same call: nothing to write.
             if same_but_updated_at(before, call) {

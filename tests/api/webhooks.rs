@@ -448,6 +448,33 @@ async fn rows_stored_before_their_call_was_linked_get_its_binding(app: TestApp) 
         "the earlier callin row got the binding too"
     );
     assert_eq!(binding(&app, &id).await["call_count"], 2);
+    // A CDR that arrived first and linked nothing gets the binding when a later event of its
+    // session links the call.
+    let early = cdr("s-n", "icid-n1", None, "99999", true, false);
+    let msg = json!({"eventType": "fee", "feeLst": [early]});
+    assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200);
+    assert_eq!(
+        app.count_where("call_records", "session_id = 's-n' AND binding_id IS NULL")
+            .await,
+        1
+    );
+    app.push(
+        "/huawei/events",
+        &event(
+            "disconnect",
+            "s-n",
+            "2026-11-29 08:03:10",
+            json!({"subscriptionId": sub, "stateCode": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.count_where("call_records", "session_id = 's-n' AND binding_id IS NULL")
+            .await,
+        0,
+        "the CDR stored before the link got the binding"
+    );
+    assert_eq!(binding(&app, &id).await["call_count"], 3);
 }
 
 async fn bad_signatures_are_refused_and_nothing_is_stored(app: TestApp) {
