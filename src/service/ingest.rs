@@ -606,7 +606,7 @@ fn store_jobs(
     let mut calls = HashMap::with_capacity(sessions.len());
     for call in stored_calls {
         if let Some(i) = borrowed(&sessions, &call.session_id) {
-            calls.insert(sessions[i], (Some(call.clone()), call));
+            calls.insert(sessions[i], (Some(Box::new(call.clone())), call));
         }
     }
     let mut batch = BatchCtx {
@@ -633,8 +633,9 @@ fn store_jobs(
 /// from, the batch's own notifications: the writer copies no item.
 #[derive(Default)]
 struct BatchCtx<'a> {
-    /// Per session: the call as stored before this batch (if any), and as it is now.
-    calls: HashMap<&'a str, (Option<Call>, Call)>,
+    /// Per session: the call as stored before this batch (if any; boxed, since most calls of a
+    /// CDR batch are new), and as it is now.
+    calls: HashMap<&'a str, (Option<Box<Call>>, Call)>,
     /// (session, event type, time) of the events stored or seen in this batch.
     seen_events: HashSet<(&'a str, Cow<'a, str>, NaiveDateTime)>,
     /// Sessions whose call has events stored by earlier batches.
