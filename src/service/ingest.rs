@@ -5,11 +5,10 @@
 //! A writer takes everything queued for it (up to a batch limit), stores it in ONE transaction,
 //! commits, and hands the batch to its acknowledger thread, which answers each waiting handler
 //! (and so Huawei 200) only once the commit is durable: on PostgreSQL at once, on SQLite after
-//! one flush of the WAL for every batch committed meanwhile (see [`WalSync`]), while the writer
-//! already stores the next batch. SQLite gets one writer (no lock fight); PostgreSQL gets
-//! several, each owning the calls whose session hashes to it. Batching makes each flush count for many
-//! notifications. If a batch fails, its notifications are retried one by one, so one bad
-//! notification cannot fail the others.
+//! it flushed the WAL (see [`WalSync`]), while the writer already stores the next batch. SQLite
+//! gets one writer (no lock fight); PostgreSQL gets several, each owning the calls whose session
+//! hashes to it. Batching makes each flush count for many notifications. If a batch fails, its
+//! notifications are retried one by one, so one bad notification cannot fail the others.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
