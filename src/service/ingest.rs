@@ -416,7 +416,10 @@ impl Committed {
     fn answer(self, flushed: &Result<(), DbError>, metrics: &IngestMetrics) {
         for (job, result) in self.jobs.into_iter().zip(self.results) {
             let result = match (result, flushed) {
-                (Ok(_), Err(e)) => Err(IngestError::Database(DbError::Unavailable(e.to_string()))),
+                (Ok(_), Err(e)) => Err(IngestError::Database(DbError::Unavailable(match e {
+                    DbError::Unavailable(why) => why.clone(),
+                    other => other.to_string(),
+                }))),
                 (result, _) => result,
             };
             match &result {
@@ -1173,6 +1176,9 @@ mod tests {
             matches!(err, IngestError::Database(ref e) if e.is_unavailable()),
             "{err}"
         );
+        let said = err.to_string();
+        assert!(said.contains("flushing"), "{said}");
+        assert_eq!(said.matches("no database connection").count(), 1, "{said}");
         assert_eq!(metrics.notifications.load(Ordering::Relaxed), 0);
         assert_eq!(metrics.failed.load(Ordering::Relaxed), 1);
     }
