@@ -324,11 +324,11 @@ impl IngestStore for SqliteWriter {
                 Ts(c.updated_at),
             ])?;
         }
+        let mut rekey = self.conn.prepare_cached(
+            "UPDATE calls SET binding_id = ?2, started_at = ?3, icid = ?4 WHERE id = ?1",
+        )?;
         for c in rekeyed {
-            self.run(
-                "UPDATE calls SET binding_id = ?2, started_at = ?3, icid = ?4 WHERE id = ?1",
-                params![c.id, c.binding_id, Ts(c.started_at), c.icid],
-            )?;
+            rekey.execute(params![c.id, c.binding_id, Ts(c.started_at), c.icid])?;
         }
         Ok(())
     }
