@@ -5,12 +5,13 @@
 //!   cargo bench --bench webhook_ingest
 //!
 //! Environment: BENCH_SECONDS (default 10 per run), BENCH_BACKENDS (default "sqlite,postgres"),
-//! WEBHOOK_BATCH_MAX (the gateway's setting, default 256),
+//! WEBHOOK_BATCH_MAX (the gateway's setting, default 256), WEBHOOK_WRITERS (the gateway's
+//! setting, default derived from the pool),
 //! BENCH_CONNECTIONS (default "16,64"), BENCH_SCENARIOS (default "events,cdr50"),
 //! TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 //!
 //! The gateway runs in this process exactly as `serve` builds it with default settings (2
-//! workers, a pool of 8 connections, one group-commit webhook writer on SQLite and 4 on
+//! workers, a pool of 8 connections, one group-commit webhook writer on SQLite and 2 on
 //! PostgreSQL, signatures enforced, every 200 after a durable commit: SQLite synchronous=FULL). The load generator is plain blocking HTTP/1.1 keep-alive connections, one
 //! thread each, so it costs little CPU beside the server on the same two cores. Every request
 //! is a distinct, correctly signed Huawei notification for a live binding; after each run the
@@ -248,12 +249,17 @@ fn print_row(r: &RunResult) {
 /// Starts the gateway on its own thread and actix system; returns its address and database.
 fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
     let batch_max = std::env::var("WEBHOOK_BATCH_MAX").unwrap_or_else(|_| "256".into());
-    let vars: HashMap<&str, &str> = HashMap::from([
+    // Unset: the gateway's default, derived from the pool size.
+    let writers = std::env::var("WEBHOOK_WRITERS").ok();
+    let mut vars: HashMap<&str, &str> = HashMap::from([
         ("DATABASE_URL", url),
         ("WORKERS", "2"),
         ("WEBHOOK_QUEUE", "100000"),
         ("WEBHOOK_BATCH_MAX", batch_max.as_str()),
     ]);
+    if let Some(writers) = &writers {
+        vars.insert("WEBHOOK_WRITERS", writers);
+    }
     let settings = Settings::load(&vars, true).expect("settings");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("addr");

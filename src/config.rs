@@ -383,10 +383,12 @@ impl Settings {
         let db_pool_size: u32 = number(src, "DB_POOL_SIZE", 8, 1, 100)?;
         let mut webhooks = WebhookConfig::load(src)?;
         // PostgreSQL webhook writers each hold a pooled connection while they store a batch;
-        // the API needs connections too. Unset: 4, or half the pool if that is smaller.
+        // the API needs connections too. Unset: 2, or 1 with a pool below 4. More writers make
+        // smaller batches, and each batch costs PostgreSQL a transaction and its statements:
+        // on the benchmark machine 2 writers stored 40–50 % more events/s than 4 (BENCHMARKS.md).
         let pool = usize::try_from(db_pool_size).unwrap_or(usize::MAX);
         if webhooks.writers == 0 {
-            webhooks.writers = (pool / 2).clamp(1, 4);
+            webhooks.writers = (pool / 2).clamp(1, 2);
         } else if database_url.backend == Backend::Postgres && webhooks.writers >= pool {
             return Err(bad(
                 "WEBHOOK_WRITERS",
@@ -461,8 +463,9 @@ mod tests {
             vars.extend(extra.iter().copied());
             Settings::load(&vars, false)
         };
-        assert_eq!(pg(&[]).unwrap().webhooks.writers, 4);
-        assert_eq!(pg(&[("DB_POOL_SIZE", "4")]).unwrap().webhooks.writers, 2);
+        assert_eq!(pg(&[]).unwrap().webhooks.writers, 2);
+        assert_eq!(pg(&[("DB_POOL_SIZE", "40")]).unwrap().webhooks.writers, 2);
+        assert_eq!(pg(&[("DB_POOL_SIZE", "3")]).unwrap().webhooks.writers, 1);
         assert_eq!(pg(&[("DB_POOL_SIZE", "1")]).unwrap().webhooks.writers, 1);
         assert_eq!(
             pg(&[("WEBHOOK_WRITERS", "6"), ("DB_POOL_SIZE", "10")])
