@@ -391,7 +391,7 @@ impl FeeInfo {
         if !v.is_object() {
             return None;
         }
-        serde_json::from_value(v.clone()).ok()
+        Self::deserialize(v).ok()
     }
 
     /// Whether this CDR, read from `v`, holds every non-null field `v` carried: false when `v`
