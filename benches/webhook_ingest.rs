@@ -12,16 +12,18 @@
 //!
 //! The gateway runs in this process exactly as `serve` builds it with default settings (2
 //! workers, a pool of 8 connections, one group-commit webhook writer on SQLite and 2 on
-//! PostgreSQL, signatures enforced, every 200 after a durable commit: SQLite synchronous=FULL). The load generator is plain blocking HTTP/1.1 keep-alive connections, one
-//! thread each, so it costs little CPU beside the server on the same two cores. Every request
+//! PostgreSQL, signatures enforced, every 200 only after a durable commit). The load generator
+//! works like wrk, with which ../shared/PERFORMANCE.md was measured: two threads driving all the
+//! HTTP/1.1 keep-alive connections without blocking, each connection sending its next request
+//! when the last is answered, so it takes little CPU from the server on the same two cores. Every request
 //! is a distinct, correctly signed Huawei notification for a live binding; after each run the
 //! stored rows are counted to check nothing was lost.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axe_gateway::config::{ApiTokens, Settings};
@@ -31,6 +33,8 @@ use axe_gateway::huawei::notify::EVENT_TYPES;
 use axe_gateway::huawei::{signer, HuaweiSettings};
 use axe_gateway::startup::Application;
 use diesel::{Connection, RunQueryDsl};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 const APP_KEY: &str = "bench-app-key";
 const APP_SECRET: &str = "bench-app-secret";
@@ -380,14 +384,15 @@ fn request(path: &str, body: &str, x_aksk: &str) -> Vec<u8> {
 }
 
 /// Sends one request and reads the response on a keep-alive connection; returns the status.
-fn exchange(
-    stream: &mut TcpStream,
+async fn exchange(
     reader: &mut BufReader<TcpStream>,
     req: &[u8],
+    line: &mut String,
+    sink: &mut Vec<u8>,
 ) -> std::io::Result<u16> {
-    stream.write_all(req)?;
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
+    reader.get_mut().write_all(req).await?;
+    line.clear();
+    reader.read_line(line).await?;
     let status: u16 = line
         .split_whitespace()
         .nth(1)
@@ -396,7 +401,7 @@ fn exchange(
     let mut length = 0usize;
     loop {
         line.clear();
-        reader.read_line(&mut line)?;
+        reader.read_line(line).await?;
         if line == "\r\n" || line.is_empty() {
             break;
         }
@@ -406,9 +411,52 @@ fn exchange(
             }
         }
     }
-    let mut sink = vec![0u8; length];
-    reader.read_exact(&mut sink)?;
+    sink.resize(length, 0);
+    reader.read_exact(sink).await?;
     Ok(status)
+}
+
+/// What every connection of one run shares.
+struct Load {
+    addr: SocketAddr,
+    scenario: Scenario,
+    path: &'static str,
+    subs: Vec<(String, String)>,
+    x_aksk: String,
+    stop: AtomicBool,
+    began: Instant,
+}
+
+/// Connection `c` of the load: sends its notifications one after another until `stop`.
+async fn connection(load: Arc<Load>, c: usize) -> (usize, usize, Vec<u32>) {
+    let Load {
+        addr,
+        scenario,
+        path,
+        ref subs,
+        ref x_aksk,
+        ref stop,
+        began,
+    } = *load;
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut reader = BufReader::new(stream);
+    let (mut line, mut sink) = (String::new(), Vec::new());
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let (mut sent, mut errors) = (0usize, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        let req = request(path, &body(scenario, c, sent, subs), x_aksk);
+        let t = Instant::now();
+        match exchange(&mut reader, &req, &mut line, &mut sink).await {
+            Ok(200) => {}
+            Ok(_) | Err(_) => errors += 1,
+        }
+        if t.duration_since(began) >= WARMUP {
+            latencies.push(t.elapsed().as_micros() as u32);
+        }
+        sent += 1;
+    }
+    (sent, errors, latencies)
 }
 
 fn run(
@@ -419,44 +467,30 @@ fn run(
     seconds: u64,
 ) -> RunResult {
     let (addr, db, handle) = start_gateway(url);
-    let subs = Arc::new(seed_bindings(&db));
     let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
-    let x_aksk = Arc::new(signer::x_aksk_header(APP_KEY, APP_SECRET, &nonce, &created));
-    let path = match scenario {
-        Scenario::Events => "/huawei/events",
-        Scenario::Cdr50 => "/huawei/cdr",
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Arc::new(Barrier::new(conns + 1));
-    let threads: Vec<_> = (0..conns)
-        .map(|c| {
-            let (subs, x_aksk, stop, start) =
-                (subs.clone(), x_aksk.clone(), stop.clone(), start.clone());
-            std::thread::spawn(move || {
-                let mut stream = TcpStream::connect(addr).expect("connect");
-                stream.set_nodelay(true).expect("nodelay");
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                start.wait();
-                let began = Instant::now();
-                let mut latencies = Vec::with_capacity(1 << 16);
-                let (mut sent, mut errors) = (0usize, 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    let req = request(path, &body(scenario, c, sent, &subs), &x_aksk);
-                    let t = Instant::now();
-                    match exchange(&mut stream, &mut reader, &req) {
-                        Ok(200) => {}
-                        Ok(_) | Err(_) => errors += 1,
-                    }
-                    if t.duration_since(began) >= WARMUP {
-                        latencies.push(t.elapsed().as_micros() as u32);
-                    }
-                    sent += 1;
-                }
-                (sent, errors, latencies)
-            })
-        })
+    let load = Arc::new(Load {
+        addr,
+        scenario,
+        path: match scenario {
+            Scenario::Events => "/huawei/events",
+            Scenario::Cdr50 => "/huawei/cdr",
+        },
+        subs: seed_bindings(&db),
+        x_aksk: signer::x_aksk_header(APP_KEY, APP_SECRET, &nonce, &created),
+        stop: AtomicBool::new(false),
+        began: Instant::now(),
+    });
+    // Like wrk: two threads, each driving many keep-alive connections without blocking, so the
+    // load takes as little as it can of the two cores it shares with the gateway.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-load")
+        .enable_io()
+        .build()
+        .expect("load runtime");
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| runtime.spawn(connection(load.clone(), c)))
         .collect();
-    start.wait();
     std::thread::sleep(WARMUP);
     if backend == "postgres" {
         // The database is brand new; a running one has planner statistics (autovacuum analyses
@@ -474,11 +508,11 @@ fn run(
     std::thread::sleep(Duration::from_secs(seconds));
     let after = Usage::now();
     let window = window.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
+    load.stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let (mut sent, mut errors) = (0, 0);
-    for t in threads {
-        let (s, e, l) = t.join().expect("load thread");
+    for t in tasks {
+        let (s, e, l) = runtime.block_on(t).expect("load task");
         sent += s;
         errors += e;
         all.extend(l);
@@ -522,7 +556,7 @@ fn run(
 
 /// A counter from the gateway's `/metrics` (0 when it cannot be read).
 fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
         return 0.0;
     };
     let req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
