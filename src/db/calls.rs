@@ -419,14 +419,24 @@ pub fn stats_of(
             s::last_call_at,
         ))
         .load(conn)?;
+    // The latest event of each binding's latest call, for all of them in one query: a
+    // correlated subquery per binding that reads one entry of `calls_by_binding`.
+    let latest_call_event = calls::table
+        .filter(calls::binding_id.eq(bindings::id.nullable()))
+        .order((calls::started_at.desc(), calls::id.desc()))
+        .select(calls::last_event)
+        .limit(1)
+        .single_value();
+    let with_calls: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let last_events: std::collections::HashMap<String, Option<String>> = bindings::table
+        .filter(bindings::id.eq_any(&with_calls))
+        .select((bindings::id, latest_call_event))
+        .load::<(String, Option<String>)>(conn)?
+        .into_iter()
+        .collect();
     let mut out = std::collections::HashMap::new();
     for (id, calls, answered, talk, last) in rows {
-        let last_event: Option<Option<String>> = calls::table
-            .filter(calls::binding_id.eq(&id))
-            .order((calls::started_at.desc(), calls::id.desc()))
-            .select(calls::last_event)
-            .first(conn)
-            .optional()?;
+        let last_event = last_events.get(&id).cloned().flatten();
         out.insert(
             id,
             CallStats {
@@ -434,7 +444,7 @@ pub fn stats_of(
                 answered_count: answered,
                 total_talk_seconds: talk,
                 last_call_at: last,
-                last_event: last_event.flatten(),
+                last_event,
             },
         );
     }

@@ -9,6 +9,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     a_whole_call_is_stored_linked_and_counted,
+    a_list_of_bindings_shows_each_ones_own_latest_call,
     redelivering_the_same_body_five_times_stores_and_counts_once,
     events_arriving_out_of_order_make_the_same_call,
     notifications_for_unknown_bindings_are_kept_unlinked,
@@ -30,6 +31,11 @@ on_both_backends!(
 /// A binding on X1 to receive calls; returns (id, subscription id, extension).
 async fn bound(app: &TestApp, order: &str) -> (String, String, String) {
     app.pool_numbers().await;
+    bound_again(app, order).await
+}
+
+/// Another binding on X1 (its number already pooled by [`bound`]).
+async fn bound_again(app: &TestApp, order: &str) -> (String, String, String) {
     let b = app
         .create(json!({"order_id": order, "bind_num": A1, "virtual_num": X1}))
         .await;
@@ -133,6 +139,55 @@ async fn calls_of(app: &TestApp, id: &str) -> Vec<Value> {
     let (status, page) = app.get(&format!("/v1/bindings/{id}/calls")).await;
     assert_eq!(status, 200, "{page}");
     page["items"].as_array().unwrap().clone()
+}
+
+async fn a_list_of_bindings_shows_each_ones_own_latest_call(app: TestApp) {
+    let (first, sub1, e1) = bound(&app, "wh-list-1").await;
+    let (second, sub2, e2) = bound_again(&app, "wh-list-2").await;
+    let (quiet, _, _) = bound_again(&app, "wh-list-3").await;
+    let mut pushes = call_events("list-a", &sub1, &e1);
+    // A later call of the first binding, still being dialled: its latest call now.
+    pushes.push(event(
+        "callin",
+        "list-c",
+        "2026-11-29 09:00:00",
+        json!({"caller": "+8613900000009", "called": X1}),
+    ));
+    pushes.push(event(
+        "collectInfo",
+        "list-c",
+        "2026-11-29 09:00:05",
+        json!({"digitInfo": e1}),
+    ));
+    pushes.push(event(
+        "callout",
+        "list-c",
+        "2026-11-29 09:00:06",
+        json!({"caller": "+8613900000009", "called": A1, "subscriptionId": sub1}),
+    ));
+    // The second binding's only call is ringing.
+    pushes.extend(call_events("list-b", &sub2, &e2).into_iter().take(4));
+    for n in &pushes {
+        let (status, body) = app.push("/huawei/events", n).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, page) = app.get("/v1/bindings?limit=10").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let item = |id: &str| {
+        items
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed in {page}"))
+            .clone()
+    };
+    let (first, second, quiet) = (item(&first), item(&second), item(&quiet));
+    assert_eq!(first["call_count"], 2);
+    assert_eq!(first["last_event"], "callout", "{first}");
+    assert_eq!(second["call_count"], 1);
+    assert_eq!(second["last_event"], "alerting", "{second}");
+    assert_eq!(quiet["call_count"], 0);
+    assert_eq!(quiet["last_event"], Value::Null, "{quiet}");
 }
 
 async fn a_whole_call_is_stored_linked_and_counted(app: TestApp) {
