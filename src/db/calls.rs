@@ -428,7 +428,7 @@ pub fn stats_of(
         .limit(1)
         .single_value();
     let with_calls: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let last_events: std::collections::HashMap<String, Option<String>> = bindings::table
+    let mut last_events: std::collections::HashMap<String, Option<String>> = bindings::table
         .filter(bindings::id.eq_any(&with_calls))
         .select((bindings::id, latest_call_event))
         .load::<(String, Option<String>)>(conn)?
@@ -436,7 +436,7 @@ pub fn stats_of(
         .collect();
     let mut out = std::collections::HashMap::new();
     for (id, calls, answered, talk, last) in rows {
-        let last_event = last_events.get(&id).cloned().flatten();
+        let last_event = last_events.remove(&id).flatten();
         out.insert(
             id,
             CallStats {

@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use ipnet::IpNet;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 pub use crate::config::AuthMode;
@@ -185,11 +186,25 @@ fn parse(
         .and_then(|v| v.as_str())
         .ok_or_else(|| Problem::invalid_field("eventType", "is missing"))?
         .to_owned();
-    // Each part is read from the parsed tree by reference: a 50-CDR message is never copied.
+    // The envelope's parts are checked as Huawei types (a malformed one is a 400, whatever the
+    // event type), read from the parsed tree by reference: a 50-CDR message is never copied.
     let not_huawei = |e: serde_json::Error| {
         Problem::invalid_field("body", format!("is not a Huawei notification: {e}"))
     };
     let part = |name: &str| value.get(name).filter(|v| !v.is_null());
+    let status_info = part("statusInfo")
+        .map(StatusInfo::deserialize)
+        .transpose()
+        .map_err(not_huawei)?;
+    let num_info = part("numInfo")
+        .map(Vec::<NumInfo>::deserialize)
+        .transpose()
+        .map_err(not_huawei)?;
+    let fee_list = part("feeLst")
+        .map(|v| Vec::<IgnoredAny>::deserialize(v).map(|_| v.as_array()))
+        .transpose()
+        .map_err(not_huawei)?
+        .flatten();
     let mut notes = Vec::new();
     let mut notification = Notification::new(
         req.path().to_owned(),
@@ -200,27 +215,22 @@ fn parse(
         text.to_owned(),
     );
     if notify::EVENT_TYPES.contains(&event_type.as_str()) {
-        match part("statusInfo") {
-            Some(v) => notification
-                .push_event(&event_type, StatusInfo::deserialize(v).map_err(not_huawei)?),
+        match status_info {
+            Some(info) => notification.push_event(&event_type, info),
             None => notes.push("no statusInfo".to_owned()),
         }
     } else if event_type == notify::FEE {
-        let list = value.get("feeLst").and_then(|v| v.as_array());
-        if list.is_none() {
+        if fee_list.is_none() {
             notes.push("no feeLst".to_owned());
         }
-        for (i, v) in list.into_iter().flatten().enumerate() {
+        for (i, v) in fee_list.into_iter().flatten().enumerate() {
             match FeeInfo::from_value(v) {
                 Some(fee) => notification.push_cdr(fee, v),
                 None => notes.push(format!("feeLst[{i}] is not a CDR object")),
             }
         }
     } else if event_type == notify::NUM_STATUS {
-        let list = match part("numInfo") {
-            Some(v) => Vec::<NumInfo>::deserialize(v).map_err(not_huawei)?,
-            None => Vec::new(),
-        };
+        let list = num_info.unwrap_or_default();
         if list.is_empty() {
             notes.push("no numInfo".to_owned());
         }

@@ -623,6 +623,10 @@ async fn bodies_that_are_not_notifications_are_400(app: TestApp) {
         "{\"statusInfo\":{}}",
         "{\"eventType\":\"teleport\"}",
         "[1,2]",
+        // A known type whose envelope part is not what Huawei sends.
+        "{\"eventType\":\"fee\",\"feeLst\":\"x\"}",
+        "{\"eventType\":\"answer\",\"statusInfo\":\"x\"}",
+        "{\"eventType\":\"numStatus\",\"numInfo\":{\"a\":1}}",
     ] {
         let (status, p) = app
             .push_raw(
