@@ -233,6 +233,81 @@ fn main() {
             r.write_kb_per_request
         );
     }
+    print_against_ceilings(&results);
+}
+
+/// This machine's ceiling for a scenario (`shared/PERFORMANCE.md`), in rows per second of the
+/// unit the scenario is counted in, and what the ceiling was measured as.
+fn ceiling(backend: &str, scenario: Scenario) -> (f64, &'static str) {
+    match (backend, scenario) {
+        ("sqlite", Scenario::Events) => (
+            37_000.0,
+            "37k req/s: HTTP, one writer, group commit, FULL, one row per request",
+        ),
+        ("sqlite", Scenario::Cdr50) => (
+            94_000.0,
+            "94k rows/s: raw inserts, 50 rows per transaction, FULL, no HTTP",
+        ),
+        ("postgres", Scenario::Events) => {
+            (10_400.0, "10.4k rows/s: 8 writers, 1 row per transaction")
+        }
+        (_, Scenario::Cdr50) => (
+            75_000.0,
+            "75k rows/s: 8 writers, one 50-row INSERT per transaction",
+        ),
+        _ => (f64::NAN, "-"),
+    }
+}
+
+/// The target for a scenario at 64 connections: (minimum rate, maximum p99 in ms).
+fn target(backend: &str, scenario: Scenario) -> Option<(f64, Option<f64>)> {
+    match (backend, scenario) {
+        ("sqlite", Scenario::Events) => Some((20_000.0, Some(20.0))),
+        ("sqlite", Scenario::Cdr50) => Some((50_000.0, None)),
+        ("postgres", Scenario::Events) => Some((5_000.0, None)),
+        _ => None,
+    }
+}
+
+/// Each run beside this machine's ceiling and, at 64 connections, the target.
+fn print_against_ceilings(results: &[RunResult]) {
+    println!();
+    println!("| backend | scenario | connections | measured | ceiling (shared/PERFORMANCE.md) | ratio | target | met |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let per = match r.scenario {
+            Scenario::Events => 1.0,
+            Scenario::Cdr50 => 50.0,
+        };
+        let unit = match r.scenario {
+            Scenario::Events => "notifications/s",
+            Scenario::Cdr50 => "CDRs/s",
+        };
+        let rate = r.requests as f64 / r.seconds * per;
+        let (ceiling, what) = ceiling(r.backend, r.scenario);
+        let (goal, met) = match target(r.backend, r.scenario).filter(|_| r.connections == 64) {
+            Some((min, p99)) => {
+                let ok = rate >= min && p99.is_none_or(|max| r.p99_ms < max) && r.errors == 0;
+                let goal = match p99 {
+                    Some(max) => format!(">= {min:.0} {unit}, p99 < {max} ms"),
+                    None => format!(">= {min:.0} {unit}"),
+                };
+                (goal, if ok { "yes" } else { "NO" })
+            }
+            None => ("-".to_owned(), "-"),
+        };
+        println!(
+            "| {} | {} | {} | {rate:.0} {unit}, p99 {:.1} ms | {what} | {:.2} | {goal} | {met} |",
+            r.backend,
+            match r.scenario {
+                Scenario::Events => "single event",
+                Scenario::Cdr50 => "50-CDR message",
+            },
+            r.connections,
+            r.p99_ms,
+            rate / ceiling,
+        );
+    }
 }
 
 fn print_row(r: &RunResult) {
