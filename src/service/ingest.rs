@@ -1150,6 +1150,12 @@ mod tests {
         (committed, rx)
     }
 
+    /// A flush of a database in a folder that does not exist: it always fails.
+    fn unflushable(dir: &tempfile::TempDir) -> WalSync {
+        let missing = dir.path().join("no-such-dir").join("g.db");
+        WalSync::of(&missing.display().to_string())
+    }
+
     #[test]
     fn a_commit_is_answered_ok_once_its_wal_is_flushed() {
         let dir = tempfile::tempdir().expect("dir");
@@ -1167,9 +1173,8 @@ mod tests {
     #[test]
     fn a_commit_whose_wal_cannot_be_flushed_is_answered_503_not_200() {
         let dir = tempfile::tempdir().expect("dir");
-        let missing = dir.path().join("no-such-dir").join("g.db");
         let metrics = IngestMetrics::default();
-        let (done, mut rx) = committed(Some(WalSync::of(&missing.display().to_string())));
+        let (done, mut rx) = committed(Some(unflushable(&dir)));
         done.acknowledge(&metrics);
         let err = rx.try_recv().expect("answered").expect_err("not durable");
         assert!(
@@ -1186,8 +1191,7 @@ mod tests {
     #[test]
     fn the_acknowledger_answers_every_batch_waiting_by_the_one_flush_that_covers_them() {
         let dir = tempfile::tempdir().expect("dir");
-        let missing = dir.path().join("no-such-dir").join("g.db");
-        let sync = WalSync::of(&missing.display().to_string());
+        let sync = unflushable(&dir);
         // Three batches waiting at once, as the acknowledger would find them after a long flush.
         let (tx, rx) = mpsc::sync_channel(3);
         let (first, mut first_rx) = committed(Some(sync.clone()));
