@@ -188,6 +188,7 @@ async fn a_list_of_bindings_shows_each_ones_own_latest_call(app: TestApp) {
     assert_eq!(second["last_event"], "alerting", "{second}");
     assert_eq!(quiet["call_count"], 0);
     assert_eq!(quiet["last_event"], Value::Null, "{quiet}");
+    app.assert_no_dangling_references().await;
 }
 
 async fn a_whole_call_is_stored_linked_and_counted(app: TestApp) {
@@ -260,6 +261,7 @@ async fn a_whole_call_is_stored_linked_and_counted(app: TestApp) {
     );
     assert_eq!(app.count("call_events").await, 6);
     assert_eq!(app.count("call_records").await, 1);
+    app.assert_no_dangling_references().await;
 }
 
 async fn redelivering_the_same_body_five_times_stores_and_counts_once(app: TestApp) {
@@ -292,6 +294,7 @@ async fn redelivering_the_same_body_five_times_stores_and_counts_once(app: TestA
     let (_, metrics) = app.request("GET", "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();
     assert!(text.contains("axe_webhook_duplicates_total 28"), "{text}");
+    app.assert_no_dangling_references().await;
 }
 
 async fn events_arriving_out_of_order_make_the_same_call(app: TestApp) {
@@ -337,6 +340,7 @@ async fn events_arriving_out_of_order_make_the_same_call(app: TestApp) {
     // The binding's last call is this call as a whole, not whichever event came first.
     assert_eq!(b["last_call_at"], "2026-11-29T08:00:00.000000Z");
     assert_eq!(b["last_event"], "disconnect");
+    app.assert_no_dangling_references().await;
 }
 
 async fn notifications_for_unknown_bindings_are_kept_unlinked(app: TestApp) {
@@ -397,6 +401,7 @@ async fn notifications_for_unknown_bindings_are_kept_unlinked(app: TestApp) {
     assert_eq!(calls.len(), 1, "linked by X and the dialled extension");
     assert_eq!(calls[0]["events"].as_array().unwrap().len(), 2);
     assert_eq!(binding(&app, &id).await["call_count"], 1);
+    app.assert_no_dangling_references().await;
 }
 
 async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
@@ -450,6 +455,7 @@ async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
     assert_eq!(seen, 50);
+    app.assert_no_dangling_references().await;
 }
 
 async fn rows_stored_before_their_call_was_linked_get_its_binding(app: TestApp) {
@@ -530,6 +536,7 @@ async fn rows_stored_before_their_call_was_linked_get_its_binding(app: TestApp) 
         "the CDR stored before the link got the binding"
     );
     assert_eq!(binding(&app, &id).await["call_count"], 3);
+    app.assert_no_dangling_references().await;
 }
 
 async fn bad_signatures_are_refused_and_nothing_is_stored(app: TestApp) {
@@ -594,6 +601,7 @@ async fn log_mode_accepts_and_marks_unverified(app: TestApp) {
         "{flags:?}"
     );
     assert!(flags[1].0);
+    app.assert_no_dangling_references().await;
 }
 
 async fn pushes_from_outside_the_allow_list_are_forbidden(app: TestApp) {
@@ -749,6 +757,7 @@ async fn recordings_are_linked_missing_or_expired(app: TestApp) {
     let (status, p) = app.get("/v1/calls/icid-o/recording").await;
     assert_eq!(status, 410, "{p}");
     assert_eq!(p["code"], "recording_expired");
+    app.assert_no_dangling_references().await;
 }
 
 async fn a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_rows(app: TestApp) {
@@ -818,6 +827,7 @@ async fn a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_ro
     assert_eq!(b["call_count"], 330);
     assert_eq!(b["answered_count"], 330);
     assert_eq!(b["total_talk_seconds"], 200 * 175);
+    app.assert_no_dangling_references().await;
 }
 
 async fn calls_played_by_the_sandbox_show_under_their_binding(app: TestApp) {
@@ -876,6 +886,7 @@ async fn calls_played_by_the_sandbox_show_under_their_binding(app: TestApp) {
     assert!(app.sandbox.play_call(wrong).await.unwrap().all_delivered);
     assert_eq!(binding(&app, &id).await["call_count"], 2);
     assert_eq!(app.count("calls").await, 3);
+    app.assert_no_dangling_references().await;
 }
 
 async fn raw_notifications_past_retention_are_purged_and_parsed_rows_kept(app: TestApp) {
