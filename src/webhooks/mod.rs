@@ -124,7 +124,7 @@ async fn receive(
         },
     };
 
-    let notification = parse(&req, &body, verified, auth_note, peer).inspect_err(|p| {
+    let notification = parse(req.path(), &body, verified, auth_note, peer).inspect_err(|p| {
         metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
         log::warn!("webhook: bad notification from {peer:?}: {}", p.detail);
     })?;
@@ -169,9 +169,10 @@ fn check_signature(req: &HttpRequest, settings: &WebhookSettings) -> Result<(), 
     Ok(())
 }
 
-/// Turns the body into a notification to store, or a 400 when it is not one of Huawei's.
-fn parse(
-    req: &HttpRequest,
+/// Turns the body pushed to `route` into a notification to store, or a 400 when it is not one of
+/// Huawei's. Public for the writer benchmark, which stores exactly what this route would.
+pub fn parse(
+    route: &str,
     body: &[u8],
     verified: bool,
     auth_note: Option<String>,
@@ -207,7 +208,7 @@ fn parse(
         .flatten();
     let mut notes = Vec::new();
     let mut notification = Notification::new(
-        req.path().to_owned(),
+        route.to_owned(),
         peer.map(|ip| ip.to_string()),
         verified,
         auth_note,
