@@ -4,60 +4,120 @@
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 
+/// A timestamp's text, held inline: the writer binds several per row, and neither formatting
+/// nor binding one allocates.
+#[derive(Clone, Copy)]
+pub struct DbText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl DbText {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are written (or chrono's own text).
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `value` (< 100) as two digits.
+    fn push2(&mut self, value: u32) {
+        let i = usize::try_from(value % 100).unwrap_or(0) * 2;
+        self.push(PAIRS[i]);
+        self.push(PAIRS[i + 1]);
+    }
+
+    /// `value` (< 10) as one digit.
+    fn push1(&mut self, value: u32) {
+        self.push(b'0' + u8::try_from(value % 10).unwrap_or(0));
+    }
+}
+
+impl std::fmt::Display for DbText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// "00", "01", … "99": two digits at a time.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// `t.format("%Y-%m-%d %H:%M:%S%.f")` (diesel's form), without chrono's format-string
 /// interpreter, which was a noticeable part of the writer's time.
-pub fn format_db(t: &NaiveDateTime) -> String {
-    let year = t.year();
-    let Ok(year) = u32::try_from(year) else {
-        return t.format("%Y-%m-%d %H:%M:%S%.f").to_string();
+pub fn format_db(t: &NaiveDateTime) -> DbText {
+    let mut out = DbText {
+        buf: [0; 40],
+        len: 0,
     };
-    if year > 9999 {
-        return t.format("%Y-%m-%d %H:%M:%S%.f").to_string();
-    }
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999);
+    let Some(year) = year else {
+        // Outside 0000–9999 chrono writes a sign and more digits (at most 33 bytes).
+        for b in t.format("%Y-%m-%d %H:%M:%S%.f").to_string().bytes() {
+            out.push(b);
+        }
+        return out;
+    };
     // chrono keeps a leap second as nanoseconds >= 1e9 and prints it as second 60.
     let (second, nanos) = match t.nanosecond() {
         n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
         n => (t.second(), n),
     };
-    let mut out = String::with_capacity(29);
-    push_digits(&mut out, year, 4);
-    out.push('-');
-    push_digits(&mut out, t.month(), 2);
-    out.push('-');
-    push_digits(&mut out, t.day(), 2);
-    out.push(' ');
-    push_digits(&mut out, t.hour(), 2);
-    out.push(':');
-    push_digits(&mut out, t.minute(), 2);
-    out.push(':');
-    push_digits(&mut out, second, 2);
+    out.push2(year / 100);
+    out.push2(year);
+    out.push(b'-');
+    out.push2(t.month());
+    out.push(b'-');
+    out.push2(t.day());
+    out.push(b' ');
+    out.push2(t.hour());
+    out.push(b':');
+    out.push2(t.minute());
+    out.push(b':');
+    out.push2(second);
     // `%.f`: no fraction for whole seconds, else 3, 6 or 9 digits, the fewest that are exact.
     match nanos {
         0 => {}
         n if n % 1_000_000 == 0 => {
-            out.push('.');
-            push_digits(&mut out, n / 1_000_000, 3);
+            let ms = n / 1_000_000;
+            out.push(b'.');
+            out.push1(ms / 100);
+            out.push2(ms);
         }
         n if n % 1_000 == 0 => {
-            out.push('.');
-            push_digits(&mut out, n / 1_000, 6);
+            let us = n / 1_000;
+            out.push(b'.');
+            out.push2(us / 10_000);
+            out.push2(us / 100);
+            out.push2(us);
         }
         n => {
-            out.push('.');
-            push_digits(&mut out, n, 9);
+            out.push(b'.');
+            out.push1(n / 100_000_000);
+            out.push2(n / 1_000_000);
+            out.push2(n / 10_000);
+            out.push2(n / 100);
+            out.push2(n);
         }
     }
     out
-}
-
-/// `value` as exactly `width` decimal digits, zero-padded (the caller keeps it in range).
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width - 1);
-    while divisor > 0 {
-        let digit = (value / divisor) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
-        divisor /= 10;
-    }
 }
 
 /// Reads what [`format_db`] (or diesel) wrote.
@@ -120,17 +180,46 @@ mod tests {
             "9999-12-31 23:59:59.999999",
         ] {
             let t = at(s);
-            assert_eq!(format_db(&t), t.format("%Y-%m-%d %H:%M:%S%.f").to_string());
-            assert_eq!(parse_db(&format_db(&t)), Some(t));
+            assert_eq!(
+                format_db(&t).as_str(),
+                t.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+            );
+            assert_eq!(parse_db(format_db(&t).as_str()), Some(t));
         }
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
             .unwrap()
             .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
             .unwrap();
         assert_eq!(
-            format_db(&leap),
+            format_db(&leap).as_str(),
             leap.format("%Y-%m-%d %H:%M:%S%.f").to_string()
         );
+        // Years chrono writes with a sign, and a spread of ordinary times to the nanosecond.
+        let far = [
+            chrono::NaiveDate::from_ymd_opt(12_345, 6, 7),
+            chrono::NaiveDate::from_ymd_opt(-44, 3, 15),
+            chrono::NaiveDate::MAX.into(),
+            chrono::NaiveDate::MIN.into(),
+        ];
+        let spread = (0..5_000u32).filter_map(|i| {
+            chrono::NaiveDate::from_ymd_opt(1970 + i32::try_from(i % 60).ok()?, 1 + i % 12, 1)
+                .map(|d| (d, i))
+        });
+        for (date, i) in far.into_iter().flatten().map(|d| (d, 7)).chain(spread) {
+            let nanos = match i % 4 {
+                0 => 0,
+                1 => (i * 7_919 % 1_000) * 1_000_000,
+                2 => (i * 104_729 % 1_000_000) * 1_000,
+                _ => i.wrapping_mul(15_485_863) % 1_000_000_000,
+            };
+            let t = date
+                .and_hms_nano_opt(i % 24, i % 60, (i * 7) % 60, nanos)
+                .unwrap();
+            assert_eq!(
+                format_db(&t).as_str(),
+                t.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+            );
+        }
     }
 
     #[test]

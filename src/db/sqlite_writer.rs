@@ -239,8 +239,8 @@ impl IngestStore for SqliteWriter {
                 named_params! {
                     ":x": virtual_num,
                     ":e": extend_num,
-                    ":latest": Ts(at + window),
-                    ":earliest": Ts(at - window),
+                    ":latest": Ts::of(at + window),
+                    ":earliest": Ts::of(at - window),
                 },
                 |r| r.get(0),
             )
@@ -265,7 +265,7 @@ impl IngestStore for SqliteWriter {
         self.run(
             "UPDATE virtual_numbers SET status = ?1, status_cause = ?2, updated_at = ?3 \
              WHERE number = ?4",
-            params![status, cause, Ts(at), number],
+            params![status, cause, Ts::of(at), number],
         )?;
         Ok(())
     }
@@ -293,16 +293,16 @@ impl IngestStore for SqliteWriter {
                 c.caller,
                 c.called,
                 c.icid,
-                Ts(c.started_at),
-                c.answered_at.map(Ts),
-                c.ended_at.map(Ts),
+                Ts::of(c.started_at),
+                c.answered_at.map(Ts::of),
+                c.ended_at.map(Ts::of),
                 c.talk_seconds,
                 c.last_event,
-                c.last_event_at.map(Ts),
+                c.last_event_at.map(Ts::of),
                 c.state_code,
                 c.has_cdr,
-                Ts(c.created_at),
-                Ts(c.updated_at),
+                Ts::of(c.created_at),
+                Ts::of(c.updated_at),
             ])?;
         }
         // Unindexed columns only, so SQLite leaves the calls' index entries alone.
@@ -321,21 +321,21 @@ impl IngestStore for SqliteWriter {
                 c.extend_num,
                 c.caller,
                 c.called,
-                c.answered_at.map(Ts),
-                c.ended_at.map(Ts),
+                c.answered_at.map(Ts::of),
+                c.ended_at.map(Ts::of),
                 c.talk_seconds,
                 c.last_event,
-                c.last_event_at.map(Ts),
+                c.last_event_at.map(Ts::of),
                 c.state_code,
                 c.has_cdr,
-                Ts(c.updated_at),
+                Ts::of(c.updated_at),
             ])?;
         }
         let mut rekey = self.conn.prepare_cached(
             "UPDATE calls SET binding_id = ?2, started_at = ?3, icid = ?4 WHERE id = ?1",
         )?;
         for c in rekeyed {
-            rekey.execute(params![c.id, c.binding_id, Ts(c.started_at), c.icid])?;
+            rekey.execute(params![c.id, c.binding_id, Ts::of(c.started_at), c.icid])?;
         }
         Ok(())
     }
@@ -355,7 +355,7 @@ impl IngestStore for SqliteWriter {
                 linked.binding_id,
                 e.session_id,
                 e.event_type,
-                Ts(e.event_at),
+                Ts::of(e.event_at),
                 e.caller,
                 e.called,
                 e.state_code,
@@ -364,7 +364,7 @@ impl IngestStore for SqliteWriter {
                 e.subscription_id,
                 e.user_data,
                 e.inbox_id,
-                Ts(e.received_at),
+                Ts::of(e.received_at),
             ])?;
         }
         Ok(())
@@ -403,18 +403,18 @@ impl IngestStore for SqliteWriter {
                 r.callee_num,
                 r.fwd_display_num,
                 r.fwd_dst_num,
-                r.call_in_time.map(Ts),
-                r.fwd_start_time.map(Ts),
-                r.fwd_alerting_time.map(Ts),
-                r.fwd_answer_time.map(Ts),
-                r.call_end_time.map(Ts),
+                r.call_in_time.map(Ts::of),
+                r.fwd_start_time.map(Ts::of),
+                r.fwd_alerting_time.map(Ts::of),
+                r.fwd_answer_time.map(Ts::of),
+                r.call_end_time.map(Ts::of),
                 r.fwd_unaswrsn,
-                r.fail_time.map(Ts),
+                r.fail_time.map(Ts::of),
                 r.ul_fail_reason,
                 r.sip_status_code,
                 r.call_out_unaswrsn,
                 r.record_flag,
-                r.record_start_time.map(Ts),
+                r.record_start_time.map(Ts::of),
                 r.record_object_name,
                 r.record_bucket_name,
                 r.record_domain,
@@ -429,7 +429,7 @@ impl IngestStore for SqliteWriter {
                 r.talk_seconds,
                 r.raw,
                 r.inbox_id,
-                Ts(r.received_at),
+                Ts::of(r.received_at),
             ])?;
         }
         Ok(())
@@ -444,7 +444,7 @@ impl IngestStore for SqliteWriter {
         for i in rows {
             stmt.execute(params![
                 i.id,
-                Ts(i.received_at),
+                Ts::of(i.received_at),
                 i.route,
                 i.remote_addr,
                 i.verified,
@@ -482,13 +482,20 @@ impl IngestStore for SqliteWriter {
     }
 }
 
-/// A timestamp bound as diesel stores it on SQLite: text, `%Y-%m-%d %H:%M:%S%.f`.
-#[derive(Debug, Clone, Copy)]
-struct Ts(NaiveDateTime);
+/// A timestamp bound as diesel stores it on SQLite: text, `%Y-%m-%d %H:%M:%S%.f`, formatted
+/// on the stack and bound from there.
+#[derive(Clone, Copy)]
+struct Ts(timestamp::DbText);
+
+impl Ts {
+    fn of(t: NaiveDateTime) -> Self {
+        Self(timestamp::format_db(&t))
+    }
+}
 
 impl ToSql for Ts {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(timestamp::format_db(&self.0)))
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0.as_bytes())))
     }
 }
 
