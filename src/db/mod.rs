@@ -413,3 +413,108 @@ pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     now - chrono::Duration::nanoseconds(i64::from(now.and_utc().timestamp_subsec_nanos() % 1000))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sqlite::SqliteConnection;
+
+    fn rows(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            r: String,
+        }
+        diesel::sql_query(sql)
+            .load::<Row>(conn)
+            .expect(sql)
+            .into_iter()
+            .map(|row| row.r)
+            .collect()
+    }
+
+    /// Every stored row, and the declared type of a timestamp column of each webhook table.
+    fn snapshot(conn: &mut SqliteConnection) -> (Vec<String>, Vec<String>) {
+        let mut stored = Vec::new();
+        for sql in [
+            "SELECT id || '|' || session_id || '|' || COALESCE(binding_id, '') || '|' || started_at || '|' || updated_at AS r FROM calls ORDER BY id",
+            "SELECT id || '|' || call_id || '|' || event_type || '|' || event_at || '|' || received_at AS r FROM call_events ORDER BY id",
+            "SELECT id || '|' || dedup_key || '|' || call_in_time || '|' || talk_seconds AS r FROM call_records ORDER BY id",
+            "SELECT id || '|' || received_at || '|' || body AS r FROM webhook_inbox ORDER BY id",
+            "SELECT binding_id || '|' || call_count || '|' || total_talk_seconds || '|' || last_call_at AS r FROM binding_call_stats",
+        ] {
+            stored.extend(rows(conn, sql));
+        }
+        let types = rows(
+            conn,
+            "SELECT m.name || '.' || c.name || ' ' || c.type AS r FROM sqlite_schema m \
+             JOIN pragma_table_info(m.name) c \
+             WHERE c.name IN ('started_at', 'event_at', 'call_in_time', 'received_at') \
+               AND m.name IN ('calls', 'call_events', 'call_records', 'webhook_inbox') \
+             ORDER BY 1",
+        );
+        (stored, types)
+    }
+
+    #[test]
+    fn the_text_timestamps_migration_keeps_every_row_both_ways() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("{}/m.db", dir.path().display());
+        let mut conn = SqliteConnection::establish(&url).expect("open");
+        for _ in 0..4 {
+            conn.run_next_migration(SQLITE_MIGRATIONS)
+                .expect("up to 000004");
+        }
+        conn.batch_execute(
+            "INSERT INTO bindings (id, order_id, status, bind_num, virtual_num, extend_num, \
+               number_choice, subscription_id, created_by, created_at, updated_at) \
+             VALUES ('b1', 'o1', 'active', '+8613800000001', '+8617000000001', '0001', \
+               'client', 's1', 't', '2026-11-29 08:00:00', '2026-11-29 08:00:00'); \
+             INSERT INTO webhook_inbox (id, received_at, route, verified, event_type, items, \
+               duplicates, body) \
+             VALUES ('i1', '2026-11-29 08:00:00.5', '/huawei/cdr', 1, 'fee', 2, 0, '{}'); \
+             INSERT INTO calls (id, session_id, binding_id, started_at, talk_seconds, has_cdr, \
+               created_at, updated_at) \
+             VALUES ('c1', 's1', 'b1', '2026-11-29 08:00:01', 42, 1, '2026-11-29 09:00:00', \
+               '2026-11-29 09:00:00.25'), \
+               ('c2', 's2', NULL, '2026-11-29 08:00:02', NULL, 0, '2026-11-29 09:00:00', \
+               '2026-11-29 09:00:00'); \
+             INSERT INTO call_events (call_id, binding_id, session_id, event_type, event_at, \
+               inbox_id, received_at) \
+             VALUES ('c1', 'b1', 's1', 'callin', '2026-11-29 08:00:01', 'i1', \
+               '2026-11-29 09:00:00'), \
+               ('c2', NULL, 's2', 'callin', '2026-11-29 08:00:02', 'i1', '2026-11-29 09:00:00'); \
+             INSERT INTO call_records (dedup_key, call_id, binding_id, session_id, call_in_time, \
+               talk_seconds, inbox_id, received_at) \
+             VALUES ('icid:1', 'c1', 'b1', 's1', '2026-11-29 08:00:01', 42, 'i1', \
+               '2026-11-29 09:00:00');",
+        )
+        .expect("rows before the migration");
+        let (before, old_types) = snapshot(&mut conn);
+        assert_eq!(before.len(), 7, "{before:?}");
+        assert!(
+            old_types.iter().all(|t| t.ends_with(" TIMESTAMP")),
+            "{old_types:?}"
+        );
+
+        conn.run_next_migration(SQLITE_MIGRATIONS)
+            .expect("000005 up");
+        let (after, types) = snapshot(&mut conn);
+        assert_eq!(after, before);
+        assert_eq!(types.len(), 6, "{types:?}");
+        assert!(types.iter().all(|t| t.ends_with(" TEXT")), "{types:?}");
+        assert!(rows(&mut conn, "SELECT 'x' AS r FROM pragma_foreign_key_check").is_empty());
+        // Foreign keys still point at calls (not at the table it was rebuilt as).
+        let dangling = diesel::sql_query(
+            "INSERT INTO call_events (call_id, session_id, event_type, event_at, inbox_id, \
+               received_at) VALUES ('nope', 's9', 'callin', '2026-11-29 08:00:00', 'i1', \
+               '2026-11-29 08:00:00')",
+        )
+        .execute(&mut conn);
+        assert!(dangling.is_err(), "a call that does not exist is refused");
+
+        conn.revert_last_migration(SQLITE_MIGRATIONS)
+            .expect("000005 down");
+        assert_eq!(snapshot(&mut conn), (before, old_types));
+    }
+}
