@@ -11,7 +11,10 @@
 //! notifications are retried one by one, so one bad notification cannot fail the others.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+// foldhash instead of SipHash for the batch's maps, keyed by session ids and dedup keys: hashing
+// was 3 % of the writer's instructions. Its seed is random per map, which is the protection
+// against crafted keys that these (authenticated) notifications need.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
