@@ -35,7 +35,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 mod common;
-use common::{body, seed_bindings, Scenario, APP_KEY};
+use common::{body, seed_bindings, sqlite_yardstick, Scenario, APP_KEY, YARDSTICK_CEILING};
 
 const APP_SECRET: &str = "bench-app-secret";
 const WARMUP: Duration = Duration::from_secs(1);
@@ -157,6 +157,8 @@ fn main() {
         seconds,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let speed_before = sqlite_yardstick(3.0);
+    println!("{}", yardstick_line("before the runs", speed_before));
     let mut results = Vec::new();
     for backend in &backends {
         for &scenario in &scenarios {
@@ -225,6 +227,18 @@ fn main() {
         );
     }
     print_against_ceilings(&results);
+    let speed_after = sqlite_yardstick(3.0);
+    println!();
+    println!("{}", yardstick_line("before the runs", speed_before));
+    println!("{}", yardstick_line("after the runs", speed_after));
+}
+
+fn yardstick_line(when: &str, rows_per_second: f64) -> String {
+    format!(
+        "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {rows_per_second:.0} rows/s \
+         ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
+        rows_per_second / YARDSTICK_CEILING
+    )
 }
 
 /// This machine's ceiling for a scenario (`shared/PERFORMANCE.md`), in rows per second of the

@@ -24,7 +24,7 @@ use axe_gateway::service::ingest::{IngestSettings, Ingestor};
 use axe_gateway::webhooks;
 
 mod common;
-use common::{body, seed_bindings, Scenario};
+use common::{body, seed_bindings, sqlite_yardstick, Scenario, YARDSTICK_CEILING};
 
 /// Connections the notifications are spread over, as in `webhook_ingest` at 64 connections:
 /// they decide which bindings and sessions the bodies name.
@@ -44,6 +44,12 @@ fn main() {
             _ => None,
         })
         .collect();
+    // Time per notification moves with the machine's speed; this says how fast it is now.
+    let speed = sqlite_yardstick(2.0);
+    println!(
+        "this machine now: raw SQLite inserts, 50 rows per transaction, FULL: {speed:.0} rows/s ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
+        speed / YARDSTICK_CEILING
+    );
     println!("| scenario | notifications | items | batches | rows stored/expected | writer CPU µs/notif. | writer CPU µs/item |");
     println!("|---|---|---|---|---|---|---|");
     for scenario in scenarios {

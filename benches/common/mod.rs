@@ -98,3 +98,44 @@ pub fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]
         }
     }
 }
+
+/// What `shared/PERFORMANCE.md` measured as 94k rows/s: raw SQLite inserts of ~650-byte rows (15
+/// columns, one unique key), 50 rows per transaction, WAL, `synchronous=FULL`, no HTTP. Measured
+/// again here, in the same minutes as the benchmark, it says how fast this machine is now: its
+/// speed drifts by a third between hours, and every figure of a run moves with it.
+pub fn sqlite_yardstick(seconds: f64) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("yardstick.db")).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, c1 TEXT, c2 TEXT,
+           c3 TEXT, c4 TEXT, c5 TEXT, c6 TEXT, c7 TEXT, c8 TEXT, c9 TEXT, c10 TEXT, c11 TEXT,
+           c12 TEXT, c13 TEXT);",
+    )
+    .expect("schema");
+    let filler = "x".repeat(46);
+    let started = std::time::Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        let tx = conn.unchecked_transaction().expect("begin");
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO t (k, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13) \
+                     VALUES (?1, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2, ?2)",
+                )
+                .expect("prepare");
+            for _ in 0..50 {
+                rows += 1;
+                insert
+                    .execute(rusqlite::params![format!("key-{rows:012}"), filler])
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    rows as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The yardstick's figure in `shared/PERFORMANCE.md`.
+pub const YARDSTICK_CEILING: f64 = 94_000.0;
