@@ -178,21 +178,22 @@ pub fn record_dedup_key(icid: Option<&str>, session_id: Option<&str>) -> Option<
 /// statement is a round trip, so rows go many to a statement.
 macro_rules! insert_rows {
     ($conn:expr, $rows:expr, $per_statement:expr, |$c:ident, $values:ident| $insert:expr) => {{
+        let mut inserted: usize = 0;
         match $conn {
             DbConn::Sqlite($c) => {
                 for row in $rows {
                     let $values = row;
-                    $insert;
+                    inserted += $insert;
                 }
             }
             DbConn::Postgres($c) => {
                 for chunk in $rows.chunks($per_statement) {
                     let $values = chunk;
-                    $insert;
+                    inserted += $insert;
                 }
             }
         }
-        Ok(())
+        Ok::<usize, DbError>(inserted)
     }};
 }
 
@@ -202,6 +203,7 @@ pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow<'_>]) -> Result<(), DbEr
     )
     .values(values)
     .execute(c)?)
+    .map(drop)
 }
 
 /// The calls of these sessions, locked for update on PostgreSQL (two gateway instances may be
@@ -318,10 +320,11 @@ pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbErro
     ))
     .do_nothing()
     .execute(c)?)
+    .map(drop)
 }
 
 /// Inserts CDRs; one already stored is skipped.
-pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<(), DbError> {
+pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<usize, DbError> {
     insert_rows!(conn, rows, CHUNK / 5, |c, values| diesel::insert_into(
         call_records::table
     )

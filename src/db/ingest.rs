@@ -59,8 +59,9 @@ pub trait IngestStore {
     ) -> Result<(), DbError>;
     /// Inserts events; one already stored (same call, type and time) is skipped.
     fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError>;
-    /// Inserts CDRs; one already stored (same dedup key) is skipped.
-    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError>;
+    /// Inserts CDRs; one already stored (same dedup key) is skipped. Returns how many were
+    /// inserted.
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<usize, DbError>;
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError>;
     /// Copies the binding of these calls onto their stored events and CDRs that have none yet.
     fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError>;
@@ -137,7 +138,7 @@ impl IngestStore for DbConn {
         calls::insert_events(self, &rows)
     }
 
-    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError> {
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<usize, DbError> {
         let rows: Vec<CallRecord> = rows.iter().map(Linked::<CallRecord>::to_row).collect();
         calls::insert_records(self, &rows)
     }

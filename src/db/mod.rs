@@ -51,6 +51,11 @@ pub enum DbError {
     /// Rows about to be written do not fit together: a bug, reported instead of writing them.
     #[error("inconsistent write: {0}")]
     Inconsistent(String),
+    /// A CDR the webhook writer took for new was stored already (by another writer, or under
+    /// another session): the transaction is rolled back and the notification stored again with
+    /// every CDR looked up first.
+    #[error("a CDR taken for new was stored already: {0}")]
+    RecordStoredMeanwhile(String),
 }
 
 impl DbError {
@@ -80,6 +85,7 @@ impl DbError {
     /// deadlock between the two, or a serialization failure. Trying again can succeed.
     pub fn is_write_conflict(&self) -> bool {
         match self {
+            Self::RecordStoredMeanwhile(_) => true,
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(
                     kind,

@@ -370,7 +370,7 @@ impl IngestStore for SqliteWriter {
         Ok(())
     }
 
-    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<(), DbError> {
+    fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<usize, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO call_records (dedup_key, call_id, binding_id, icid, session_id, \
                subscription_id, direction, sp_id, app_key, bind_num, caller_num, callee_num, \
@@ -386,9 +386,10 @@ impl IngestStore for SqliteWriter {
                ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41) \
              ON CONFLICT (dedup_key) DO NOTHING",
         )?;
+        let mut inserted = 0;
         for linked in rows {
             let r = linked.row;
-            stmt.execute(params![
+            inserted += stmt.execute(params![
                 r.dedup_key,
                 linked.call_id,
                 linked.binding_id,
@@ -432,7 +433,7 @@ impl IngestStore for SqliteWriter {
                 Ts::of(r.received_at),
             ])?;
         }
-        Ok(())
+        Ok(inserted)
     }
 
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError> {

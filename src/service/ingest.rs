@@ -488,7 +488,8 @@ fn store_batch(
     batch: &[Job],
     cache: &mut SubscriptionCache,
 ) -> Vec<Result<Stored, IngestError>> {
-    let together = connector.with_store(|store| in_transaction(store, batch, cache));
+    let together = connector
+        .with_store(|store| in_transaction(store, batch, cache, RecordLookup::OfKnownCalls));
     match together {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
         // Retrying one by one cannot help when the database itself is away.
@@ -532,8 +533,8 @@ fn store_alone(
     const ATTEMPTS: usize = 3;
     let mut attempt = 1;
     loop {
-        match connector.with_store(|store| in_transaction(store, std::slice::from_ref(job), cache))
-        {
+        let job = std::slice::from_ref(job);
+        match connector.with_store(|store| in_transaction(store, job, cache, RecordLookup::All)) {
             Ok(mut stored) => return Ok(stored.remove(0)),
             Err(e) if e.is_write_conflict() && attempt < ATTEMPTS => {
                 log::info!("webhook writer: {e}; another writer stored it first, retrying");
@@ -547,14 +548,28 @@ fn store_alone(
     }
 }
 
+/// Which of a batch's CDRs are looked up by dedup key before they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordLookup {
+    /// Only the CDRs of calls stored before: a CDR of a call not stored yet cannot have been
+    /// stored either (a redelivered CDR has the same session as the first delivery). Should
+    /// one have been all the same (the same icid under another session, or another writer
+    /// storing it meanwhile), its insert is skipped, the transaction is rolled back
+    /// (`RecordStoredMeanwhile`) and the notification is stored again with `All`.
+    OfKnownCalls,
+    /// Every CDR.
+    All,
+}
+
 fn in_transaction(
     store: &mut dyn IngestStore,
     jobs: &[Job],
     cache: &mut SubscriptionCache,
+    lookup: RecordLookup,
 ) -> Result<Vec<Stored>, DbError> {
     let mut stored = Vec::new();
     store.transaction(&mut |store| {
-        stored = store_jobs(store, jobs, cache)?;
+        stored = store_jobs(store, jobs, cache, lookup)?;
         Ok(())
     })?;
     Ok(stored)
@@ -568,16 +583,17 @@ fn store_jobs(
     store: &mut dyn IngestStore,
     jobs: &[Job],
     cache: &mut SubscriptionCache,
+    lookup: RecordLookup,
 ) -> Result<Vec<Stored>, DbError> {
     let mut sessions: Vec<&str> = Vec::new();
-    let mut record_keys: Vec<&str> = Vec::new();
+    let mut records: Vec<&CallRecord> = Vec::new();
     for job in jobs {
         for item in &job.notification.items {
             match item {
                 Item::Event(event) => sessions.push(&event.session_id),
                 Item::Cdr(record) => {
                     sessions.push(&record.session_id);
-                    record_keys.push(&record.dedup_key);
+                    records.push(record);
                 }
                 Item::NumStatus(_) | Item::Unusable(_) => {}
             }
@@ -585,14 +601,20 @@ fn store_jobs(
     }
     sessions.sort_unstable();
     sessions.dedup();
-    record_keys.sort_unstable();
-    record_keys.dedup();
     // The batch's maps are keyed by the items' own strings; what the database returns is
     // matched back to them.
     let borrowed = |keys: &[&'_ str], key: &str| -> Option<usize> {
         keys.binary_search_by(|k| (*k).cmp(key)).ok()
     };
     let stored_calls = store.calls_by_session(&sessions)?;
+    let known: HashSet<&str> = stored_calls.iter().map(|c| c.session_id.as_str()).collect();
+    let mut record_keys: Vec<&str> = records
+        .iter()
+        .filter(|r| lookup == RecordLookup::All || known.contains(r.session_id.as_str()))
+        .map(|r| r.dedup_key.as_str())
+        .collect();
+    record_keys.sort_unstable();
+    record_keys.dedup();
     let call_ids: Vec<&str> = stored_calls.iter().map(|c| c.id.as_str()).collect();
     let mut seen_events = HashSet::new();
     let mut with_stored_events = HashSet::new();
@@ -609,8 +631,12 @@ fn store_jobs(
             }
         }
     }
-    let seen_records = store
-        .record_keys(&record_keys)?
+    let seen_records = if record_keys.is_empty() {
+        Vec::new()
+    } else {
+        store.record_keys(&record_keys)?
+    };
+    let seen_records = seen_records
         .iter()
         .filter_map(|key| borrowed(&record_keys, key).map(|i| record_keys[i]))
         .collect();
@@ -741,7 +767,14 @@ impl<'a> BatchCtx<'a> {
         // item of the batch linked its call gets the binding too; only rows stored by earlier
         // batches need `link_calls`.
         store.insert_events(&self.linked(&self.events, |e| &e.session_id)?)?;
-        store.insert_records(&self.linked(&self.records, |r| &r.session_id)?)?;
+        let inserted = store.insert_records(&self.linked(&self.records, |r| &r.session_id)?)?;
+        if inserted != self.records.len() {
+            return Err(DbError::RecordStoredMeanwhile(format!(
+                "{} of {} CDRs",
+                self.records.len().saturating_sub(inserted),
+                self.records.len()
+            )));
+        }
         store.link_calls(&linked)?;
         store.insert_inbox(&self.inbox)
     }

@@ -11,6 +11,7 @@ on_both_backends!(
     a_whole_call_is_stored_linked_and_counted,
     a_list_of_bindings_shows_each_ones_own_latest_call,
     redelivering_the_same_body_five_times_stores_and_counts_once,
+    a_cdr_stored_before_under_another_session_is_a_duplicate,
     events_arriving_out_of_order_make_the_same_call,
     notifications_for_unknown_bindings_are_kept_unlinked,
     a_fifty_cdr_message_is_stored_in_one_go,
@@ -294,6 +295,55 @@ async fn redelivering_the_same_body_five_times_stores_and_counts_once(app: TestA
     let (_, metrics) = app.request("GET", "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();
     assert!(text.contains("axe_webhook_duplicates_total 28"), "{text}");
+    app.assert_no_dangling_references().await;
+}
+
+async fn a_cdr_stored_before_under_another_session_is_a_duplicate(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-icid").await;
+    let first =
+        json!({"eventType": "fee", "feeLst": [cdr("s-i1", "icid-i", Some(&sub), &e, true, false)]});
+    assert_eq!(app.push("/huawei/cdr", &first).await.0, 200);
+    // The same icid again, now under a session with no call yet, beside a new CDR; and,
+    // sent together so that they may share a batch, three more new ones.
+    let again = json!({"eventType": "fee", "feeLst": [
+        cdr("s-i2", "icid-i", Some(&sub), &e, true, false),
+        cdr("s-i3", "icid-i3", Some(&sub), &e, true, false),
+    ]});
+    let others: Vec<Value> = (4..7)
+        .map(|n| {
+            json!({"eventType": "fee", "feeLst": [
+                cdr(&format!("s-i{n}"), &format!("icid-i{n}"), Some(&sub), &e, true, false)
+            ]})
+        })
+        .collect();
+    let codes = futures_util::future::join_all(
+        std::iter::once(&again)
+            .chain(&others)
+            .map(|body| app.push("/huawei/cdr", body)),
+    )
+    .await;
+    assert!(codes.iter().all(|(code, _)| *code == 200), "{codes:?}");
+
+    assert_eq!(app.count("call_records").await, 5, "icid-i once, i3 to i6");
+    assert_eq!(
+        app.count_where("calls", "session_id = 's-i2'").await,
+        0,
+        "the duplicate made no call"
+    );
+    assert_eq!(app.count("calls").await, 5);
+    let b = binding(&app, &id).await;
+    assert_eq!(
+        (b["call_count"].as_i64(), b["total_talk_seconds"].as_i64()),
+        (Some(5), Some(5 * 175))
+    );
+    let (_, metrics) = app.request("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("axe_webhook_duplicates_total 1"), "{text}");
+    assert_eq!(
+        app.count("webhook_inbox").await,
+        5,
+        "every delivery kept raw"
+    );
     app.assert_no_dangling_references().await;
 }
 
