@@ -9,7 +9,7 @@
 //!   BENCH_SCENARIOS=cdr50 valgrind --tool=callgrind --collect-atstart=no \
 //!       --toggle-collect='*writer_loop*' target/release/deps/webhook_writer-<hash> --bench
 //!
-//! and divide the `Collected` total by the notifications stored (printed). The instructions of
+//! and divide the `Collected` total by the items stored (the `items` column). The instructions of
 //! SQLite's system calls (writing WAL frames, flushing) are the kernel's and not counted.
 //!
 //! Environment: BENCH_SCENARIOS (default "events,cdr50"), WRITER_BATCH (notifications per

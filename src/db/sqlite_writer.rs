@@ -25,9 +25,9 @@ use crate::timestamp;
 /// Foreign keys are not checked on this connection. Every reference it writes was read in the
 /// same transaction (a call's id, or a binding's id, and bindings are never deleted), so the
 /// checks could only fail through a bug in the writer, and they cost three index lookups and
-/// statement-end bookkeeping per CDR: 8.5 % of the writer's instructions on CDRs (callgrind).
+/// statement-end bookkeeping per CDR: 9–12 % of the writer's instructions on CDRs (callgrind).
 /// The schema keeps them for every other connection and on PostgreSQL, where the same batches
-/// run with them enforced; the tests look for dangling references after every webhook test.
+/// run with them enforced; the webhook tests that store calls look for dangling references.
 const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -8192; PRAGMA foreign_keys = OFF;";
 
 /// Statements the writer runs; more than it has, so none is ever evicted and re-prepared.

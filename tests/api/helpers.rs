@@ -353,7 +353,7 @@ impl TestApp {
     }
 
     /// Fails if a stored call, event or CDR refers to a call or binding that does not exist.
-    /// SQLite's webhook writer does not check foreign keys (they cost it 8.5 % of its work), so
+    /// SQLite's webhook writer does not check foreign keys (they cost it 9–12 % of its work), so
     /// the webhook tests check its references here instead; on PostgreSQL they are enforced.
     pub async fn assert_no_dangling_references(&self) {
         for (table, condition) in [
