@@ -35,7 +35,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 mod common;
-use common::{body, seed_bindings, sqlite_yardstick, Scenario, APP_KEY, YARDSTICK_CEILING};
+use common::{
+    body, count_rows, seed_bindings, sqlite_yardstick, Scenario, APP_KEY, YARDSTICK_CEILING,
+};
 
 const APP_SECRET: &str = "bench-app-secret";
 const WARMUP: Duration = Duration::from_secs(1);
@@ -522,7 +524,7 @@ fn run(
         Scenario::Events => ("call_events", 1),
         Scenario::Cdr50 => ("call_records", 50),
     };
-    let rows_stored = count(&db, table);
+    let rows_stored = count_rows(&db, table);
     let requests = all.len().max(1) as f64;
     let per_commit = metric(addr, "axe_webhook_notifications_total")
         / metric(addr, "axe_webhook_batches_total").max(1.0);
@@ -563,19 +565,4 @@ fn metric(addr: SocketAddr, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0.0)
-}
-
-fn count(db: &Db, table: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    db.run_blocking(|conn| {
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .get_result::<Count>(conn)
-            .map(|c| c.n)
-            .map_err(db::DbError::from)
-    })
-    .unwrap_or(-1)
 }

@@ -24,7 +24,7 @@ use axe_gateway::service::ingest::{IngestSettings, Ingestor};
 use axe_gateway::webhooks;
 
 mod common;
-use common::{body, seed_bindings, sqlite_yardstick, Scenario, YARDSTICK_CEILING};
+use common::{body, count_rows, seed_bindings, sqlite_yardstick, Scenario, YARDSTICK_CEILING};
 
 /// Connections the notifications are spread over, as in `webhook_ingest` at 64 connections:
 /// they decide which bindings and sessions the bodies name.
@@ -121,7 +121,7 @@ fn run(scenario: Scenario, messages: usize, batch: usize) {
         Scenario::Events => "call_events",
         Scenario::Cdr50 => "call_records",
     };
-    let stored = count(&db, table);
+    let stored = count_rows(&db, table);
     let batches = ingestor
         .metrics()
         .batches
@@ -158,20 +158,4 @@ fn writer_cpu_ns() -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .sum()
-}
-
-fn count(db: &Db, table: &str) -> i64 {
-    use diesel::QueryableByName;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-    db.run_blocking(|conn| {
-        diesel::RunQueryDsl::get_result::<Count>(diesel::sql_query(sql), conn)
-            .map(|c| c.n)
-            .map_err(axe_gateway::db::DbError::from)
-    })
-    .expect("count")
 }

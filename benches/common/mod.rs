@@ -139,3 +139,21 @@ pub fn sqlite_yardstick(seconds: f64) -> f64 {
 
 /// The yardstick's figure in `shared/PERFORMANCE.md`.
 pub const YARDSTICK_CEILING: f64 = 94_000.0;
+
+/// Rows in a table of the gateway's database; -1 if it cannot be counted (shown as a mismatch).
+pub fn count_rows(db: &Db, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    db.run_blocking(|conn| {
+        diesel::RunQueryDsl::get_result::<Count>(
+            diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")),
+            conn,
+        )
+        .map(|c| c.n)
+        .map_err(db::DbError::from)
+    })
+    .unwrap_or(-1)
+}
