@@ -607,14 +607,6 @@ fn store_jobs(
         keys.binary_search_by(|k| (*k).cmp(key)).ok()
     };
     let stored_calls = store.calls_by_session(&sessions)?;
-    let known: HashSet<&str> = stored_calls.iter().map(|c| c.session_id.as_str()).collect();
-    let mut record_keys: Vec<&str> = records
-        .iter()
-        .filter(|r| lookup == RecordLookup::All || known.contains(r.session_id.as_str()))
-        .map(|r| r.dedup_key.as_str())
-        .collect();
-    record_keys.sort_unstable();
-    record_keys.dedup();
     let call_ids: Vec<&str> = stored_calls.iter().map(|c| c.id.as_str()).collect();
     let mut seen_events = HashSet::new();
     let mut with_stored_events = HashSet::new();
@@ -631,6 +623,19 @@ fn store_jobs(
             }
         }
     }
+    let mut calls = HashMap::with_capacity(sessions.len());
+    for call in stored_calls {
+        if let Some(i) = borrowed(&sessions, &call.session_id) {
+            calls.insert(sessions[i], (Some(Box::new(call.clone())), call));
+        }
+    }
+    let mut record_keys: Vec<&str> = records
+        .iter()
+        .filter(|r| lookup == RecordLookup::All || calls.contains_key(r.session_id.as_str()))
+        .map(|r| r.dedup_key.as_str())
+        .collect();
+    record_keys.sort_unstable();
+    record_keys.dedup();
     let seen_records = if record_keys.is_empty() {
         Vec::new()
     } else {
@@ -640,12 +645,6 @@ fn store_jobs(
         .iter()
         .filter_map(|key| borrowed(&record_keys, key).map(|i| record_keys[i]))
         .collect();
-    let mut calls = HashMap::with_capacity(sessions.len());
-    for call in stored_calls {
-        if let Some(i) = borrowed(&sessions, &call.session_id) {
-            calls.insert(sessions[i], (Some(Box::new(call.clone())), call));
-        }
-    }
     let mut batch = BatchCtx {
         calls,
         seen_events,
