@@ -636,12 +636,8 @@ fn store_jobs(
         .collect();
     record_keys.sort_unstable();
     record_keys.dedup();
-    let seen_records = if record_keys.is_empty() {
-        Vec::new()
-    } else {
-        store.record_keys(&record_keys)?
-    };
-    let seen_records = seen_records
+    let seen_records = store
+        .record_keys(&record_keys)?
         .iter()
         .filter_map(|key| borrowed(&record_keys, key).map(|i| record_keys[i]))
         .collect();
