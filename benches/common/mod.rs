@@ -87,10 +87,24 @@ pub fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]
         Scenario::Cdr50 => {
             let fees: Vec<String> = (0..50)
                 .map(|i| {
-                    let (sub, ext) = &subs[(conn * 31 + n * 50 + i) % subs.len()];
+                    let binding = (conn * 31 + n * 50 + i) % subs.len();
+                    let (sub, ext) = &subs[binding];
                     let id = format!("{conn}-{n}-{i}");
+                    // Like a real message: every call has its own caller and times.
+                    let call = conn * 1_000_003 + n * 50 + i;
+                    let caller = format!("+86139{:08}", call % 100_000_000);
+                    let time = |seconds: usize| {
+                        (base + chrono::Duration::seconds((call * 7 + seconds) as i64))
+                            .format("%Y-%m-%d %H:%M:%S")
+                    };
+                    let talk = 20 + call % 300;
                     format!(
-                        r#"{{"direction":0,"spId":"sp","appKey":"{APP_KEY}","icid":"icid-{id}","bindNum":"+8617000000001","sessionId":"cdr-{id}","subscriptionId":"{sub}","callerNum":"+8613900000001","calleeNum":"+8617000000001","fwdDisplayNum":"+8617000000001","fwdDstNum":"+8613800000001","callInTime":"2026-11-01 08:00:00","fwdStartTime":"2026-11-01 08:00:06","fwdAlertingTime":"2026-11-01 08:00:08","fwdAnswerTime":"2026-11-01 08:00:15","callEndTime":"2026-11-01 08:03:10","fwdUnaswRsn":0,"ulFailReason":0,"sipStatusCode":0,"recordFlag":0,"serviceType":"004","hostName":"bench","extendNum":"{ext}"}}"#
+                        r#"{{"direction":0,"spId":"sp","appKey":"{APP_KEY}","icid":"icid-{id}","bindNum":"+8617000000001","sessionId":"cdr-{id}","subscriptionId":"{sub}","callerNum":"{caller}","calleeNum":"+8617000000001","fwdDisplayNum":"+8617000000001","fwdDstNum":"+86138{binding:08}","callInTime":"{}","fwdStartTime":"{}","fwdAlertingTime":"{}","fwdAnswerTime":"{}","callEndTime":"{}","fwdUnaswRsn":0,"ulFailReason":0,"sipStatusCode":0,"recordFlag":0,"serviceType":"004","hostName":"bench","extendNum":"{ext}"}}"#,
+                        time(0),
+                        time(6),
+                        time(8),
+                        time(15),
+                        time(15 + talk)
                     )
                 })
                 .collect();
