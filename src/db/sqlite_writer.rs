@@ -276,59 +276,61 @@ impl IngestStore for SqliteWriter {
         changed: &[&Call],
         rekeyed: &[&Call],
     ) -> Result<(), DbError> {
-        let mut insert = self.conn.prepare_cached(concat!(
+        let insert = self.conn.prepare_cached(concat!(
             "INSERT INTO calls (",
             call_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
              ?17, ?18, ?19)"
         ))?;
+        let mut insert = RowWriter::new(insert)?;
         for c in new {
-            insert.execute(params![
-                c.id,
-                c.session_id,
-                c.binding_id,
-                c.subscription_id,
-                c.virtual_num,
-                c.extend_num,
-                c.caller,
-                c.called,
-                c.icid,
-                Ts::of(c.started_at),
-                c.answered_at.map(Ts::of),
-                c.ended_at.map(Ts::of),
-                c.talk_seconds,
-                c.last_event,
-                c.last_event_at.map(Ts::of),
-                c.state_code,
-                c.has_cdr,
-                Ts::of(c.created_at),
-                Ts::of(c.updated_at),
+            insert.execute([
+                (&c.id).into(),
+                (&c.session_id).into(),
+                (&c.binding_id).into(),
+                (&c.subscription_id).into(),
+                (&c.virtual_num).into(),
+                (&c.extend_num).into(),
+                (&c.caller).into(),
+                (&c.called).into(),
+                (&c.icid).into(),
+                c.started_at.into(),
+                c.answered_at.into(),
+                c.ended_at.into(),
+                c.talk_seconds.into(),
+                (&c.last_event).into(),
+                c.last_event_at.into(),
+                c.state_code.into(),
+                c.has_cdr.into(),
+                c.created_at.into(),
+                c.updated_at.into(),
             ])?;
         }
         // Unindexed columns only, so SQLite leaves the calls' index entries alone.
-        let mut update = self.conn.prepare_cached(
+        let update = self.conn.prepare_cached(
             "UPDATE calls SET subscription_id = ?2, virtual_num = ?3, extend_num = ?4, \
                caller = ?5, called = ?6, answered_at = ?7, ended_at = ?8, \
                talk_seconds = ?9, last_event = ?10, last_event_at = ?11, state_code = ?12, \
                has_cdr = ?13, updated_at = ?14 \
              WHERE id = ?1",
         )?;
+        let mut update = RowWriter::new(update)?;
         for c in changed {
-            update.execute(params![
-                c.id,
-                c.subscription_id,
-                c.virtual_num,
-                c.extend_num,
-                c.caller,
-                c.called,
-                c.answered_at.map(Ts::of),
-                c.ended_at.map(Ts::of),
-                c.talk_seconds,
-                c.last_event,
-                c.last_event_at.map(Ts::of),
-                c.state_code,
-                c.has_cdr,
-                Ts::of(c.updated_at),
+            update.execute([
+                (&c.id).into(),
+                (&c.subscription_id).into(),
+                (&c.virtual_num).into(),
+                (&c.extend_num).into(),
+                (&c.caller).into(),
+                (&c.called).into(),
+                c.answered_at.into(),
+                c.ended_at.into(),
+                c.talk_seconds.into(),
+                (&c.last_event).into(),
+                c.last_event_at.into(),
+                c.state_code.into(),
+                c.has_cdr.into(),
+                c.updated_at.into(),
             ])?;
         }
         let mut rekey = self.conn.prepare_cached(
@@ -341,37 +343,38 @@ impl IngestStore for SqliteWriter {
     }
 
     fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError> {
-        let mut stmt = self.conn.prepare_cached(
+        let stmt = self.conn.prepare_cached(
             "INSERT INTO call_events (call_id, binding_id, session_id, event_type, event_at, \
                caller, called, state_code, state_desc, digit_info, subscription_id, user_data, \
                inbox_id, received_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (call_id, event_type, event_at) DO NOTHING",
         )?;
+        let mut stmt = RowWriter::new(stmt)?;
         for linked in rows {
             let e = linked.row;
-            stmt.execute(params![
-                linked.call_id,
-                linked.binding_id,
-                e.session_id,
-                e.event_type,
-                Ts::of(e.event_at),
-                e.caller,
-                e.called,
-                e.state_code,
-                e.state_desc,
-                e.digit_info,
-                e.subscription_id,
-                e.user_data,
-                e.inbox_id,
-                Ts::of(e.received_at),
+            stmt.execute([
+                linked.call_id.into(),
+                linked.binding_id.into(),
+                (&e.session_id).into(),
+                (&e.event_type).into(),
+                e.event_at.into(),
+                (&e.caller).into(),
+                (&e.called).into(),
+                e.state_code.into(),
+                (&e.state_desc).into(),
+                (&e.digit_info).into(),
+                (&e.subscription_id).into(),
+                (&e.user_data).into(),
+                (&e.inbox_id).into(),
+                e.received_at.into(),
             ])?;
         }
         Ok(())
     }
 
     fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<usize, DbError> {
-        let mut stmt = self.conn.prepare_cached(
+        let stmt = self.conn.prepare_cached(
             "INSERT INTO call_records (dedup_key, call_id, binding_id, icid, session_id, \
                subscription_id, direction, sp_id, app_key, bind_num, caller_num, callee_num, \
                fwd_display_num, fwd_dst_num, call_in_time, fwd_start_time, fwd_alerting_time, \
@@ -386,75 +389,77 @@ impl IngestStore for SqliteWriter {
                ?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41) \
              ON CONFLICT (dedup_key) DO NOTHING",
         )?;
+        let mut stmt = RowWriter::new(stmt)?;
         let mut inserted = 0;
         for linked in rows {
             let r = linked.row;
-            inserted += stmt.execute(params![
-                r.dedup_key,
-                linked.call_id,
-                linked.binding_id,
-                r.icid,
-                r.session_id,
-                r.subscription_id,
-                r.direction,
-                r.sp_id,
-                r.app_key,
-                r.bind_num,
-                r.caller_num,
-                r.callee_num,
-                r.fwd_display_num,
-                r.fwd_dst_num,
-                r.call_in_time.map(Ts::of),
-                r.fwd_start_time.map(Ts::of),
-                r.fwd_alerting_time.map(Ts::of),
-                r.fwd_answer_time.map(Ts::of),
-                r.call_end_time.map(Ts::of),
-                r.fwd_unaswrsn,
-                r.fail_time.map(Ts::of),
-                r.ul_fail_reason,
-                r.sip_status_code,
-                r.call_out_unaswrsn,
-                r.record_flag,
-                r.record_start_time.map(Ts::of),
-                r.record_object_name,
-                r.record_bucket_name,
-                r.record_domain,
-                r.record_file_download_url,
-                r.service_type,
-                r.host_name,
-                r.extend_num,
-                r.user_data,
-                r.area_code,
-                r.call_duration,
-                r.call_rel_direction,
-                r.talk_seconds,
-                r.raw,
-                r.inbox_id,
-                Ts::of(r.received_at),
+            inserted += stmt.execute([
+                (&r.dedup_key).into(),
+                linked.call_id.into(),
+                linked.binding_id.into(),
+                (&r.icid).into(),
+                (&r.session_id).into(),
+                (&r.subscription_id).into(),
+                r.direction.into(),
+                (&r.sp_id).into(),
+                (&r.app_key).into(),
+                (&r.bind_num).into(),
+                (&r.caller_num).into(),
+                (&r.callee_num).into(),
+                (&r.fwd_display_num).into(),
+                (&r.fwd_dst_num).into(),
+                r.call_in_time.into(),
+                r.fwd_start_time.into(),
+                r.fwd_alerting_time.into(),
+                r.fwd_answer_time.into(),
+                r.call_end_time.into(),
+                r.fwd_unaswrsn.into(),
+                r.fail_time.into(),
+                r.ul_fail_reason.into(),
+                r.sip_status_code.into(),
+                r.call_out_unaswrsn.into(),
+                r.record_flag.into(),
+                r.record_start_time.into(),
+                (&r.record_object_name).into(),
+                (&r.record_bucket_name).into(),
+                (&r.record_domain).into(),
+                (&r.record_file_download_url).into(),
+                (&r.service_type).into(),
+                (&r.host_name).into(),
+                (&r.extend_num).into(),
+                (&r.user_data).into(),
+                (&r.area_code).into(),
+                r.call_duration.into(),
+                (&r.call_rel_direction).into(),
+                r.talk_seconds.into(),
+                (&r.raw).into(),
+                (&r.inbox_id).into(),
+                r.received_at.into(),
             ])?;
         }
         Ok(inserted)
     }
 
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
-        let mut stmt = self.conn.prepare_cached(
+        let stmt = self.conn.prepare_cached(
             "INSERT INTO webhook_inbox (id, received_at, route, remote_addr, verified, \
                auth_note, event_type, items, duplicates, parse_note, body) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
+        let mut stmt = RowWriter::new(stmt)?;
         for i in rows {
-            stmt.execute(params![
-                i.id,
-                Ts::of(i.received_at),
-                i.route,
-                i.remote_addr,
-                i.verified,
-                i.auth_note,
-                i.event_type,
-                i.items,
-                i.duplicates,
-                i.parse_note,
-                i.body,
+            stmt.execute([
+                i.id.into(),
+                i.received_at.into(),
+                i.route.into(),
+                i.remote_addr.into(),
+                i.verified.into(),
+                i.auth_note.into(),
+                i.event_type.into(),
+                i.items.into(),
+                i.duplicates.into(),
+                (&i.parse_note).into(),
+                i.body.into(),
             ])?;
         }
         Ok(())
@@ -480,6 +485,116 @@ impl IngestStore for SqliteWriter {
             }
         }
         Ok(())
+    }
+}
+
+/// One value of a row the writer inserts or updates, borrowed from the batch.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Param<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    /// Formatted (as diesel stores it) only when it is bound.
+    Time(NaiveDateTime),
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(v: &'a str) -> Self {
+        Param::Text(v)
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(v: &'a String) -> Self {
+        Param::Text(v)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Param::Null, Param::Text)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Param<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        v.as_deref().into()
+    }
+}
+
+impl From<i32> for Param<'_> {
+    fn from(v: i32) -> Self {
+        Param::Int(v.into())
+    }
+}
+
+impl From<Option<i32>> for Param<'_> {
+    fn from(v: Option<i32>) -> Self {
+        v.map_or(Param::Null, Param::from)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(v: bool) -> Self {
+        Param::Int(v.into())
+    }
+}
+
+impl From<NaiveDateTime> for Param<'_> {
+    fn from(v: NaiveDateTime) -> Self {
+        Param::Time(v)
+    }
+}
+
+impl From<Option<NaiveDateTime>> for Param<'_> {
+    fn from(v: Option<NaiveDateTime>) -> Self {
+        v.map_or(Param::Null, Param::Time)
+    }
+}
+
+/// Runs one cached statement for many rows, binding only the values that differ from those it
+/// holds from the row before. SQLite keeps a statement's values from one execution to the next,
+/// and rusqlite binds every text with `SQLITE_TRANSIENT`, so that SQLite allocates and copies
+/// it: binding was a quarter of the writer's instructions on CDRs. What repeats from row to row
+/// (a message's inbox id and arrival time, an app's `spId` and `appKey`, absent fields) is bound
+/// once per batch instead of once per row.
+struct RowWriter<'s, 'a, const N: usize> {
+    stmt: rusqlite::CachedStatement<'s>,
+    /// What the statement holds now: nothing before its first row (a new statement has no
+    /// values, and rusqlite clears them when it puts a statement back in its cache).
+    bound: [Param<'a>; N],
+}
+
+impl<'s, 'a, const N: usize> RowWriter<'s, 'a, N> {
+    fn new(stmt: rusqlite::CachedStatement<'s>) -> Result<Self, DbError> {
+        if stmt.parameter_count() != N {
+            return Err(DbError::Inconsistent(format!(
+                "a statement of {} parameters given rows of {N} values",
+                stmt.parameter_count()
+            )));
+        }
+        Ok(Self {
+            stmt,
+            bound: [Param::Null; N],
+        })
+    }
+
+    /// Binds the row's changed values and runs the statement; returns the rows it changed.
+    fn execute(&mut self, row: [Param<'a>; N]) -> Result<usize, DbError> {
+        for (i, (value, bound)) in row.into_iter().zip(self.bound.iter_mut()).enumerate() {
+            if value == *bound {
+                continue;
+            }
+            let index = i + 1;
+            match value {
+                Param::Null => self.stmt.raw_bind_parameter(index, rusqlite::types::Null)?,
+                Param::Int(v) => self.stmt.raw_bind_parameter(index, v)?,
+                Param::Text(v) => self.stmt.raw_bind_parameter(index, v)?,
+                Param::Time(v) => self.stmt.raw_bind_parameter(index, Ts::of(v))?,
+            }
+            *bound = value;
+        }
+        Ok(self.stmt.raw_execute()?)
     }
 }
 
@@ -605,5 +720,78 @@ mod tests {
         let gone = dir.path().join("gone").join("x.db").display().to_string();
         let err = WalSync::of(&gone).sync().expect_err("nothing to flush");
         assert!(err.is_unavailable(), "{err}");
+    }
+
+    #[test]
+    fn rows_written_with_repeated_values_store_each_row_as_given() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE r (n INTEGER, a TEXT, b INTEGER, at TEXT);")
+            .expect("table");
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .and_then(|d| d.and_hms_micro_opt(8, 0, 0, 250))
+            .expect("time");
+        let (same, other) = ("same".to_owned(), Some("other".to_owned()));
+        let none: Option<String> = None;
+        let insert = "INSERT INTO r (n, a, b, at) VALUES (?1, ?2, ?3, ?4)";
+        let batches: [&[[Param<'_>; 4]]; 2] = [
+            &[
+                [1.into(), (&same).into(), Some(7).into(), at.into()],
+                [2.into(), (&same).into(), Some(7).into(), at.into()],
+                [
+                    3.into(),
+                    (&none).into(),
+                    None::<i32>.into(),
+                    None::<NaiveDateTime>.into(),
+                ],
+                [4.into(), (&other).into(), Some(7).into(), at.into()],
+                [5.into(), (&other).into(), true.into(), at.into()],
+            ],
+            // The statement comes back from rusqlite's cache: it must hold no value of the
+            // batch before, or a NULL here would store the last batch's value.
+            &[
+                [
+                    6.into(),
+                    (&none).into(),
+                    None::<i32>.into(),
+                    None::<NaiveDateTime>.into(),
+                ],
+                [7.into(), (&same).into(), None::<i32>.into(), at.into()],
+            ],
+        ];
+        for rows in batches {
+            let mut writer =
+                RowWriter::new(conn.prepare_cached(insert).expect("prepare")).expect("4 values");
+            for row in rows {
+                assert_eq!(writer.execute(*row).expect("insert"), 1);
+            }
+        }
+        type Stored = (i64, Option<String>, Option<i64>, Option<String>);
+        let stored: Vec<Stored> = conn
+            .prepare("SELECT n, a, b, at FROM r ORDER BY n")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .expect("read");
+        let t = Some("2026-11-29 08:00:00.000250".to_owned());
+        let text = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            stored,
+            vec![
+                (1, text("same"), Some(7), t.clone()),
+                (2, text("same"), Some(7), t.clone()),
+                (3, None, None, None),
+                (4, text("other"), Some(7), t.clone()),
+                (5, text("other"), Some(1), t.clone()),
+                (6, None, None, None),
+                (7, text("same"), None, t),
+            ]
+        );
+
+        let wrong = conn.prepare_cached(insert).expect("prepare");
+        assert!(
+            RowWriter::<3>::new(wrong).is_err(),
+            "a row must fill the statement"
+        );
     }
 }
