@@ -646,6 +646,7 @@ fn store_jobs(
         seen_events,
         with_stored_events,
         seen_records,
+        sessions,
         ..BatchCtx::default()
     };
     // The writer's subscription cache travels with the batch and is handed back below.
@@ -673,8 +674,10 @@ struct BatchCtx<'a> {
     /// Sessions whose call has events stored by earlier batches.
     with_stored_events: HashSet<&'a str>,
     seen_records: HashSet<&'a str>,
-    /// Sessions whose call this batch folded something into.
-    touched: Vec<&'a str>,
+    /// Every session the batch's items name, sorted: calls are written in this order, so that
+    /// concurrent writers lock call rows in one order. A call no item was folded into (all its
+    /// items were duplicates) is left as it was read and so is not written.
+    sessions: Vec<&'a str>,
     events: Vec<&'a CallEvent>,
     records: Vec<&'a CallRecord>,
     inbox: Vec<InboxRow<'a>>,
@@ -722,13 +725,10 @@ impl<'a> BatchCtx<'a> {
 
     /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
     /// new rows, then the bindings of calls linked in this batch onto their older rows.
-    fn write(mut self, store: &mut dyn IngestStore) -> Result<(), DbError> {
+    fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
         let mut linked = Vec::new();
         let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
-        // Sorted by session: concurrent writers lock call rows in one order.
-        self.touched.sort_unstable();
-        self.touched.dedup();
-        for session in &self.touched {
+        for session in &self.sessions {
             let Some((before, call)) = self.calls.get(session) else {
                 continue;
             };
@@ -816,7 +816,6 @@ impl<'a> BatchCtx<'a> {
             linked: call.binding_id.is_some(),
             known_subscription: known.as_ref().is_ok_and(|k| *k),
         };
-        self.touched.push(session_id);
         known.map(|_| folded)
     }
 
