@@ -226,25 +226,29 @@ impl IngestStore for SqliteWriter {
         at: NaiveDateTime,
     ) -> Result<Option<String>, DbError> {
         let window = chrono::Duration::minutes(super::calls::NUMBER_MATCH_WINDOW_MINUTES);
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM bindings \
-                 WHERE virtual_num = :x AND extend_num = :e AND status <> 'failed' \
-                   AND created_at <= :latest \
-                   AND (released_at IS NULL OR released_at >= :earliest) \
-                 ORDER BY created_at DESC LIMIT 1",
-            )?
-            .query_row(
-                named_params! {
-                    ":x": virtual_num,
-                    ":e": extend_num,
-                    ":latest": Ts::of(at + window),
-                    ":earliest": Ts::of(at - window),
-                },
-                |r| r.get(0),
-            )
-            .optional()?)
+        // The latest candidate is picked here: `ORDER BY created_at DESC LIMIT 1` made SQLite
+        // sort the candidates in a temporary B-tree, half of this lookup's cost. `created_at` is
+        // diesel's text, which sorts as the times do.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, created_at FROM bindings \
+             WHERE virtual_num = :x AND extend_num = :e AND status <> 'failed' \
+               AND created_at <= :latest \
+               AND (released_at IS NULL OR released_at >= :earliest)",
+        )?;
+        let mut rows = stmt.query(named_params! {
+            ":x": virtual_num,
+            ":e": extend_num,
+            ":latest": Ts::of(at + window),
+            ":earliest": Ts::of(at - window),
+        })?;
+        let mut latest: Option<(String, String)> = None;
+        while let Some(r) = rows.next()? {
+            let created: String = r.get(1)?;
+            if latest.as_ref().is_none_or(|(_, at)| created > *at) {
+                latest = Some((r.get(0)?, created));
+            }
+        }
+        Ok(latest.map(|(id, _)| id))
     }
 
     fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError> {
@@ -793,5 +797,53 @@ mod tests {
             RowWriter::<3>::new(wrong).is_err(),
             "a row must fill the statement"
         );
+    }
+
+    #[test]
+    fn a_call_matched_by_number_gets_the_latest_binding_that_had_it_then() {
+        use diesel::{Connection, SqliteConnection};
+        use diesel_migrations::MigrationHarness;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("n.db").display().to_string();
+        let mut conn = SqliteConnection::establish(&path).expect("open");
+        conn.run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
+            .expect("migrations");
+        drop(conn);
+        let mut writer = SqliteWriter::open(&path).expect("writer");
+        // Two bindings that had X+E one after the other (the later one listed second by the
+        // index on released_at), and a later one that failed.
+        writer
+            .conn
+            .execute_batch(
+                "INSERT INTO bindings (id, order_id, status, bind_num, virtual_num, extend_num, \
+                   number_choice, created_by, created_at, updated_at, released_at) VALUES \
+                 ('early', 'o1', 'released', '+8613800000001', '+8617000000001', '0001', \
+                   'client', 't', '2026-11-29 08:00:00', '2026-11-29 08:00:00', \
+                   '2026-11-29 09:02:00'), \
+                 ('late', 'o2', 'released', '+8613800000002', '+8617000000001', '0001', \
+                   'client', 't', '2026-11-29 08:58:00.5', '2026-11-29 08:58:00', \
+                   '2026-11-29 09:10:00'), \
+                 ('failed', 'o3', 'failed', '+8613800000003', '+8617000000001', '0001', \
+                   'client', 't', '2026-11-29 09:00:00', '2026-11-29 09:00:00', NULL);",
+            )
+            .expect("bindings");
+        let at = |hms: &str| {
+            NaiveDateTime::parse_from_str(&format!("2026-11-29 {hms}"), "%Y-%m-%d %H:%M:%S")
+                .expect("time")
+        };
+        let mut matched = |e: &str, hms: &str| {
+            writer
+                .binding_by_number_at("+8617000000001", e, at(hms))
+                .expect("lookup")
+        };
+        assert_eq!(matched("0001", "08:30:00").as_deref(), Some("early"));
+        assert_eq!(
+            matched("0001", "09:01:00").as_deref(),
+            Some("late"),
+            "both had it within the window: the later one"
+        );
+        assert_eq!(matched("0001", "09:12:00").as_deref(), Some("late"));
+        assert_eq!(matched("0001", "09:30:00"), None, "all released by then");
+        assert_eq!(matched("0002", "09:01:00"), None);
     }
 }
