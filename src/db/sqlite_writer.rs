@@ -164,11 +164,6 @@ impl IngestStore for SqliteWriter {
     }
 
     fn calls_by_session(&mut self, sessions: &[&str]) -> Result<Vec<Call>, DbError> {
-        // One statement for the whole batch: the sessions go in as one JSON array, which SQLite
-        // walks, looking each up in the session index (CROSS JOIN keeps that order). One
-        // statement per session cost as much again in binding and running it as the lookup.
-        let list =
-            serde_json::to_string(sessions).map_err(|e| DbError::Inconsistent(e.to_string()))?;
         let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT ",
             call_columns!(),
@@ -176,7 +171,7 @@ impl IngestStore for SqliteWriter {
               CROSS JOIN calls ON calls.session_id = batch.session"
         ))?;
         let calls = stmt
-            .query_map([list], call_from_row)?
+            .query_map([json_list(sessions)?], call_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(calls)
     }
@@ -185,6 +180,8 @@ impl IngestStore for SqliteWriter {
         &mut self,
         call_ids: &[&str],
     ) -> Result<Vec<(String, String, NaiveDateTime)>, DbError> {
+        // One statement per call: read through the JSON array of [`json_list`], these range
+        // scans cost 1 % more instructions per event, not less.
         let mut stmt = self
             .conn
             .prepare_cached("SELECT event_type, event_at FROM call_events WHERE call_id = ?1")?;
@@ -199,16 +196,18 @@ impl IngestStore for SqliteWriter {
     }
 
     fn record_keys(&mut self, keys: &[&str]) -> Result<Vec<String>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM call_records WHERE dedup_key = ?1")?;
-        let mut out = Vec::new();
-        for &key in keys {
-            if stmt.exists([key])? {
-                out.push(key.to_owned());
-            }
+        // A batch of CDRs of new calls looks up none (see `RecordLookup`): no statement then.
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT dedup_key FROM (SELECT value AS key FROM json_each(?1)) AS batch \
+             CROSS JOIN call_records ON call_records.dedup_key = batch.key",
+        )?;
+        let keys = stmt
+            .query_map([json_list(keys)?], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(keys)
     }
 
     fn binding_by_subscription(
@@ -493,6 +492,15 @@ impl IngestStore for SqliteWriter {
         }
         Ok(())
     }
+}
+
+/// A batch's keys as one JSON array, for the lookups that read a whole batch's rows in one
+/// statement: `FROM (SELECT value AS key FROM json_each(?1)) AS batch CROSS JOIN <table> ON
+/// <column> = batch.key` walks the array and looks each key up in the table's index (CROSS JOIN
+/// keeps that order). One statement per key cost as much again, in binding and running it, as
+/// the index lookup itself.
+fn json_list(keys: &[&str]) -> Result<String, DbError> {
+    serde_json::to_string(keys).map_err(|e| DbError::Inconsistent(e.to_string()))
 }
 
 /// One value of a row the writer inserts or updates, borrowed from the batch.
