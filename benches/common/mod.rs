@@ -90,11 +90,14 @@ pub fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]
                     let binding = (conn * 31 + n * 50 + i) % subs.len();
                     let (sub, ext) = &subs[binding];
                     let id = format!("{conn}-{n}-{i}");
-                    // Like a real message: every call has its own caller and times.
+                    // Like a real message: every call has its own caller and times, and the
+                    // calls of later messages started later (as every connection sends its n-th
+                    // message at about the same time, so do their calls).
                     let call = conn * 1_000_003 + n * 50 + i;
                     let caller = format!("+86139{:08}", call % 100_000_000);
+                    let started = n * 60 + i + conn % 8;
                     let time = |seconds: usize| {
-                        (base + chrono::Duration::seconds((call * 7 + seconds) as i64))
+                        (base + chrono::Duration::seconds((started + seconds) as i64))
                             .format("%Y-%m-%d %H:%M:%S")
                     };
                     let talk = 20 + call % 300;
