@@ -61,6 +61,38 @@ pub struct Call {
     pub updated_at: NaiveDateTime,
 }
 
+impl Call {
+    /// A call known so far only by its session: nothing folded into it yet.
+    pub fn new(
+        id: String,
+        session_id: &str,
+        started_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id,
+            session_id: session_id.to_owned(),
+            binding_id: None,
+            subscription_id: None,
+            virtual_num: None,
+            extend_num: None,
+            caller: None,
+            called: None,
+            icid: None,
+            started_at,
+            answered_at: None,
+            ended_at: None,
+            talk_seconds: None,
+            last_event: None,
+            last_event_at: None,
+            state_code: None,
+            has_cdr: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = call_events, treat_none_as_default_value = false)]
 pub struct CallEvent {

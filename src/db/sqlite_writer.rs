@@ -837,27 +837,7 @@ mod tests {
         let calls: Vec<Call> = sessions
             .iter()
             .enumerate()
-            .map(|(i, s)| Call {
-                id: format!("c{i}"),
-                session_id: (*s).to_owned(),
-                binding_id: None,
-                subscription_id: None,
-                virtual_num: None,
-                extend_num: None,
-                caller: None,
-                called: None,
-                icid: None,
-                started_at: now,
-                answered_at: None,
-                ended_at: None,
-                talk_seconds: None,
-                last_event: None,
-                last_event_at: None,
-                state_code: None,
-                has_cdr: false,
-                created_at: now,
-                updated_at: now,
-            })
+            .map(|(i, s)| Call::new(format!("c{i}"), s, now, now))
             .collect();
         let new: Vec<&Call> = calls.iter().collect();
         writer.write_calls(&new, &[], &[]).expect("insert");

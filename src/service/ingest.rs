@@ -994,27 +994,12 @@ struct Folded {
 }
 
 fn new_call(session_id: &str, started_at: NaiveDateTime, now: NaiveDateTime) -> Call {
-    Call {
-        id: uuid::Uuid::now_v7().to_string(),
-        session_id: session_id.to_owned(),
-        binding_id: None,
-        subscription_id: None,
-        virtual_num: None,
-        extend_num: None,
-        caller: None,
-        called: None,
-        icid: None,
+    Call::new(
+        uuid::Uuid::now_v7().to_string(),
+        session_id,
         started_at,
-        answered_at: None,
-        ended_at: None,
-        talk_seconds: None,
-        last_event: None,
-        last_event_at: None,
-        state_code: None,
-        has_cdr: false,
-        created_at: now,
-        updated_at: now,
-    }
+        now,
+    )
 }
 
 fn min_time(a: Option<NaiveDateTime>, b: NaiveDateTime) -> NaiveDateTime {
