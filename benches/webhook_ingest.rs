@@ -58,6 +58,9 @@ struct RunResult {
     writer_cpu_us_per_request: f64,
     /// Notifications per writer transaction (group-commit batch size), over the whole run.
     per_commit: f64,
+    /// Mean duration of the SQLite writer's WAL flushes (fdatasync), ms, over the whole run;
+    /// `None` on PostgreSQL, whose commit is durable by itself.
+    flush_ms: Option<f64>,
     process_cpu_cores: f64,
     machine_busy: f64,
     write_kb_per_request: f64,
@@ -197,8 +200,8 @@ fn main() {
         }
     }
     println!();
-    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected | notif./commit | writer CPU µs/notif. | process CPU (cores) | machine busy | disk KB/notif. |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | scenario | connections | notifications/s | CDRs/s | p50 ms | p99 ms | errors | rows stored/expected | notif./commit | WAL flush ms | writer CPU µs/notif. | process CPU (cores) | machine busy | disk KB/notif. |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &results {
         let rate = r.requests as f64 / r.seconds;
         let cdrs = if r.scenario == Scenario::Cdr50 {
@@ -207,7 +210,7 @@ fn main() {
             "-".into()
         };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} | {:.1} | {:.1} | {:.2} | {:.0} % | {:.1} |",
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {} | {}/{} | {:.1} | {} | {:.1} | {:.2} | {:.0} % | {:.1} |",
             r.backend,
             match r.scenario {
                 Scenario::Events => "single event",
@@ -222,6 +225,7 @@ fn main() {
             r.rows_stored,
             r.rows_expected,
             r.per_commit,
+            r.flush_ms.map_or("-".into(), |ms| format!("{ms:.2}")),
             r.writer_cpu_us_per_request,
             r.process_cpu_cores,
             r.machine_busy * 100.0,
@@ -528,8 +532,12 @@ fn run(
     let requests = all.len().max(1) as f64;
     let per_commit = metric(addr, "axe_webhook_notifications_total")
         / metric(addr, "axe_webhook_batches_total").max(1.0);
+    let flushes = metric(addr, "axe_webhook_wal_flushes_total");
+    let flush_ms = (flushes > 0.0)
+        .then(|| metric(addr, "axe_webhook_wal_flush_seconds_total") * 1000.0 / flushes);
     let result = RunResult {
         per_commit,
+        flush_ms,
         writer_cpu_us_per_request: (after.writer_ticks - before.writer_ticks) as f64 / Usage::HZ
             * 1e6
             / requests,

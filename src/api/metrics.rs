@@ -64,6 +64,25 @@ pub async fn metrics(
     );
     counter(
         &mut out,
+        "axe_webhook_wal_flushes_total",
+        "SQLite WAL flushes (fdatasync) before answering committed batches.",
+        &i.wal_flushes,
+    );
+    let name = "axe_webhook_wal_flush_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time spent in those flushes; divided by the flushes, the disk's flush latency."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let micros = i.wal_flush_micros.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "{name} {}.{:06}",
+        micros / 1_000_000,
+        micros % 1_000_000
+    );
+    counter(
+        &mut out,
         "axe_webhook_auth_failures_total",
         "Notifications refused for their signature (401).",
         &hooks.auth_failures,

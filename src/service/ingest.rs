@@ -229,6 +229,23 @@ pub struct IngestMetrics {
     pub skipped: AtomicU64,
     pub batches: AtomicU64,
     pub failed: AtomicU64,
+    /// Flushes of SQLite's WAL before answering (none on PostgreSQL, whose commit is durable).
+    pub wal_flushes: AtomicU64,
+    /// Their total duration, in microseconds: when the disk is slow, this is what bounds
+    /// ingest (each flush answers one or more committed batches).
+    pub wal_flush_micros: AtomicU64,
+}
+
+impl IngestMetrics {
+    /// Flushes the WAL and counts the flush and its duration.
+    fn timed_sync(&self, wal: &WalSync) -> Result<(), DbError> {
+        let started = std::time::Instant::now();
+        let flushed = wal.sync();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.wal_flushes.fetch_add(1, Ordering::Relaxed);
+        self.wal_flush_micros.fetch_add(micros, Ordering::Relaxed);
+        flushed
+    }
 }
 
 struct Job {
@@ -410,7 +427,10 @@ struct Committed {
 impl Committed {
     /// Answers each waiting handler, after flushing the WAL if the commit needs it.
     fn acknowledge(self, metrics: &IngestMetrics) {
-        let flushed = self.wal_sync.as_ref().map_or(Ok(()), WalSync::sync);
+        let flushed = self
+            .wal_sync
+            .as_ref()
+            .map_or(Ok(()), |wal| metrics.timed_sync(wal));
         self.answer(&flushed, metrics);
     }
 
@@ -465,7 +485,7 @@ fn acknowledger_loop(rx: &Receiver<Committed>, metrics: &IngestMetrics) {
             .iter()
             .rev()
             .find_map(|c| c.wal_sync.as_ref())
-            .map_or(Ok(()), WalSync::sync);
+            .map_or(Ok(()), |wal| metrics.timed_sync(wal));
         if let Err(e) = &flushed {
             log::error!("webhook writer: {e}; answering 503 to the batch(es) it covered");
         }

@@ -295,6 +295,24 @@ async fn redelivering_the_same_body_five_times_stores_and_counts_once(app: TestA
     let (_, metrics) = app.request("GET", "/metrics", None, None).await;
     let text = metrics.as_str().unwrap();
     assert!(text.contains("axe_webhook_duplicates_total 28"), "{text}");
+    // Every 200 on SQLite waited for a WAL flush; PostgreSQL's commit is durable by itself.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let (flushes, seconds) = (
+        value("axe_webhook_wal_flushes_total"),
+        value("axe_webhook_wal_flush_seconds_total"),
+    );
+    match app.app_db.backend() {
+        axe_gateway::config::Backend::Sqlite => {
+            assert!(flushes >= 1.0 && seconds > 0.0, "{text}");
+        }
+        axe_gateway::config::Backend::Postgres => {
+            assert!(flushes == 0.0 && seconds == 0.0, "{text}");
+        }
+    }
     app.assert_no_dangling_references().await;
 }
 
