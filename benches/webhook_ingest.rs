@@ -36,7 +36,7 @@ use tokio::net::TcpStream;
 
 mod common;
 use common::{
-    body, count_rows, seed_bindings, sqlite_yardstick, Scenario, APP_KEY, YARDSTICK_CEILING,
+    body, count_rows, seed_bindings, sqlite_yardstick, yardstick_line, Scenario, APP_KEY,
 };
 
 const APP_SECRET: &str = "bench-app-secret";
@@ -237,14 +237,6 @@ fn main() {
     println!();
     println!("{}", yardstick_line("before the runs", speed_before));
     println!("{}", yardstick_line("after the runs", speed_after));
-}
-
-fn yardstick_line(when: &str, rows_per_second: f64) -> String {
-    format!(
-        "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {rows_per_second:.0} rows/s \
-         ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
-        rows_per_second / YARDSTICK_CEILING
-    )
 }
 
 /// This machine's ceiling for a scenario (`shared/PERFORMANCE.md`), in rows per second of the

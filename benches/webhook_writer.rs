@@ -24,7 +24,7 @@ use axe_gateway::service::ingest::{IngestSettings, Ingestor};
 use axe_gateway::webhooks;
 
 mod common;
-use common::{body, count_rows, seed_bindings, sqlite_yardstick, Scenario, YARDSTICK_CEILING};
+use common::{body, count_rows, seed_bindings, sqlite_yardstick, yardstick_line, Scenario};
 
 /// Connections the notifications are spread over, as in `webhook_ingest` at 64 connections:
 /// they decide which bindings and sessions the bodies name.
@@ -46,10 +46,7 @@ fn main() {
         .collect();
     // Time per notification moves with the machine's speed; this says how fast it is now.
     let speed = sqlite_yardstick(2.0);
-    println!(
-        "this machine now: raw SQLite inserts, 50 rows per transaction, FULL: {speed:.0} rows/s ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
-        speed / YARDSTICK_CEILING
-    );
+    println!("{}", yardstick_line("now", speed));
     println!("| scenario | notifications | items | batches | rows stored/expected | writer CPU µs/notif. | writer CPU µs/item |");
     println!("|---|---|---|---|---|---|---|");
     for scenario in scenarios {

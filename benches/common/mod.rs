@@ -174,3 +174,12 @@ pub fn count_rows(db: &Db, table: &str) -> i64 {
     })
     .unwrap_or(-1)
 }
+
+/// The yardstick, as both benches print it: rows/s and the ratio to the reference.
+pub fn yardstick_line(when: &str, rows_per_second: f64) -> String {
+    format!(
+        "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {rows_per_second:.0} rows/s \
+         ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
+        rows_per_second / YARDSTICK_CEILING
+    )
+}
