@@ -9,20 +9,8 @@ use super::schema::{
 };
 use super::{DbConn, DbError};
 
-/// Runs the same diesel builder against the concrete connection, for clauses the
-/// backend-neutral connection lacks (`ON CONFLICT`). Both arms are the same code.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            DbConn::Sqlite($c) => $body,
-            DbConn::Postgres($c) => $body,
-        }
-    };
-}
-
 /// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
-#[derive(Debug, Clone, PartialEq, Insertable)]
-#[diesel(table_name = webhook_inbox, treat_none_as_default_value = false)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InboxRow<'a> {
     pub id: &'a str,
     pub received_at: NaiveDateTime,
@@ -37,8 +25,8 @@ pub struct InboxRow<'a> {
     pub body: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
-#[diesel(table_name = calls, treat_none_as_null = true, treat_none_as_default_value = false)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = calls)]
 pub struct Call {
     pub id: String,
     pub session_id: String,
@@ -93,11 +81,10 @@ impl Call {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = call_events, treat_none_as_default_value = false)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = call_events)]
 pub struct CallEvent {
     /// Row number, given by the database on insert (0 until then).
-    #[diesel(skip_insertion)]
     pub id: i64,
     pub call_id: String,
     pub binding_id: Option<String>,
@@ -115,11 +102,10 @@ pub struct CallEvent {
     pub received_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = call_records, treat_none_as_default_value = false)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = call_records)]
 pub struct CallRecord {
     /// Row number, given by the database on insert (0 until then).
-    #[diesel(skip_insertion)]
     pub id: i64,
     pub dedup_key: String,
     pub call_id: String,
@@ -175,26 +161,6 @@ pub struct Linked<'a, T> {
     pub binding_id: Option<&'a str>,
 }
 
-impl Linked<'_, CallEvent> {
-    pub fn to_row(&self) -> CallEvent {
-        CallEvent {
-            call_id: self.call_id.to_owned(),
-            binding_id: self.binding_id.map(str::to_owned),
-            ..self.row.clone()
-        }
-    }
-}
-
-impl Linked<'_, CallRecord> {
-    pub fn to_row(&self) -> CallRecord {
-        CallRecord {
-            call_id: self.call_id.to_owned(),
-            binding_id: self.binding_id.map(str::to_owned),
-            ..self.row.clone()
-        }
-    }
-}
-
 /// A CDR's `call_records.dedup_key`: `icid:<icid>`, or `session:<sessionId>` when Huawei sent
 /// no icid; None when it sent neither (the CDR is then kept raw only).
 pub fn record_dedup_key(icid: Option<&str>, session_id: Option<&str>) -> Option<String> {
@@ -203,39 +169,6 @@ pub fn record_dedup_key(icid: Option<&str>, session_id: Option<&str>) -> Option<
         (_, Some(s)) if !s.is_empty() => Some(format!("session:{s}")),
         _ => None,
     }
-}
-
-/// Inserts rows the cheapest way for the backend: on SQLite (in-process) one cached prepared
-/// statement per row beats parsing a fresh multi-row statement per batch; on PostgreSQL every
-/// statement is a round trip, so rows go many to a statement.
-macro_rules! insert_rows {
-    ($conn:expr, $rows:expr, $per_statement:expr, |$c:ident, $values:ident| $insert:expr) => {{
-        let mut inserted: usize = 0;
-        match $conn {
-            DbConn::Sqlite($c) => {
-                for row in $rows {
-                    let $values = row;
-                    inserted += $insert;
-                }
-            }
-            DbConn::Postgres($c) => {
-                for chunk in $rows.chunks($per_statement) {
-                    let $values = chunk;
-                    inserted += $insert;
-                }
-            }
-        }
-        Ok::<usize, DbError>(inserted)
-    }};
-}
-
-pub fn insert_inbox(conn: &mut DbConn, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
-    insert_rows!(conn, rows, CHUNK, |c, values| diesel::insert_into(
-        webhook_inbox::table
-    )
-    .values(values)
-    .execute(c)?)
-    .map(drop)
 }
 
 /// The calls of these sessions, locked for update on PostgreSQL (two gateway instances may be
@@ -258,51 +191,9 @@ pub fn calls_by_session(conn: &mut DbConn, sessions: &[&str]) -> Result<Vec<Call
     Ok(out)
 }
 
-/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters for our widest
-/// table (42 columns).
+/// Keys per lookup statement: well under SQLite's 32,766 bound parameters (PostgreSQL gets each
+/// chunk as one array).
 const CHUNK: usize = 500;
-
-/// Writes these calls: new ones inserted, known ones updated, in one statement per chunk. The
-/// update sets only the columns no index covers, so it costs one row write; `rekey` (usually
-/// empty) names calls whose indexed columns changed too.
-pub fn upsert_calls(conn: &mut DbConn, rows: &[Call], rekey: &[Call]) -> Result<(), DbError> {
-    use diesel::upsert::excluded;
-    for chunk in rows.chunks(CHUNK) {
-        on_backend!(conn, |c| diesel::insert_into(calls::table)
-            .values(chunk)
-            .on_conflict(calls::id)
-            .do_update()
-            .set((
-                calls::subscription_id.eq(excluded(calls::subscription_id)),
-                calls::virtual_num.eq(excluded(calls::virtual_num)),
-                calls::extend_num.eq(excluded(calls::extend_num)),
-                calls::caller.eq(excluded(calls::caller)),
-                calls::called.eq(excluded(calls::called)),
-                calls::answered_at.eq(excluded(calls::answered_at)),
-                calls::ended_at.eq(excluded(calls::ended_at)),
-                calls::talk_seconds.eq(excluded(calls::talk_seconds)),
-                calls::last_event.eq(excluded(calls::last_event)),
-                calls::last_event_at.eq(excluded(calls::last_event_at)),
-                calls::state_code.eq(excluded(calls::state_code)),
-                calls::has_cdr.eq(excluded(calls::has_cdr)),
-                calls::updated_at.eq(excluded(calls::updated_at)),
-            ))
-            .execute(c))?;
-    }
-    for chunk in rekey.chunks(CHUNK) {
-        on_backend!(conn, |c| diesel::insert_into(calls::table)
-            .values(chunk)
-            .on_conflict(calls::id)
-            .do_update()
-            .set((
-                calls::binding_id.eq(excluded(calls::binding_id)),
-                calls::started_at.eq(excluded(calls::started_at)),
-                calls::icid.eq(excluded(calls::icid)),
-            ))
-            .execute(c))?;
-    }
-    Ok(())
-}
 
 /// The (call id, type, time) of every stored event of these calls: the dedup keys.
 pub fn event_keys(
@@ -339,33 +230,6 @@ pub fn record_keys(conn: &mut DbConn, keys: &[&str]) -> Result<Vec<String>, DbEr
     Ok(out)
 }
 
-/// Inserts events; one already stored (another gateway instance won the race) is skipped.
-pub fn insert_events(conn: &mut DbConn, rows: &[CallEvent]) -> Result<(), DbError> {
-    insert_rows!(conn, rows, CHUNK, |c, values| diesel::insert_into(
-        call_events::table
-    )
-    .values(values)
-    .on_conflict((
-        call_events::call_id,
-        call_events::event_type,
-        call_events::event_at
-    ))
-    .do_nothing()
-    .execute(c)?)
-    .map(drop)
-}
-
-/// Inserts CDRs; one already stored is skipped.
-pub fn insert_records(conn: &mut DbConn, rows: &[CallRecord]) -> Result<usize, DbError> {
-    insert_rows!(conn, rows, CHUNK / 5, |c, values| diesel::insert_into(
-        call_records::table
-    )
-    .values(values)
-    .on_conflict(call_records::dedup_key)
-    .do_nothing()
-    .execute(c)?)
-}
-
 /// A call linked to its binding by the batch being written, whose rows stored by earlier
 /// batches still have no binding.
 #[derive(Debug, Clone, Copy)]
@@ -376,55 +240,6 @@ pub struct NewLink<'a> {
     pub events: bool,
     /// It has a CDR stored by an earlier batch.
     pub records: bool,
-}
-
-/// Copies the binding of these (newly linked) calls onto their events and records that were
-/// stored before the link was known.
-pub fn link_calls(conn: &mut DbConn, links: &[NewLink<'_>]) -> Result<(), DbError> {
-    let with_events: Vec<&str> = links
-        .iter()
-        .filter(|l| l.events)
-        .map(|l| l.call_id)
-        .collect();
-    let with_records: Vec<&str> = links
-        .iter()
-        .filter(|l| l.records)
-        .map(|l| l.call_id)
-        .collect();
-    for chunk in with_events.chunks(CHUNK) {
-        // binding_id = (SELECT binding_id FROM calls WHERE calls.id = <row>.call_id)
-        diesel::update(
-            call_events::table
-                .filter(call_events::call_id.eq_any(chunk))
-                .filter(call_events::binding_id.is_null()),
-        )
-        .set(
-            call_events::binding_id.eq(calls::table
-                .filter(calls::id.eq(call_events::call_id))
-                .select(calls::binding_id)
-                .single_value()
-                .assume_not_null()
-                .nullable()),
-        )
-        .execute(conn)?;
-    }
-    for chunk in with_records.chunks(CHUNK) {
-        diesel::update(
-            call_records::table
-                .filter(call_records::call_id.eq_any(chunk))
-                .filter(call_records::binding_id.is_null()),
-        )
-        .set(
-            call_records::binding_id.eq(calls::table
-                .filter(calls::id.eq(call_records::call_id))
-                .select(calls::binding_id)
-                .single_value()
-                .assume_not_null()
-                .nullable()),
-        )
-        .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// Call statistics of a binding (derived from its calls).

@@ -1,6 +1,7 @@
 //! What the webhook writer needs of the database, as one trait with two implementations:
 //! - the pooled diesel connection ([`DbConn`]), used on PostgreSQL, where every statement is a
-//!   round trip and rows go many to a statement;
+//!   round trip: rows go many to a statement, as column arrays, so each statement is prepared
+//!   once per connection (see `pg_writer`);
 //! - [`SqliteWriter`], the writer's own SQLite connection with prepared statements kept for its
 //!   lifetime: on SQLite the writer's cost is CPU, and diesel's per-call query building and
 //!   binding was most of it.
@@ -12,7 +13,7 @@ use chrono::NaiveDateTime;
 
 use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
 pub use super::sqlite_writer::{SqliteWriter, WalSync};
-use super::{numbers, Db, DbConn, DbError};
+use super::{numbers, pg_writer, Db, DbConn, DbError};
 use crate::config::Backend;
 
 /// The webhook writer's queries. Every method runs inside [`IngestStore::transaction`].
@@ -126,29 +127,37 @@ impl IngestStore for DbConn {
         changed: &[&Call],
         rekeyed: &[&Call],
     ) -> Result<(), DbError> {
-        // PostgreSQL sends calls many to a statement; diesel takes them owned.
-        let rows: Vec<Call> = new.iter().chain(changed).map(|&c| c.clone()).collect();
-        let rekeyed: Vec<Call> = rekeyed.iter().map(|&c| c.clone()).collect();
-        calls::upsert_calls(self, &rows, &rekeyed)
+        pg_writer::write_calls(self.postgres()?, new, changed, rekeyed)
     }
 
-    // PostgreSQL is not held back by copying rows: it sends them many to a statement.
     fn insert_events(&mut self, rows: &[Linked<'_, CallEvent>]) -> Result<(), DbError> {
-        let rows: Vec<CallEvent> = rows.iter().map(Linked::<CallEvent>::to_row).collect();
-        calls::insert_events(self, &rows)
+        pg_writer::insert_events(self.postgres()?, rows)
     }
 
     fn insert_records(&mut self, rows: &[Linked<'_, CallRecord>]) -> Result<usize, DbError> {
-        let rows: Vec<CallRecord> = rows.iter().map(Linked::<CallRecord>::to_row).collect();
-        calls::insert_records(self, &rows)
+        pg_writer::insert_records(self.postgres()?, rows)
     }
 
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError> {
-        calls::insert_inbox(self, rows)
+        pg_writer::insert_inbox(self.postgres()?, rows)
     }
 
     fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError> {
-        calls::link_calls(self, links)
+        pg_writer::link_calls(self.postgres()?, links)
+    }
+}
+
+impl DbConn {
+    /// The PostgreSQL connection of the pooled writer path; SQLite has its own writer
+    /// ([`SqliteWriter`]), and reaching here with it is a bug.
+    fn postgres(&mut self) -> Result<&mut diesel::PgConnection, DbError> {
+        match self {
+            DbConn::Postgres(conn) => Ok(conn),
+            DbConn::Sqlite(_) => Err(DbError::Inconsistent(
+                "the pooled webhook writer runs on PostgreSQL only; SQLite has SqliteWriter"
+                    .to_owned(),
+            )),
+        }
     }
 }
 

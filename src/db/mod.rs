@@ -9,6 +9,7 @@ pub mod calls;
 pub mod ingest;
 pub mod models;
 pub mod numbers;
+mod pg_writer;
 pub mod schema;
 mod sqlite_writer;
 
