@@ -73,7 +73,7 @@ impl IngestStore for DbConn {
         &mut self,
         f: &mut dyn FnMut(&mut dyn IngestStore) -> Result<(), DbError>,
     ) -> Result<(), DbError> {
-        super::immediate_transaction(self, |conn| f(conn))
+        super::writer_transaction(self, |conn| f(conn))
     }
 
     fn calls_by_session(&mut self, sessions: &[&str]) -> Result<Vec<Call>, DbError> {

@@ -347,20 +347,36 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
-    transaction_with(conn, true, f)
+    transaction_with(conn, PgBegin::AllocationLock, f)
 }
 
-/// Like [`write_transaction`] but without the PostgreSQL advisory lock: for writers whose rows
-/// are protected by their own unique keys and row locks (the webhook writer).
-pub fn immediate_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+/// The webhook writer's transaction: like [`write_transaction`] but without the PostgreSQL
+/// advisory lock (its rows are protected by their own unique keys and row locks), and on
+/// PostgreSQL with generic plans for its prepared statements. Those are fixed, key-driven shapes
+/// (`= ANY($1)` lookups, UNNEST inserts) whose plan never depends on the values; with the
+/// default plan choice PostgreSQL re-planned some of them at every execution (the link update
+/// took 0.38 ms a run re-planned, 0.14 ms with its generic plan). `SET LOCAL` ends with the
+/// transaction, so the pooled connection returns to the default for other work.
+pub fn writer_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
-    transaction_with(conn, false, f)
+    transaction_with(conn, PgBegin::Writer, f)
 }
 
-fn transaction_with<T, E, F>(conn: &mut DbConn, pg_lock: bool, f: F) -> Result<T, E>
+/// How a transaction begins on PostgreSQL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PgBegin {
+    /// `BEGIN`, then the advisory lock of [`write_transaction`].
+    AllocationLock,
+    /// The webhook writer's begin, one round trip (simple query protocol).
+    Writer,
+}
+
+const PG_WRITER_BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
+fn transaction_with<T, E, F>(conn: &mut DbConn, pg_begin: PgBegin, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
@@ -370,8 +386,12 @@ where
     match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
         DbConn::Postgres(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN").and_then(|()| {
-                if pg_lock {
+            let begin = match pg_begin {
+                PgBegin::AllocationLock => "BEGIN",
+                PgBegin::Writer => PG_WRITER_BEGIN,
+            };
+            AnsiTransactionManager::begin_transaction_sql(c, begin).and_then(|()| {
+                if pg_begin == PgBegin::AllocationLock {
                     diesel::sql_query(format!(
                         "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
                     ))
