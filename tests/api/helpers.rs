@@ -332,7 +332,8 @@ impl TestApp {
     }
 
     /// Counts rows of a table that match an SQL condition.
-    pub async fn count_where(&self, table: &'static str, condition: &'static str) -> i64 {
+    pub async fn count_where(&self, table: &'static str, condition: &str) -> i64 {
+        let condition = condition.to_owned();
         use diesel::QueryableByName;
         #[derive(QueryableByName)]
         struct Count {

@@ -27,6 +27,7 @@ on_both_backends!(
     a_burst_of_two_thousand_notifications_ends_with_exactly_the_expected_rows,
     calls_played_by_the_sandbox_show_under_their_binding,
     raw_notifications_past_retention_are_purged_and_parsed_rows_kept,
+    every_field_of_an_event_and_a_cdr_is_stored_in_its_own_column,
 );
 
 /// A binding on X1 to receive calls; returns (id, subscription id, extension).
@@ -981,4 +982,92 @@ async fn raw_notifications_past_retention_are_purged_and_parsed_rows_kept(app: T
     assert_eq!(app.count("webhook_inbox").await, 2);
     assert_eq!(app.count("call_events").await, 6, "parsed events are kept");
     assert_eq!(app.count("calls").await, 1);
+}
+
+/// Each value Huawei sends lands in the column named for it: every field gets a value of its
+/// own, and the rows are looked up by all of them at once (the writers bind columns by
+/// position, so two swapped columns of one type would otherwise go unnoticed).
+async fn every_field_of_an_event_and_a_cdr_is_stored_in_its_own_column(app: TestApp) {
+    let (id, sub, e) = bound(&app, "wh-columns").await;
+    let collect = event(
+        "collectInfo",
+        "s-columns",
+        "2026-11-29 08:00:02",
+        json!({
+            "caller": "+8613900000101", "called": X1, "subscriptionId": sub,
+            "userData": "event-user-data", "digitInfo": e, "stateCode": 17,
+            "stateDesc": "event-state-desc"
+        }),
+    );
+    assert_eq!(app.push("/huawei/events", &collect).await.0, 200);
+    let fee = json!({
+        "direction": 1, "spId": "sp-columns", "appKey": "app-key-columns", "icid": "icid-columns",
+        "bindNum": X1, "sessionId": "s-columns", "subscriptionId": sub,
+        "callerNum": "+8613900000101", "calleeNum": "+8613900000102",
+        "fwdDisplayNum": "+8613900000103", "fwdDstNum": A1,
+        "callInTime": "2026-11-29 08:00:01", "fwdStartTime": "2026-11-29 08:00:03",
+        "fwdAlertingTime": "2026-11-29 08:00:04", "fwdAnswerTime": "2026-11-29 08:00:05",
+        "callEndTime": "2026-11-29 08:01:06", "fwdUnaswRsn": 31,
+        "failTime": "2026-11-29 08:00:07", "ulFailReason": 32, "sipStatusCode": 486,
+        "callOutUnaswRsn": 33, "recordFlag": 1, "recordStartTime": "2026-11-29 08:00:08",
+        "recordObjectName": "object-columns.wav", "recordBucketName": "bucket-columns",
+        "recordDomain": "domain-columns.example.com",
+        "recordFileDownloadUrl": "https://download-columns.example.com/o.wav",
+        "serviceType": "004", "hostName": "host-columns", "extendNum": e,
+        "userData": "cdr-user-data", "areaCode": "0755", "callDuration": 65,
+        "callRelDirection": "2"
+    });
+    let msg = json!({"eventType": "fee", "feeLst": [fee]});
+    assert_eq!(app.push("/huawei/cdr", &msg).await.0, 200);
+
+    let event_row = format!(
+        "call_id = (SELECT id FROM calls WHERE session_id = 's-columns') \
+         AND binding_id = '{id}' AND session_id = 's-columns' AND event_type = 'collectInfo' \
+         AND event_at = '2026-11-29 08:00:02' AND caller = '+8613900000101' AND called = '{X1}' \
+         AND state_code = 17 AND state_desc = 'event-state-desc' AND digit_info = '{e}' \
+         AND subscription_id = '{sub}' AND user_data = 'event-user-data' \
+         AND inbox_id IN (SELECT id FROM webhook_inbox WHERE event_type = 'collectInfo')"
+    );
+    assert_eq!(app.count_where("call_events", &event_row).await, 1);
+
+    let record_row = format!(
+        "dedup_key = 'icid:icid-columns' \
+         AND call_id = (SELECT id FROM calls WHERE session_id = 's-columns') \
+         AND binding_id = '{id}' AND icid = 'icid-columns' AND session_id = 's-columns' \
+         AND subscription_id = '{sub}' AND direction = 1 AND sp_id = 'sp-columns' \
+         AND app_key = 'app-key-columns' AND bind_num = '{X1}' \
+         AND caller_num = '+8613900000101' AND callee_num = '+8613900000102' \
+         AND fwd_display_num = '+8613900000103' AND fwd_dst_num = '{A1}' \
+         AND call_in_time = '2026-11-29 08:00:01' AND fwd_start_time = '2026-11-29 08:00:03' \
+         AND fwd_alerting_time = '2026-11-29 08:00:04' \
+         AND fwd_answer_time = '2026-11-29 08:00:05' AND call_end_time = '2026-11-29 08:01:06' \
+         AND fwd_unaswrsn = 31 AND fail_time = '2026-11-29 08:00:07' AND ul_fail_reason = 32 \
+         AND sip_status_code = 486 AND call_out_unaswrsn = 33 AND record_flag = 1 \
+         AND record_start_time = '2026-11-29 08:00:08' \
+         AND record_object_name = 'object-columns.wav' \
+         AND record_bucket_name = 'bucket-columns' \
+         AND record_domain = 'domain-columns.example.com' \
+         AND record_file_download_url = 'https://download-columns.example.com/o.wav' \
+         AND service_type = '004' AND host_name = 'host-columns' AND extend_num = '{e}' \
+         AND user_data = 'cdr-user-data' AND area_code = '0755' AND call_duration = 65 \
+         AND call_rel_direction = '2' AND talk_seconds = 61 AND raw IS NULL \
+         AND inbox_id IN (SELECT id FROM webhook_inbox WHERE event_type = 'fee')"
+    );
+    assert_eq!(app.count_where("call_records", &record_row).await, 1);
+
+    let call_row = format!(
+        "session_id = 's-columns' AND binding_id = '{id}' AND subscription_id = '{sub}' \
+         AND virtual_num = '{X1}' AND extend_num = '{e}' AND icid = 'icid-columns' \
+         AND started_at = '2026-11-29 08:00:01' AND answered_at = '2026-11-29 08:00:05' \
+         AND ended_at = '2026-11-29 08:01:06' AND talk_seconds = 61 \
+         AND last_event = 'collectInfo' AND last_event_at = '2026-11-29 08:00:02' \
+         AND has_cdr = TRUE AND created_at <= updated_at"
+    );
+    assert_eq!(app.count_where("calls", &call_row).await, 1);
+
+    let inbox_row = "route = '/huawei/cdr' AND remote_addr IS NOT NULL AND verified = TRUE \
+         AND auth_note IS NULL AND event_type = 'fee' AND items = 1 AND duplicates = 0 \
+         AND parse_note IS NULL AND body LIKE '%icid-columns%'";
+    assert_eq!(app.count_where("webhook_inbox", inbox_row).await, 1);
+    app.assert_no_dangling_references().await;
 }
