@@ -51,7 +51,8 @@ pub trait IngestStore {
         at: NaiveDateTime,
     ) -> Result<(), DbError>;
     /// Writes calls: `new` ones are inserted; `changed` ones get their unindexed columns
-    /// updated; `rekeyed` ones (a subset of `changed`) also their indexed columns.
+    /// updated; `rekeyed` ones (a subset of `changed`) also their indexed columns. (PostgreSQL
+    /// writes every column of `changed` in one statement: see `pg_writer::write_calls`.)
     fn write_calls(
         &mut self,
         new: &[&Call],

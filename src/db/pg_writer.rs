@@ -152,40 +152,45 @@ impl<T: QueryFragment<Pg>> QueryFragment<Pg> for UnnestInsert<'_, T> {
 
 impl<T> RunQueryDsl<PgConnection> for UnnestInsert<'_, T> {}
 
-/// Inserts new calls and updates changed ones, in one statement: the update sets only the
-/// columns no index covers (one row write, no index entry); `rekeyed` calls (usually none) get
-/// their indexed columns written by a second statement.
+/// Inserts new calls and updates changed ones, in one statement. The update sets every column
+/// but the call's identity (`id`, `session_id`, `created_at`), indexed ones included: PostgreSQL
+/// decides whether an update must touch an index by comparing the old and new values, not by
+/// what the statement sets, so a call whose binding and start did not change is still updated in
+/// place without new index entries (a HOT update). `rekeyed` (the calls whose indexed columns
+/// did change, a subset of `changed`) therefore needs no statement of its own; SQLite's writer
+/// uses it.
 pub fn write_calls(
     conn: &mut PgConnection,
     new: &[&Call],
     changed: &[&Call],
-    rekeyed: &[&Call],
+    _rekeyed: &[&Call],
 ) -> Result<(), DbError> {
     use schema::calls::dsl::*;
     let rows: Vec<&Call> = new.iter().chain(changed).copied().collect();
-    if !rows.is_empty() {
-        let unindexed = vec![
-            subscription_id::NAME,
-            virtual_num::NAME,
-            extend_num::NAME,
-            caller::NAME,
-            called::NAME,
-            answered_at::NAME,
-            ended_at::NAME,
-            talk_seconds::NAME,
-            last_event::NAME,
-            last_event_at::NAME,
-            state_code::NAME,
-            has_cdr::NAME,
-            updated_at::NAME,
-        ];
-        call_rows(&rows, OnConflict::Update("(id)", unindexed)).run(conn)?;
+    if rows.is_empty() {
+        return Ok(());
     }
-    if !rekeyed.is_empty() {
-        let indexed = vec![binding_id::NAME, started_at::NAME, icid::NAME];
-        call_rows(rekeyed, OnConflict::Update("(id)", indexed)).run(conn)?;
-    }
-    Ok(())
+    let mutable = vec![
+        binding_id::NAME,
+        subscription_id::NAME,
+        virtual_num::NAME,
+        extend_num::NAME,
+        caller::NAME,
+        called::NAME,
+        icid::NAME,
+        started_at::NAME,
+        answered_at::NAME,
+        ended_at::NAME,
+        talk_seconds::NAME,
+        last_event::NAME,
+        last_event_at::NAME,
+        state_code::NAME,
+        has_cdr::NAME,
+        updated_at::NAME,
+    ];
+    call_rows(&rows, OnConflict::Update("(id)", mutable))
+        .run(conn)
+        .map(drop)
 }
 
 fn call_rows<'a>(
