@@ -390,17 +390,26 @@ where
                 PgBegin::AllocationLock => "BEGIN",
                 PgBegin::Writer => PG_WRITER_BEGIN,
             };
-            AnsiTransactionManager::begin_transaction_sql(c, begin).and_then(|()| {
-                if pg_begin == PgBegin::AllocationLock {
-                    diesel::sql_query(format!(
-                        "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
-                    ))
-                    .execute(c)
-                    .map(drop)
-                } else {
-                    Ok(())
-                }
-            })
+            AnsiTransactionManager::begin_transaction_sql(c, begin)
+                .inspect_err(|_| {
+                    // A failed `SET LOCAL` leaves the server inside the aborted transaction its
+                    // `BEGIN` opened, which diesel does not know of: end it here, or the pooled
+                    // connection would fail every later statement.
+                    if pg_begin == PgBegin::Writer {
+                        let _ = c.batch_execute("ROLLBACK");
+                    }
+                })
+                .and_then(|()| {
+                    if pg_begin == PgBegin::AllocationLock {
+                        diesel::sql_query(format!(
+                            "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
+                        ))
+                        .execute(c)
+                        .map(drop)
+                    } else {
+                        Ok(())
+                    }
+                })
         }
     }
     .map_err(|e| {
