@@ -163,7 +163,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let speed_before = sqlite_yardstick(3.0);
-    println!("{}", yardstick_line("before the runs", speed_before));
+    println!("{}", yardstick_line("before the runs", &speed_before));
     let mut results = Vec::new();
     for backend in &backends {
         for &scenario in &scenarios {
@@ -235,8 +235,8 @@ fn main() {
     print_against_ceilings(&results);
     let speed_after = sqlite_yardstick(3.0);
     println!();
-    println!("{}", yardstick_line("before the runs", speed_before));
-    println!("{}", yardstick_line("after the runs", speed_after));
+    println!("{}", yardstick_line("before the runs", &speed_before));
+    println!("{}", yardstick_line("after the runs", &speed_after));
 }
 
 /// This machine's ceiling for a scenario (`shared/PERFORMANCE.md`), in rows per second of the

@@ -46,7 +46,7 @@ fn main() {
         .collect();
     // Time per notification moves with the machine's speed; this says how fast it is now.
     let speed = sqlite_yardstick(2.0);
-    println!("{}", yardstick_line("now", speed));
+    println!("{}", yardstick_line("now", &speed));
     println!("| scenario | notifications | items | batches | rows stored/expected | writer CPU µs/notif. | writer CPU µs/item |");
     println!("|---|---|---|---|---|---|---|");
     for scenario in scenarios {

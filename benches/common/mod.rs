@@ -116,13 +116,32 @@ pub fn body(scenario: Scenario, conn: usize, n: usize, subs: &[(String, String)]
     }
 }
 
-/// What `shared/PERFORMANCE.md` measured as 94k rows/s: raw SQLite inserts of ~650-byte rows (15
-/// columns, one unique key), 50 rows per transaction, WAL, `synchronous=FULL`, no HTTP. Measured
-/// again here, in the same minutes as the benchmark, it says how fast this machine is now: its
-/// speed drifts by a third between hours, and every figure of a run moves with it.
-pub fn sqlite_yardstick(seconds: f64) -> f64 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let conn = rusqlite::Connection::open(dir.path().join("yardstick.db")).expect("open");
+/// How fast this machine is now: what `shared/PERFORMANCE.md` measured as 94k rows/s, raw SQLite
+/// inserts of ~650-byte rows (15 columns, one unique key), 50 rows per transaction, WAL,
+/// `synchronous=FULL`, no HTTP, measured again here in the same minutes as the benchmark (its
+/// speed drifts by a third between hours, and every figure of a run moves with it). `disk` is
+/// in the temporary directory the benchmarks use; `memory` the same in `/dev/shm` (tmpfs, where
+/// a flush costs nothing), when the machine has it: the two together tell a slow disk from a
+/// slow CPU.
+pub struct Yardstick {
+    pub disk: f64,
+    pub memory: Option<f64>,
+}
+
+pub fn sqlite_yardstick(seconds: f64) -> Yardstick {
+    let disk = tempfile::tempdir().expect("temp dir");
+    let memory = std::path::Path::new("/dev/shm")
+        .is_dir()
+        .then(|| tempfile::tempdir_in("/dev/shm").ok())
+        .flatten();
+    Yardstick {
+        disk: yardstick_in(disk.path(), seconds),
+        memory: memory.map(|dir| yardstick_in(dir.path(), seconds)),
+    }
+}
+
+fn yardstick_in(dir: &std::path::Path, seconds: f64) -> f64 {
+    let conn = rusqlite::Connection::open(dir.join("yardstick.db")).expect("open");
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
          CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, c1 TEXT, c2 TEXT,
@@ -175,11 +194,20 @@ pub fn count_rows(db: &Db, table: &str) -> i64 {
     .unwrap_or(-1)
 }
 
-/// The yardstick, as both benches print it: rows/s and the ratio to the reference.
-pub fn yardstick_line(when: &str, rows_per_second: f64) -> String {
-    format!(
-        "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {rows_per_second:.0} rows/s \
+/// The yardstick, as both benches print it: rows/s and the ratio to the reference, and in
+/// memory, with the share of the disk run's time that went to flushing.
+pub fn yardstick_line(when: &str, y: &Yardstick) -> String {
+    let mut line = format!(
+        "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {:.0} rows/s \
          ({:.2} × the {YARDSTICK_CEILING:.0} of shared/PERFORMANCE.md)",
-        rows_per_second / YARDSTICK_CEILING
-    )
+        y.disk,
+        y.disk / YARDSTICK_CEILING
+    );
+    if let Some(memory) = y.memory {
+        line.push_str(&format!(
+            "; in /dev/shm (no disk): {memory:.0} rows/s, so writing and flushing to disk took {:.0} % of the disk run",
+            100.0 * (1.0 - y.disk / memory).max(0.0)
+        ));
+    }
+    line
 }
