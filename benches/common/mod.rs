@@ -195,7 +195,7 @@ pub fn count_rows(db: &Db, table: &str) -> i64 {
 }
 
 /// The yardstick, as both benches print it: rows/s and the ratio to the reference, and in
-/// memory, with the share of the disk run's time that went to flushing.
+/// memory, with the share of the disk run's time that went to writing and flushing to disk.
 pub fn yardstick_line(when: &str, y: &Yardstick) -> String {
     let mut line = format!(
         "this machine {when}: raw SQLite inserts, 50 rows per transaction, FULL: {:.0} rows/s \

@@ -53,7 +53,7 @@ enum OnConflict {
     /// `ON CONFLICT (target) DO NOTHING`: the row is skipped (and not counted).
     Skip(&'static str),
     /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, …` for these columns.
-    Update(&'static str, Vec<&'static str>),
+    Update(&'static str, &'static [&'static str]),
 }
 
 /// `INSERT INTO table (columns) SELECT * FROM UNNEST(one array per column) ON CONFLICT …`.
@@ -170,7 +170,7 @@ pub fn write_calls(
     if rows.is_empty() {
         return Ok(());
     }
-    let mutable = vec![
+    const MUTABLE: &[&str] = &[
         binding_id::NAME,
         subscription_id::NAME,
         virtual_num::NAME,
@@ -188,7 +188,7 @@ pub fn write_calls(
         has_cdr::NAME,
         updated_at::NAME,
     ];
-    call_rows(&rows, OnConflict::Update("(id)", mutable))
+    call_rows(&rows, OnConflict::Update("(id)", MUTABLE))
         .run(conn)
         .map(drop)
 }
@@ -416,7 +416,7 @@ mod tests {
     }
 
     fn sql_of(rows: &[&Call]) -> String {
-        let insert = call_rows(rows, OnConflict::Update("(id)", vec!["updated_at"]));
+        let insert = call_rows(rows, OnConflict::Update("(id)", &["updated_at"]));
         diesel::debug_query::<Pg, _>(&insert).to_string()
     }
 
