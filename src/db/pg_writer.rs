@@ -52,8 +52,9 @@ enum OnConflict {
     Fail,
     /// `ON CONFLICT (target) DO NOTHING`: the row is skipped (and not counted).
     Skip(&'static str),
-    /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, …` for these columns.
-    Update(&'static str, &'static [&'static str]),
+    /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c, …` for every inserted column but
+    /// these, so a column added to the insert is updated too without a second list to keep.
+    UpdateAllBut(&'static str, &'static [&'static str]),
 }
 
 /// `INSERT INTO table (columns) SELECT * FROM UNNEST(one array per column) ON CONFLICT …`.
@@ -132,11 +133,12 @@ impl<T: QueryFragment<Pg>> QueryFragment<Pg> for UnnestInsert<'_, T> {
                 out.push_sql(target);
                 out.push_sql(" DO NOTHING");
             }
-            OnConflict::Update(target, columns) => {
+            OnConflict::UpdateAllBut(target, kept) => {
                 out.push_sql(" ON CONFLICT ");
                 out.push_sql(target);
                 out.push_sql(" DO UPDATE SET ");
-                for (i, name) in columns.iter().enumerate() {
+                let updated = self.names.iter().filter(|name| !kept.contains(name));
+                for (i, name) in updated.enumerate() {
                     if i > 0 {
                         out.push_sql(", ");
                     }
@@ -165,41 +167,18 @@ pub fn write_calls(
     changed: &[&Call],
     _rekeyed: &[&Call],
 ) -> Result<(), DbError> {
-    use schema::calls::dsl::*;
     let rows: Vec<&Call> = new.iter().chain(changed).copied().collect();
     if rows.is_empty() {
         return Ok(());
     }
-    const MUTABLE: &[&str] = &[
-        binding_id::NAME,
-        subscription_id::NAME,
-        virtual_num::NAME,
-        extend_num::NAME,
-        caller::NAME,
-        called::NAME,
-        icid::NAME,
-        started_at::NAME,
-        answered_at::NAME,
-        ended_at::NAME,
-        talk_seconds::NAME,
-        last_event::NAME,
-        last_event_at::NAME,
-        state_code::NAME,
-        has_cdr::NAME,
-        updated_at::NAME,
-    ];
-    call_rows(&rows, OnConflict::Update("(id)", MUTABLE))
-        .run(conn)
-        .map(drop)
+    call_upsert(&rows).run(conn).map(drop)
 }
 
-fn call_rows<'a>(
-    rows: &[&'a Call],
-    on_conflict: OnConflict,
-) -> UnnestInsert<'a, schema::calls::table> {
+fn call_upsert<'a>(rows: &[&'a Call]) -> UnnestInsert<'a, schema::calls::table> {
     use schema::calls::dsl::*;
+    const IDENTITY: &[&str] = &[id::NAME, session_id::NAME, created_at::NAME];
     let each = || rows.iter().copied();
-    UnnestInsert::into(calls, on_conflict)
+    UnnestInsert::into(calls, OnConflict::UpdateAllBut("(id)", IDENTITY))
         .column(id, each().map(|c| c.id.as_str()))
         .column(session_id, each().map(|c| c.session_id.as_str()))
         .column(binding_id, each().map(|c| c.binding_id.as_deref()))
@@ -416,8 +395,7 @@ mod tests {
     }
 
     fn sql_of(rows: &[&Call]) -> String {
-        let insert = call_rows(rows, OnConflict::Update("(id)", &["updated_at"]));
-        diesel::debug_query::<Pg, _>(&insert).to_string()
+        diesel::debug_query::<Pg, _>(&call_upsert(rows)).to_string()
     }
 
     #[test]
@@ -433,9 +411,10 @@ mod tests {
             ),
             "{one}"
         );
+        // The update sets every column but the call's identity (id, session_id, created_at).
         assert!(
             text(&one).ends_with(
-                r#"SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (id) DO UPDATE SET "updated_at" = excluded."updated_at""#
+                r#"SELECT * FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (id) DO UPDATE SET "binding_id" = excluded."binding_id", "subscription_id" = excluded."subscription_id", "virtual_num" = excluded."virtual_num", "extend_num" = excluded."extend_num", "caller" = excluded."caller", "called" = excluded."called", "icid" = excluded."icid", "started_at" = excluded."started_at", "answered_at" = excluded."answered_at", "ended_at" = excluded."ended_at", "talk_seconds" = excluded."talk_seconds", "last_event" = excluded."last_event", "last_event_at" = excluded."last_event_at", "state_code" = excluded."state_code", "has_cdr" = excluded."has_cdr", "updated_at" = excluded."updated_at""#
             ),
             "{one}"
         );
