@@ -366,7 +366,7 @@ where
 }
 
 /// How a transaction begins on PostgreSQL.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum PgBegin {
     /// `BEGIN`, then the advisory lock of [`write_transaction`].
     AllocationLock,
@@ -385,32 +385,23 @@ where
     // inner connection so that `f` still receives the backend-neutral `DbConn`.
     match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
-        DbConn::Postgres(c) => {
-            let begin = match pg_begin {
-                PgBegin::AllocationLock => "BEGIN",
-                PgBegin::Writer => PG_WRITER_BEGIN,
-            };
-            AnsiTransactionManager::begin_transaction_sql(c, begin)
+        DbConn::Postgres(c) => match pg_begin {
+            PgBegin::AllocationLock => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")
+                .and_then(|()| {
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
+                    ))
+                    .execute(c)
+                    .map(drop)
+                }),
+            PgBegin::Writer => AnsiTransactionManager::begin_transaction_sql(c, PG_WRITER_BEGIN)
                 .inspect_err(|_| {
                     // A failed `SET LOCAL` leaves the server inside the aborted transaction its
                     // `BEGIN` opened, which diesel does not know of: end it here, or the pooled
                     // connection would fail every later statement.
-                    if pg_begin == PgBegin::Writer {
-                        let _ = c.batch_execute("ROLLBACK");
-                    }
-                })
-                .and_then(|()| {
-                    if pg_begin == PgBegin::AllocationLock {
-                        diesel::sql_query(format!(
-                            "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
-                        ))
-                        .execute(c)
-                        .map(drop)
-                    } else {
-                        Ok(())
-                    }
-                })
-        }
+                    let _ = c.batch_execute("ROLLBACK");
+                }),
+        },
     }
     .map_err(|e| {
         rollback(conn);
