@@ -307,6 +307,8 @@ async fn seed_demo_numbers(app: &Application) -> Result<Vec<(String, String)>, S
                         status_cause: None,
                         created_at: now,
                         updated_at: now,
+                        live_bindings: 0,
+                        quarantined_extensions: 0,
                     },
                 )?;
             }

@@ -8,6 +8,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::db::DbError;
 use crate::huawei::{HuaweiError, UpstreamKind};
 use crate::service::{FieldError, ServiceError};
 
@@ -163,6 +164,17 @@ impl From<ServiceError> for Problem {
             ServiceError::Upstream { source, binding_id } => {
                 log::warn!("upstream failure: {}", source.summary());
                 Self::upstream(&source, binding_id)
+            }
+            ServiceError::Database(DbError::Overloaded) => {
+                log::debug!("request refused: the database is saturated");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "the gateway has more work waiting for its database than it can take; retry shortly",
+                    )
+                }
             }
             ServiceError::Database(db) if db.is_unavailable() => {
                 log::error!("database unavailable: {db}");

@@ -48,6 +48,7 @@ pub fn seed_bindings(db: &Db) -> Vec<(String, String)> {
                     updated_at: now,
                     released_at: None,
                     last_error: None,
+                    in_quarantine: false,
                 },
             )?;
             out.push((sub, ext));

@@ -5,25 +5,27 @@ use diesel::prelude::*;
 
 use super::models::Binding;
 use super::schema::bindings::dsl;
-use super::{DbConn, DbError};
+use super::{numbers, DbConn, DbError};
 use crate::domain::BindingStatus;
 
-const LIVE: [&str; 2] = ["pending", "active"];
+pub(super) const LIVE: [&str; 2] = ["pending", "active"];
 const ENDED: [&str; 2] = ["released", "expired"];
 
+/// Inserts a binding and counts it in its number's counters, in the caller's transaction.
 pub fn insert(conn: &mut DbConn, row: &Binding) -> Result<(), DbError> {
     diesel::insert_into(dsl::bindings)
         .values(row)
         .execute(conn)?;
-    Ok(())
+    numbers::track(conn, None, Some(row))
 }
 
-/// Writes every column of `row` back (read-modify-write happens inside a write transaction).
-pub fn save(conn: &mut DbConn, row: &Binding) -> Result<(), DbError> {
-    diesel::update(dsl::bindings.find(&row.id))
-        .set(row)
+/// Writes every column of `after` back, and moves its count in the numbers' counters from
+/// where `before` (the row as read, locked, in this transaction) counted.
+pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(&after.id))
+        .set(after)
         .execute(conn)?;
-    Ok(())
+    numbers::track(conn, Some(before), Some(after))
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
@@ -32,6 +34,21 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
         .select(Binding::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Like [`find`], and on PostgreSQL locks the row until the transaction ends, so two flows on
+/// one binding cannot both read it and lose one's change (SQLite's write transaction already
+/// runs alone).
+pub fn lock(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
+    let q = dsl::bindings.find(id);
+    Ok(match conn {
+        DbConn::Postgres(c) => q
+            .select(Binding::as_select())
+            .for_update()
+            .first(c)
+            .optional()?,
+        DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
+    })
 }
 
 /// The live (pending or active) binding of an order and A number, if any.
@@ -85,8 +102,18 @@ pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Bindin
     Ok(q.order(dsl::id.desc()).limit(limit).load(conn)?)
 }
 
-/// Extensions of X that cannot be handed out now: held by a live binding, or released/expired
-/// after `quarantine_since` (so a caller dialling an old X+E never reaches a new person).
+/// Bindings that keep their X+E from being handed out: live, or ended after
+/// `quarantine_since` (so a caller dialling an old X+E never reaches a new person).
+macro_rules! holding_extension {
+    ($quarantine_since:expr) => {
+        dsl::status.eq_any(LIVE).or(dsl::status
+            .eq_any(ENDED)
+            .and(dsl::released_at.gt($quarantine_since)))
+    };
+}
+
+/// Extensions of X that cannot be handed out now. Bounded by the extensions X has (at most
+/// 9,999), not by the table: the allocator's last resort when random probes keep hitting.
 pub fn unavailable_extensions(
     conn: &mut DbConn,
     virtual_num: &str,
@@ -95,11 +122,25 @@ pub fn unavailable_extensions(
     let rows: Vec<Option<String>> = dsl::bindings
         .filter(dsl::virtual_num.eq(virtual_num))
         .filter(dsl::extend_num.is_not_null())
-        .filter(
-            dsl::status.eq_any(LIVE).or(dsl::status
-                .eq_any(ENDED)
-                .and(dsl::released_at.gt(quarantine_since))),
-        )
+        .filter(holding_extension!(quarantine_since))
+        .select(dsl::extend_num)
+        .distinct()
+        .load(conn)?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// Which of `candidates` (extensions of X) cannot be handed out now: one look-up in the
+/// (virtual_num, extend_num) index per candidate.
+pub fn unavailable_among(
+    conn: &mut DbConn,
+    virtual_num: &str,
+    candidates: &[String],
+    quarantine_since: NaiveDateTime,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<Option<String>> = dsl::bindings
+        .filter(dsl::virtual_num.eq(virtual_num))
+        .filter(dsl::extend_num.eq_any(candidates))
+        .filter(holding_extension!(quarantine_since))
         .select(dsl::extend_num)
         .load(conn)?;
     Ok(rows.into_iter().flatten().collect())
@@ -112,53 +153,13 @@ pub fn extension_unavailable(
     extend_num: &str,
     quarantine_since: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let n: i64 = dsl::bindings
-        .filter(dsl::virtual_num.eq(virtual_num))
-        .filter(dsl::extend_num.eq(extend_num))
-        .filter(
-            dsl::status.eq_any(LIVE).or(dsl::status
-                .eq_any(ENDED)
-                .and(dsl::released_at.gt(quarantine_since))),
-        )
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
-}
-
-/// Per virtual number: (live bindings, quarantined extensions).
-pub fn usage_by_number(
-    conn: &mut DbConn,
-    quarantine_since: NaiveDateTime,
-) -> Result<Vec<(String, i64, i64)>, DbError> {
-    let live: Vec<(Option<String>, i64)> = dsl::bindings
-        .filter(dsl::status.eq_any(LIVE))
-        .filter(dsl::virtual_num.is_not_null())
-        .group_by(dsl::virtual_num)
-        .select((dsl::virtual_num, diesel::dsl::count_star()))
-        .load(conn)?;
-    let quarantined: Vec<(Option<String>, i64)> = dsl::bindings
-        .filter(dsl::status.eq_any(ENDED))
-        .filter(dsl::released_at.gt(quarantine_since))
-        .filter(dsl::virtual_num.is_not_null())
-        .group_by(dsl::virtual_num)
-        .select((dsl::virtual_num, diesel::dsl::count_star()))
-        .load(conn)?;
-    let mut out: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-    for (n, c) in live {
-        out.entry(n.unwrap_or_default()).or_default().0 = c;
-    }
-    for (n, c) in quarantined {
-        out.entry(n.unwrap_or_default()).or_default().1 = c;
-    }
-    Ok(out.into_iter().map(|(n, (l, q))| (n, l, q)).collect())
-}
-
-pub fn count_live_on_number(conn: &mut DbConn, virtual_num: &str) -> Result<i64, DbError> {
-    Ok(dsl::bindings
-        .filter(dsl::virtual_num.eq(virtual_num))
-        .filter(dsl::status.eq_any(LIVE))
-        .count()
-        .get_result(conn)?)
+    Ok(!unavailable_among(
+        conn,
+        virtual_num,
+        &[extend_num.to_owned()],
+        quarantine_since,
+    )?
+    .is_empty())
 }
 
 /// Pending bindings created before `cutoff`: their create call has ended one way or another, so
@@ -177,18 +178,76 @@ pub fn pending_before(
         .load(conn)?)
 }
 
-/// Marks active bindings whose `expires_at` has passed as expired; their extension enters
-/// quarantine from the moment it expired. Returns how many.
-pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
-    Ok(diesel::update(
+/// Marks up to `limit` active bindings whose `expires_at` has passed as expired; their
+/// extension enters quarantine from the moment it expired. Returns how many.
+pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    let due = dsl::bindings
+        .filter(dsl::status.eq(BindingStatus::Active.as_str()))
+        .filter(dsl::expires_at.le(now))
+        .order(dsl::expires_at.asc())
+        .limit(limit)
+        .select(dsl::id)
+        .load::<String>(conn)?;
+    let ended: Vec<Option<String>> = diesel::update(
         dsl::bindings
-            .filter(dsl::status.eq(BindingStatus::Active.as_str()))
-            .filter(dsl::expires_at.le(now)),
+            .filter(dsl::id.eq_any(due))
+            // Checked again on the row itself: on PostgreSQL another instance may have ended it
+            // since the select read it.
+            .filter(dsl::status.eq(BindingStatus::Active.as_str())),
     )
     .set((
         dsl::status.eq(BindingStatus::Expired.as_str()),
         dsl::released_at.eq(dsl::expires_at),
         dsl::updated_at.eq(now),
+        dsl::in_quarantine.eq(dsl::virtual_num
+            .is_not_null()
+            .and(dsl::extend_num.is_not_null())),
     ))
-    .execute(conn)?)
+    .returning(dsl::virtual_num)
+    .get_results(conn)?;
+    let count = ended.len();
+    for (x, n) in tally(ended) {
+        // Live to quarantined; a row without E (none expire: they are never active) would
+        // count in neither.
+        numbers::add(conn, &x, -n, n)?;
+    }
+    Ok(count)
+}
+
+/// Ends the quarantine of up to `limit` extensions released before `quarantine_since`, and
+/// takes them off their numbers' counts. Returns how many.
+pub fn end_quarantines(
+    conn: &mut DbConn,
+    quarantine_since: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let over = dsl::bindings
+        .filter(dsl::in_quarantine.eq(true))
+        .filter(dsl::released_at.le(quarantine_since))
+        .order(dsl::released_at.asc())
+        .limit(limit)
+        .select(dsl::id)
+        .load::<String>(conn)?;
+    let cleared: Vec<Option<String>> = diesel::update(
+        dsl::bindings
+            .filter(dsl::id.eq_any(over))
+            .filter(dsl::in_quarantine.eq(true)),
+    )
+    .set(dsl::in_quarantine.eq(false))
+    .returning(dsl::virtual_num)
+    .get_results(conn)?;
+    let count = cleared.len();
+    for (x, n) in tally(cleared) {
+        numbers::add(conn, &x, 0, -n)?;
+    }
+    Ok(count)
+}
+
+/// Rows per number, in number order (one lock order for every transaction).
+fn tally(numbers: Vec<Option<String>>) -> std::collections::BTreeMap<String, i32> {
+    let mut out = std::collections::BTreeMap::new();
+    for x in numbers.into_iter().flatten() {
+        *out.entry(x).or_insert(0) += 1;
+    }
+    out
 }

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod calls;
+mod group_commit;
 pub mod ingest;
 pub mod models;
 pub mod numbers;
@@ -26,9 +27,8 @@ use crate::config::{Backend, DatabaseUrl};
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Key of the PostgreSQL advisory locks the gateway takes (arbitrary, fixed).
+/// Key of the PostgreSQL advisory lock held while migrating (arbitrary, fixed).
 const PG_LOCK_MIGRATIONS: i64 = 0x0a8e_0001;
-const PG_LOCK_ALLOCATION: i64 = 0x0a8e_0002;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -49,6 +49,9 @@ pub enum DbError {
     Migration(String),
     #[error("database work was cancelled or panicked")]
     Blocking,
+    /// More work is waiting for the database than it can take within the caller's wait.
+    #[error("the database is saturated: too much work is waiting for it")]
+    Overloaded,
     /// Rows about to be written do not fit together: a bug, reported instead of writing them.
     #[error("inconsistent write: {0}")]
     Inconsistent(String),
@@ -63,7 +66,7 @@ impl DbError {
     /// The database is down or saturated (as opposed to a bug or a constraint).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Unavailable(_) | Self::Blocking => true,
+            Self::Unavailable(_) | Self::Blocking | Self::Overloaded => true,
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
                     || info.message().contains("database is locked")
@@ -180,6 +183,12 @@ pub type Pool = r2d2::Pool<DbConnManager>;
 pub struct Db {
     pool: Pool,
     url: DatabaseUrl,
+    /// Work given to the blocking pool at once: as many as there are connections. The rest
+    /// waits here, where a caller that goes away takes its work with it, for at most `wait`.
+    gate: Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    /// SQLite: the one thread that runs write transactions, grouped (see `group_commit`).
+    writer: Option<Arc<group_commit::GroupCommit>>,
     /// Keeps SQLite's checkpointer thread running while any clone of this `Db` lives.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -197,12 +206,18 @@ impl Db {
             .connection_customizer(Box::new(ConnInit))
             .build(DbConnManager { url: url.clone() })
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        let checkpointer = match url.backend {
-            Backend::Sqlite => Some(Checkpointer::spawn(url)?),
-            Backend::Postgres => None,
+        let (checkpointer, writer) = match url.backend {
+            Backend::Sqlite => (
+                Some(Checkpointer::spawn(url)?),
+                Some(Arc::new(group_commit::GroupCommit::spawn(&url.target)?)),
+            ),
+            Backend::Postgres => (None, None),
         };
         Ok(Self {
             pool,
+            gate: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            wait: timeout,
+            writer,
             _checkpointer: checkpointer,
             url: url.clone(),
         })
@@ -224,8 +239,15 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let permit =
+            match actix_rt::time::timeout(self.wait, self.gate.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(E::from(DbError::Blocking)),
+                Err(_) => return Err(E::from(DbError::Overloaded)),
+            };
         let pool = self.pool.clone();
         actix_web::web::block(move || {
+            let _permit = permit;
             let mut conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
@@ -233,6 +255,21 @@ impl Db {
         })
         .await
         .map_err(|_| E::from(DbError::Blocking))?
+    }
+
+    /// Runs `f` in a write transaction (see [`write_transaction`]) and returns once it is
+    /// committed. On SQLite it joins the group-commit writer's next transaction (in a savepoint
+    /// of its own); on PostgreSQL it runs on a pooled connection, in parallel with others.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.submit(f, self.wait).await,
+            None => self.run(move |conn| write_transaction(conn, f)).await,
+        }
     }
 
     /// A connection for a dedicated thread (the webhook writer); blocks up to the pool timeout.
@@ -337,21 +374,22 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
     Ok(applied)
 }
 
-/// A read-then-write transaction that cannot lose a race:
+/// A read-then-write transaction:
 /// - SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so the busy timeout applies (a
 ///   deferred transaction upgrading to write can fail at once with "database is locked").
-/// - PostgreSQL: a transaction-scoped advisory lock serialises these transactions (number and
-///   extension allocation, binding updates) across every gateway instance sharing the database.
+/// - PostgreSQL: a plain `BEGIN` (read committed). What must not race is protected by the rows
+///   themselves: the flows lock the binding or number they read to change it (`FOR UPDATE`),
+///   and unique indexes settle the rest (one live binding per order and A, and per X+E), so
+///   writes on different bindings and numbers run in parallel, on one instance or several.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
-    transaction_with(conn, PgBegin::AllocationLock, f)
+    transaction_with(conn, PgBegin::Plain, f)
 }
 
-/// The webhook writer's transaction: like [`write_transaction`] but without the PostgreSQL
-/// advisory lock (its rows are protected by their own unique keys and row locks), and on
+/// The webhook writer's transaction: like [`write_transaction`], and on
 /// PostgreSQL with generic plans for its prepared statements. Those are fixed, key-driven shapes
 /// (`= ANY($1)` lookups, UNNEST inserts) whose plan never depends on the values; with the
 /// default plan choice PostgreSQL re-planned some of them at every execution (the link update
@@ -368,8 +406,8 @@ where
 /// How a transaction begins on PostgreSQL.
 #[derive(Clone, Copy)]
 enum PgBegin {
-    /// `BEGIN`, then the advisory lock of [`write_transaction`].
-    AllocationLock,
+    /// `BEGIN`.
+    Plain,
     /// The webhook writer's begin, one round trip (simple query protocol).
     Writer,
 }
@@ -386,14 +424,7 @@ where
     match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
         DbConn::Postgres(c) => match pg_begin {
-            PgBegin::AllocationLock => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")
-                .and_then(|()| {
-                    diesel::sql_query(format!(
-                        "SELECT pg_advisory_xact_lock({PG_LOCK_ALLOCATION})"
-                    ))
-                    .execute(c)
-                    .map(drop)
-                }),
+            PgBegin::Plain => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN"),
             PgBegin::Writer => AnsiTransactionManager::begin_transaction_sql(c, PG_WRITER_BEGIN)
                 .inspect_err(|_| {
                     // A failed `SET LOCAL` leaves the server inside the aborted transaction its

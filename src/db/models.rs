@@ -31,6 +31,8 @@ pub struct Binding {
     pub updated_at: NaiveDateTime,
     pub released_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
+    /// Counted in its number's `quarantined_extensions` until the quarantine is over.
+    pub in_quarantine: bool,
 }
 
 impl Binding {
@@ -40,16 +42,49 @@ impl Binding {
         BindingStatus::parse(&self.status).unwrap_or(BindingStatus::Failed)
     }
 
+    /// Changes the status; a binding that ends while holding X+E puts its extension in
+    /// quarantine (a caller dialling the old X+E must not reach the next person).
     pub fn set_status(&mut self, status: BindingStatus) {
+        let ends = self.status().is_live() && !status.is_live();
+        self.in_quarantine = match status {
+            BindingStatus::Released | BindingStatus::Expired => {
+                self.in_quarantine
+                    || (ends && self.virtual_num.is_some() && self.extend_num.is_some())
+            }
+            BindingStatus::Pending | BindingStatus::Active | BindingStatus::Failed => false,
+        };
         self.status = status.as_str().to_owned();
     }
 
     pub fn number_choice(&self) -> NumberChoice {
         NumberChoice::parse(&self.number_choice).unwrap_or(NumberChoice::Client)
     }
+
+    /// The number whose counters this row counts in, and in which of them.
+    pub fn usage(&self) -> Option<(&str, Usage)> {
+        let x = self.virtual_num.as_deref()?;
+        if self.status().is_live() {
+            Some((x, Usage::Live))
+        } else if self.in_quarantine {
+            Some((x, Usage::Quarantined))
+        } else {
+            None
+        }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+/// How a binding counts in its virtual number's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// Pending or active: `live_bindings`.
+    Live,
+    /// Ended, extension in quarantine: `quarantined_extensions`.
+    Quarantined,
+}
+
+#[derive(
+    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable,
+)]
 #[diesel(table_name = virtual_numbers, primary_key(number), treat_none_as_null = true)]
 pub struct VirtualNumber {
     pub number: String,
@@ -58,6 +93,10 @@ pub struct VirtualNumber {
     pub status_cause: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Pending and active bindings on this number.
+    pub live_bindings: i32,
+    /// Ended bindings on this number whose extension is still in quarantine.
+    pub quarantined_extensions: i32,
 }
 
 impl VirtualNumber {

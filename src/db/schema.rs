@@ -24,6 +24,7 @@ diesel::table! {
         updated_at -> Timestamp,
         released_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        in_quarantine -> Bool,
     }
 }
 
@@ -35,6 +36,8 @@ diesel::table! {
         status_cause -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        live_bindings -> Integer,
+        quarantined_extensions -> Integer,
     }
 }
 

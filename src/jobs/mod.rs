@@ -89,6 +89,11 @@ pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule)
                 Ok(n) => log::info!(expired = n; "{n} binding(s) expired"),
                 Err(e) => log::warn!("expiry sweep failed, will retry: {e}"),
             }
+            match svc.end_quarantines().await {
+                Ok(0) => {}
+                Ok(n) => log::info!(ended = n; "quarantine over for {n} extension(s)"),
+                Err(e) => log::warn!("quarantine sweep failed, will retry: {e}"),
+            }
         }
     });
     Jobs {

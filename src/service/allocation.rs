@@ -6,9 +6,15 @@ use std::collections::HashSet;
 use chrono::NaiveDateTime;
 use rand::seq::IteratorRandom;
 
+use rand::Rng;
+
 use super::ServiceError;
+use crate::db::models::VirtualNumber;
+use crate::db::numbers::Room;
 use crate::db::{bindings, numbers, DbConn};
-use crate::domain::{AreaCode, ExtensionDigits, ExtensionNumber, NumberChoice, NumberStatus};
+use crate::domain::{
+    mask_phone, AreaCode, ExtensionDigits, ExtensionNumber, NumberChoice, NumberStatus,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -23,6 +29,14 @@ impl Limits {
         let by_space = i64::from(self.digits.max_value()) - live - quarantined;
         by_policy.min(by_space).max(0)
     }
+
+    /// The same rule, as the pool's query asks it of a number's counters.
+    pub fn room(&self) -> Room {
+        Room {
+            max_live: i32::try_from(self.max_per_number).unwrap_or(i32::MAX),
+            extensions: i32::try_from(self.digits.max_value()).unwrap_or(i32::MAX),
+        }
+    }
 }
 
 /// What the allocator decided.
@@ -33,8 +47,9 @@ pub struct Allocation {
     pub choice: NumberChoice,
 }
 
-/// Picks X and E. `requested_x`/`requested_e` are the client's choices; `exclude` holds
-/// extensions Huawei already said are taken during this request.
+/// Picks X and E, in the caller's write transaction, with a bounded number of indexed look-ups
+/// whatever the size of the pool and of the bindings table. `requested_x`/`requested_e` are
+/// the client's choices; `exclude` holds extensions Huawei already said are taken.
 pub fn allocate(
     conn: &mut DbConn,
     limits: Limits,
@@ -45,7 +60,7 @@ pub fn allocate(
     exclude: &HashSet<String>,
 ) -> Result<Allocation, ServiceError> {
     if let Some(x) = requested_x {
-        let Some(number) = numbers::find(conn, x)? else {
+        let Some(number) = numbers::lock(conn, x)? else {
             return Err(ServiceError::invalid(
                 "virtual_num",
                 "is not in the gateway's number pool (add it with POST /v1/numbers)",
@@ -57,8 +72,8 @@ pub fn allocate(
                 number.status().as_str()
             )));
         }
-        let live = bindings::count_live_on_number(conn, x)?;
-        if live >= i64::from(limits.max_per_number) {
+        let live = number.live_bindings;
+        if i64::from(live) >= i64::from(limits.max_per_number) {
             return Err(ServiceError::NoCapacity(format!(
                 "virtual number already has {live} live bindings (MAX_BINDINGS_PER_NUMBER is {})",
                 limits.max_per_number
@@ -73,7 +88,7 @@ pub fn allocate(
                 }
                 e.as_str().to_owned()
             }
-            None => pick_extension(conn, limits.digits, x, quarantine_since, exclude)?.ok_or_else(
+            None => pick_extension(conn, limits, &number, quarantine_since, exclude)?.ok_or_else(
                 || ServiceError::NoCapacity("no free extension left on this virtual number".into()),
             )?,
         };
@@ -84,30 +99,31 @@ pub fn allocate(
         });
     }
 
-    // From the pool: the allocatable number with the most free extensions.
-    let candidates = numbers::allocatable(conn, area_code.map(AreaCode::as_str))?;
-    let usage: std::collections::HashMap<String, (i64, i64)> =
-        bindings::usage_by_number(conn, quarantine_since)?
-            .into_iter()
-            .map(|(n, l, q)| (n, (l, q)))
-            .collect();
-    let mut ranked: Vec<(i64, String)> = candidates
-        .into_iter()
-        .map(|n| {
-            let (live, quarantined) = usage.get(&n).copied().unwrap_or((0, 0));
-            (limits.free_extensions(live, quarantined), n)
-        })
-        .filter(|(free, _)| *free > 0)
-        .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    for (_, x) in ranked {
-        if let Some(e) = pick_extension(conn, limits.digits, &x, quarantine_since, exclude)? {
+    // From the pool: the least loaded number with room. Its counters can only overstate what
+    // is taken (a quarantine that ended is counted until the expiry job clears it), so a number
+    // without a free extension after all is a surprise: skip it, a few times at most.
+    let mut full = Vec::new();
+    for _ in 0..MAX_FULL_NUMBERS {
+        let Some(number) =
+            numbers::pick(conn, area_code.map(AreaCode::as_str), limits.room(), &full)?
+        else {
+            break;
+        };
+        if let Some(e) = pick_extension(conn, limits, &number, quarantine_since, exclude)? {
             return Ok(Allocation {
-                virtual_num: Some(x),
+                virtual_num: Some(number.number),
                 extend_num: Some(e),
                 choice: NumberChoice::Pool,
             });
         }
+        log::warn!(
+            "virtual number {} has no free extension although its counters say it has room \
+             ({} live, {} quarantined); trying another",
+            mask_phone(&number.number),
+            number.live_bindings,
+            number.quarantined_extensions
+        );
+        full.push(number.number);
     }
     match area_code {
         Some(area) if !numbers::any_in_area(conn, area.as_str())? => Ok(Allocation {
@@ -125,23 +141,55 @@ pub fn allocate(
     }
 }
 
+/// How many numbers whose counters turned out wrong one allocation skips before giving up.
+const MAX_FULL_NUMBERS: usize = 3;
+
+/// Random candidates tried per look-up, and look-ups before listing X's taken extensions.
+const PROBES_PER_ROUND: usize = 8;
+const PROBE_ROUNDS: usize = 4;
+
 /// A random free extension of X: random, so extensions are not guessable from order of
 /// creation and concurrent gateways rarely collide at Huawei.
+///
+/// Candidates are drawn at random and checked against the bindings index a few at a time, which
+/// costs the same whatever X's load; only when few are left (under a quarter by X's counters, or
+/// after the probes all hit) are X's taken extensions listed, at most the extensions X has.
 pub fn pick_extension(
     conn: &mut DbConn,
-    digits: ExtensionDigits,
-    virtual_num: &str,
+    limits: Limits,
+    number: &VirtualNumber,
     quarantine_since: NaiveDateTime,
     exclude: &HashSet<String>,
 ) -> Result<Option<String>, ServiceError> {
-    let taken: HashSet<String> =
-        bindings::unavailable_extensions(conn, virtual_num, quarantine_since)?
-            .into_iter()
-            .collect();
-    Ok((1..=digits.max_value())
-        .map(|i| ExtensionNumber::from_index(i, digits).as_str().to_owned())
+    let space = limits.digits.max_value();
+    let x = number.number.as_str();
+    let held = i64::from(number.live_bindings) + i64::from(number.quarantined_extensions);
+    let free = i64::from(space) - held - exclude.len() as i64;
+    let mut rng = rand::rng();
+    if free * 4 >= i64::from(space) {
+        for _ in 0..PROBE_ROUNDS {
+            let candidates: Vec<String> = (0..PROBES_PER_ROUND)
+                .map(|_| ExtensionNumber::from_index(rng.random_range(1..=space), limits.digits))
+                .map(|e| e.as_str().to_owned())
+                .filter(|e| !exclude.contains(e))
+                .collect();
+            let taken = bindings::unavailable_among(conn, x, &candidates, quarantine_since)?;
+            if let Some(e) = candidates.into_iter().find(|e| !taken.contains(e)) {
+                return Ok(Some(e));
+            }
+        }
+    }
+    let taken: HashSet<String> = bindings::unavailable_extensions(conn, x, quarantine_since)?
+        .into_iter()
+        .collect();
+    Ok((1..=space)
+        .map(|i| {
+            ExtensionNumber::from_index(i, limits.digits)
+                .as_str()
+                .to_owned()
+        })
         .filter(|e| !taken.contains(e) && !exclude.contains(e))
-        .choose(&mut rand::rng()))
+        .choose(&mut rng))
 }
 
 #[cfg(test)]

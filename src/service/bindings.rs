@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use super::allocation::{self, Limits};
 use super::{FieldError, ServiceError};
 use crate::db::models::Binding;
-use crate::db::{self, bindings, write_transaction, Db};
+use crate::db::{self, bindings, Db};
 use crate::domain::{
     mask_phone, AreaCode, BindingStatus, ExtensionNumber, NumberChoice, OrderId, PhoneNumber,
     ToneName, TtlMinutes, UserData,
@@ -131,15 +131,14 @@ impl BindingService {
         F: FnOnce(&mut Binding, NaiveDateTime) + Send + 'static,
     {
         self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    let mut row = load(conn, &id)?;
-                    let now = db::now();
-                    change(&mut row, now);
-                    row.updated_at = now;
-                    bindings::save(conn, &row)?;
-                    Ok(row)
-                })
+            .write(move |conn| {
+                let before = lock(conn, &id)?;
+                let mut row = before.clone();
+                let now = db::now();
+                change(&mut row, now);
+                row.updated_at = now;
+                bindings::update(conn, &before, &row)?;
+                Ok(row)
             })
             .await
     }
@@ -162,7 +161,7 @@ impl BindingService {
         let request = req.clone();
         let reservation = self
             .db
-            .run(move |conn| write_transaction(conn, |conn| reserve(conn, &request, &policy)))
+            .write(move |conn| reserve(conn, &request, &policy))
             .await;
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
@@ -248,23 +247,25 @@ impl BindingService {
                         (row.id.clone(), refused_extensions.clone(), self.policy);
                     let moved = self
                         .db
-                        .run(move |conn| {
-                            write_transaction(conn, |conn| {
-                                let mut row = load(conn, &id)?;
-                                let x = row.virtual_num.clone().unwrap_or_default();
-                                let now = db::now();
-                                let e = allocation::pick_extension(
+                        .write(move |conn| {
+                            let before = lock(conn, &id)?;
+                            let mut row = before.clone();
+                            let x = row.virtual_num.clone().unwrap_or_default();
+                            // Extensions of X are picked one transaction at a time.
+                            let e = match db::numbers::lock(conn, &x)? {
+                                Some(number) => allocation::pick_extension(
                                     conn,
-                                    policy.limits.digits,
-                                    &x,
-                                    policy.quarantine_since(now),
+                                    policy.limits,
+                                    &number,
+                                    policy.quarantine_since(db::now()),
                                     &excluded,
-                                )?;
-                                row.extend_num = e.clone();
-                                row.updated_at = now;
-                                bindings::save(conn, &row)?;
-                                Ok::<_, ServiceError>((row, e.is_some()))
-                            })
+                                )?,
+                                None => None,
+                            };
+                            row.extend_num = e.clone();
+                            row.updated_at = db::now();
+                            bindings::update(conn, &before, &row)?;
+                            Ok::<_, ServiceError>((row, e.is_some()))
                         })
                         .await?;
                     row = moved.0;
@@ -547,12 +548,36 @@ impl BindingService {
         Ok(settled)
     }
 
-    /// Marks bindings past `expires_at` as expired. Returns how many.
+    /// Marks bindings past `expires_at` as expired, in batches. Returns how many.
     pub async fn expire_due(&self) -> Result<usize, ServiceError> {
-        Ok(self
-            .db
-            .run(move |conn| bindings::expire_due(conn, db::now()))
-            .await?)
+        self.in_batches(|conn| bindings::expire_due(conn, db::now(), SWEEP_BATCH))
+            .await
+    }
+
+    /// Ends the quarantine of extensions released longer ago than the quarantine, in batches,
+    /// so their numbers' counters show them free again. Returns how many.
+    pub async fn end_quarantines(&self) -> Result<usize, ServiceError> {
+        let policy = self.policy;
+        self.in_batches(move |conn| {
+            bindings::end_quarantines(conn, policy.quarantine_since(db::now()), SWEEP_BATCH)
+        })
+        .await
+    }
+
+    /// Runs `batch` in short write transactions until one finds nothing more to do.
+    async fn in_batches<F>(&self, batch: F) -> Result<usize, ServiceError>
+    where
+        F: Fn(&mut db::DbConn) -> Result<usize, db::DbError> + Clone + Send + 'static,
+    {
+        let mut total = 0;
+        loop {
+            let step = batch.clone();
+            let n = self.db.write(step).await?;
+            total += n;
+            if n < SWEEP_BATCH as usize {
+                return Ok(total);
+            }
+        }
     }
 
     /// Applies Huawei's view (`None`: Huawei has no such binding) to our row.
@@ -633,8 +658,20 @@ impl BindingService {
     }
 }
 
+/// Rows one sweep transaction changes at most: short, so API writes never wait long for one.
+const SWEEP_BATCH: i64 = 500;
+
 fn load(conn: &mut db::DbConn, id: &str) -> Result<Binding, ServiceError> {
-    bindings::find(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("no binding {id}")))
+    bindings::find(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+/// [`load`] for a change: the row stays locked until the transaction ends.
+fn lock(conn: &mut db::DbConn, id: &str) -> Result<Binding, ServiceError> {
+    bindings::lock(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no binding {id}"))
 }
 
 /// Inside the write transaction: return the live binding of the pair, or allocate X+E and
@@ -683,6 +720,7 @@ fn reserve(
         updated_at: now,
         released_at: None,
         last_error: None,
+        in_quarantine: false,
     };
     bindings::insert(conn, &row)?;
     Ok(Reservation::New(row))

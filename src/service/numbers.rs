@@ -4,7 +4,7 @@ use super::allocation::Limits;
 use super::bindings::Policy;
 use super::ServiceError;
 use crate::db::models::VirtualNumber;
-use crate::db::{self, bindings, numbers, write_transaction, Db};
+use crate::db::{self, numbers, Db};
 use crate::domain::{AreaCode, NumberStatus, PhoneNumber};
 
 /// A pooled number with its usage.
@@ -33,7 +33,7 @@ impl NumberService {
     ) -> Result<NumberUsage, ServiceError> {
         let limits = self.policy.limits;
         self.db
-            .run(move |conn| {
+            .write(move |conn| {
                 let now = db::now();
                 let row = VirtualNumber {
                     number: number.as_str().to_owned(),
@@ -42,6 +42,8 @@ impl NumberService {
                     status_cause: None,
                     created_at: now,
                     updated_at: now,
+                    live_bindings: 0,
+                    quarantined_extensions: 0,
                 };
                 match numbers::insert(conn, &row) {
                     Ok(()) => {}
@@ -52,31 +54,21 @@ impl NumberService {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                Ok(NumberUsage {
-                    number: row,
-                    live_bindings: 0,
-                    quarantined_extensions: 0,
-                    free_extensions: limits.free_extensions(0, 0),
-                })
+                // Read back: bindings left on a number that was pooled before still count.
+                let row = numbers::find(conn, &row.number)?.unwrap_or(row);
+                Ok(usage_of(row, limits))
             })
             .await
     }
 
+    /// Every pooled number with its usage, from the numbers' own counters.
     pub async fn list(&self) -> Result<Vec<NumberUsage>, ServiceError> {
-        let policy = self.policy;
+        let limits = self.policy.limits;
         self.db
             .run(move |conn| {
-                let since = db::now()
-                    - chrono::Duration::from_std(policy.quarantine)
-                        .unwrap_or(chrono::Duration::MAX);
-                let usage: std::collections::HashMap<String, (i64, i64)> =
-                    bindings::usage_by_number(conn, since)?
-                        .into_iter()
-                        .map(|(n, l, q)| (n, (l, q)))
-                        .collect();
                 Ok(numbers::list(conn)?
                     .into_iter()
-                    .map(|n| usage_of(n, &usage, policy.limits))
+                    .map(|n| usage_of(n, limits))
                     .collect())
             })
             .await
@@ -85,33 +77,30 @@ impl NumberService {
     /// Removes a number from the pool; refused while it has live bindings.
     pub async fn remove(&self, number: String) -> Result<(), ServiceError> {
         self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    if numbers::find(conn, &number)?.is_none() {
-                        return Err(ServiceError::NotFound(
-                            "this number is not in the pool".into(),
-                        ));
-                    }
-                    let live = bindings::count_live_on_number(conn, &number)?;
-                    if live > 0 {
-                        return Err(ServiceError::Conflict(format!(
-                            "the number has {live} live binding(s); release them first"
-                        )));
-                    }
-                    numbers::delete(conn, &number)?;
-                    Ok(())
-                })
+            .write(move |conn| {
+                let Some(row) = numbers::lock(conn, &number)? else {
+                    return Err(ServiceError::NotFound(
+                        "this number is not in the pool".into(),
+                    ));
+                };
+                if row.live_bindings > 0 {
+                    return Err(ServiceError::Conflict(format!(
+                        "the number has {} live binding(s); release them first",
+                        row.live_bindings
+                    )));
+                }
+                numbers::delete(conn, &number)?;
+                Ok(())
             })
             .await
     }
 }
 
-fn usage_of(
-    number: VirtualNumber,
-    usage: &std::collections::HashMap<String, (i64, i64)>,
-    limits: Limits,
-) -> NumberUsage {
-    let (live, quarantined) = usage.get(&number.number).copied().unwrap_or((0, 0));
+fn usage_of(number: VirtualNumber, limits: Limits) -> NumberUsage {
+    let (live, quarantined) = (
+        i64::from(number.live_bindings),
+        i64::from(number.quarantined_extensions),
+    );
     let free = if number.status() == NumberStatus::Normal {
         limits.free_extensions(live, quarantined)
     } else {

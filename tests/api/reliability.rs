@@ -176,9 +176,10 @@ async fn bindings_past_their_expiry_become_expired(app: TestApp) {
     app.app_db
         .run(move |conn| {
             use axe_gateway::db::bindings;
-            let mut row = bindings::find(conn, &row_id)?.unwrap();
+            let before = bindings::find(conn, &row_id)?.unwrap();
+            let mut row = before.clone();
             row.expires_at = Some(past);
-            bindings::save(conn, &row)
+            bindings::update(conn, &before, &row)
         })
         .await
         .unwrap();
