@@ -159,6 +159,9 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     pub client: awc::Client,
     pub app_db: axe_gateway::db::Db,
+    /// What the gateway was started with, for [`TestApp::another_instance`].
+    vars: HashMap<String, String>,
+    huawei: HuaweiSettings,
     server: actix_web::dev::ServerHandle,
     sandbox_server: actix_web::dev::ServerHandle,
     _db: TestDb,
@@ -186,6 +189,10 @@ impl TestApp {
         ]);
         vars.extend(env.iter().copied());
         let settings = Settings::load(&vars, true).expect("test settings");
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let gateway = listener.local_addr().unwrap();
@@ -211,7 +218,7 @@ impl TestApp {
             request_timeout: settings.huawei_request_timeout,
         };
         let tokens = ApiTokens::parse(&format!("orders:{TOKEN},billing:{OTHER_TOKEN}")).unwrap();
-        let app = Application::build(settings, tokens, huawei, listener)
+        let app = Application::build(settings, tokens, huawei.clone(), listener)
             .await
             .expect("gateway starts");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -225,10 +232,66 @@ impl TestApp {
                 .timeout(Duration::from_secs(30))
                 .finish(),
             app_db,
+            vars,
+            huawei,
             server,
             sandbox_server: sandbox_handle,
             _db: db,
         })
+    }
+
+    /// A second gateway on the same database and sandbox, as a second instance of a
+    /// deployment would run (its own pool, writers and background jobs).
+    pub async fn another_instance(&self) -> Instance {
+        let vars: HashMap<&str, &str> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let settings = Settings::load(&vars, true).expect("test settings");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tokens = ApiTokens::parse(&format!("orders:{TOKEN},billing:{OTHER_TOKEN}")).unwrap();
+        let app = Application::build(settings, tokens, self.huawei.clone(), listener)
+            .await
+            .expect("second gateway starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let server = app.handle();
+        actix_rt::spawn(app.run_until_stopped());
+        Instance {
+            address,
+            client: self.client.clone(),
+            server,
+        }
+    }
+
+    /// Fails unless every number's usage counters equal what the bindings table says.
+    pub async fn assert_usage_counters_match(&self) {
+        let wrong = self
+            .count_where(
+                "virtual_numbers v",
+                "live_bindings <> (SELECT COUNT(*) FROM bindings b WHERE b.virtual_num = v.number \
+                   AND b.status IN ('pending', 'active')) \
+                 OR quarantined_extensions <> (SELECT COUNT(*) FROM bindings b \
+                   WHERE b.virtual_num = v.number AND b.in_quarantine)",
+            )
+            .await;
+        assert_eq!(
+            wrong, 0,
+            "numbers whose counters disagree with the bindings"
+        );
+    }
+
+    /// Fails if two live bindings hold the same X+E.
+    pub async fn assert_no_extension_held_twice(&self) {
+        let twice = self
+            .count_where(
+                "bindings a",
+                "a.status IN ('pending', 'active') AND EXISTS (SELECT 1 FROM bindings b \
+                 WHERE b.id <> a.id AND b.status IN ('pending', 'active') \
+                 AND b.virtual_num = a.virtual_num AND b.extend_num = a.extend_num)",
+            )
+            .await;
+        assert_eq!(twice, 0, "live bindings sharing X+E");
     }
 
     /// PostgreSQL only: removes the gateway's database while it runs.
@@ -415,6 +478,38 @@ impl TestApp {
             );
             actix_rt::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// Another gateway instance started by [`TestApp::another_instance`].
+pub struct Instance {
+    pub address: String,
+    client: awc::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Instance {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut resp = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.to_string())
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let bytes = resp.body().limit(1 << 20).await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod allocation;
 mod bindings;
 mod numbers;
 mod reliability;
