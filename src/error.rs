@@ -222,6 +222,15 @@ mod tests {
     }
 
     #[test]
+    fn a_saturated_database_is_a_quick_503_overloaded_with_retry_after() {
+        let p = Problem::from(ServiceError::Database(DbError::Overloaded));
+        assert_eq!((p.status, p.code), (503, "overloaded"));
+        let resp = p.error_response();
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "1");
+        assert_eq!(resp.headers().get("Content-Type").unwrap(), PROBLEM_JSON);
+    }
+
+    #[test]
     fn invalid_parameters_and_timeouts_map_to_their_classes() {
         let invalid = HuaweiError::Rejected {
             http_status: 403,

@@ -272,8 +272,8 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    let b = svc.get(id).await?;
-    Ok(HttpResponse::Ok().json(view(&svc, b).await?))
+    let (b, stats) = svc.get_with_stats(id).await?;
+    Ok(HttpResponse::Ok().json(BindingView::new(b, stats)))
 }
 
 pub async fn modify(
@@ -384,15 +384,18 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (filter, limit) = query.into_inner().parse()?;
-    let mut rows = svc.list(filter, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|b| URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
-    } else {
-        None
-    };
+    let (rows, more) = svc.list(filter, limit).await?;
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|(b, _)| URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
+        })
+        .flatten();
     Ok(HttpResponse::Ok().json(Page {
-        items: views(&svc, rows).await?,
+        items: rows
+            .into_iter()
+            .map(|(b, s)| BindingView::new(b, s))
+            .collect(),
         next_cursor,
     }))
 }

@@ -277,6 +277,9 @@ pub fn stats_of(
         .select(calls::last_event)
         .limit(1)
         .single_value();
+    if rows.is_empty() {
+        return Ok(Default::default());
+    }
     let with_calls: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     let mut last_events: std::collections::HashMap<String, Option<String>> = bindings::table
         .filter(bindings::id.eq_any(&with_calls))

@@ -477,6 +477,83 @@ mod tests {
     use super::*;
     use diesel::sqlite::SqliteConnection;
 
+    fn sqlite_db(dir: &tempfile::TempDir, pool: u32, wait: Duration) -> Db {
+        let url =
+            DatabaseUrl::parse(&format!("sqlite://{}/g.db", dir.path().display())).expect("url");
+        Db::connect(&url, pool, wait).expect("database")
+    }
+
+    #[actix_rt::test]
+    async fn work_beyond_the_pool_waits_its_bound_then_is_refused_as_overloaded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sqlite_db(&dir, 1, Duration::from_millis(200));
+        let busy = db.run(|_conn| {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok::<_, DbError>(())
+        });
+        let late = async {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            let started = std::time::Instant::now();
+            let r = db.run(|_conn| Ok::<_, DbError>(())).await;
+            (r, started.elapsed())
+        };
+        let (busy, (late, waited)) = futures_util::future::join(busy, late).await;
+        busy.expect("the first caller's work runs");
+        assert!(matches!(late, Err(DbError::Overloaded)), "{late:?}");
+        assert!(
+            waited < Duration::from_millis(1000),
+            "refused after {waited:?}"
+        );
+        // Once the pool is free, work runs again.
+        db.run(|_conn| Ok::<_, DbError>(())).await.expect("runs");
+    }
+
+    #[actix_rt::test]
+    async fn grouped_writes_commit_together_and_a_failing_one_rolls_back_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sqlite_db(&dir, 2, Duration::from_secs(5));
+        let insert = |n: &str| {
+            let n = n.to_owned();
+            db.write(move |conn| {
+                diesel::sql_query(format!(
+                    "INSERT INTO virtual_numbers (number, area_code, status, created_at, \
+                     updated_at) VALUES ('{n}', '0755', 'normal', '2026-12-05 00:00:00', \
+                     '2026-12-05 00:00:00')"
+                ))
+                .execute(conn)
+                .map_err(DbError::from)
+            })
+        };
+        let results = futures_util::future::join_all(
+            [
+                "+8617000000001",
+                "+8617000000002",
+                "+8617000000001",
+                "+8617000000003",
+            ]
+            .map(insert),
+        )
+        .await;
+        let failed: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed.len(), 1, "only the duplicate fails: {results:?}");
+        let stored: i64 = db
+            .run(|conn| {
+                use schema::virtual_numbers::dsl;
+                dsl::virtual_numbers
+                    .count()
+                    .get_result(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("count");
+        assert_eq!(stored, 3, "every other write was committed");
+    }
+
     fn rows(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
         #[derive(diesel::QueryableByName)]
         struct Row {

@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 
 use super::allocation::{self, Limits};
 use super::{FieldError, ServiceError};
+use crate::db::calls::{self, CallStats};
 use crate::db::models::Binding;
 use crate::db::{self, bindings, Db};
 use crate::domain::{
@@ -354,24 +355,50 @@ impl BindingService {
     pub async fn call_stats(
         &self,
         ids: Vec<String>,
-    ) -> Result<std::collections::HashMap<String, crate::db::calls::CallStats>, ServiceError> {
+    ) -> Result<std::collections::HashMap<String, CallStats>, ServiceError> {
         if ids.is_empty() {
             return Ok(Default::default());
         }
-        Ok(self
-            .db
-            .run(move |conn| crate::db::calls::stats_of(conn, &ids))
-            .await?)
+        Ok(self.db.run(move |conn| calls::stats_of(conn, &ids)).await?)
     }
 
+    /// A binding with its call statistics, read in one visit to the database.
+    pub async fn get_with_stats(&self, id: String) -> Result<(Binding, CallStats), ServiceError> {
+        self.db
+            .run(move |conn| {
+                let row = load(conn, &id)?;
+                let stats = calls::stats_of(conn, std::slice::from_ref(&row.id))?
+                    .remove(&row.id)
+                    .unwrap_or_default();
+                Ok((row, stats))
+            })
+            .await
+    }
+
+    /// Up to `limit` bindings matching `filter`, newest first, with their call statistics, and
+    /// whether more match; one visit to the database.
     pub async fn list(
         &self,
         filter: bindings::Filter,
         limit: i64,
-    ) -> Result<Vec<Binding>, ServiceError> {
+    ) -> Result<(Vec<(Binding, CallStats)>, bool), ServiceError> {
         Ok(self
             .db
-            .run(move |conn| bindings::list(conn, &filter, limit))
+            .run(move |conn| {
+                let mut rows = bindings::list(conn, &filter, limit + 1)?;
+                let more = rows.len() as i64 > limit;
+                rows.truncate(usize::try_from(limit).unwrap_or(0));
+                let ids: Vec<String> = rows.iter().map(|b| b.id.clone()).collect();
+                let mut stats = calls::stats_of(conn, &ids)?;
+                let items = rows
+                    .into_iter()
+                    .map(|b| {
+                        let s = stats.remove(&b.id).unwrap_or_default();
+                        (b, s)
+                    })
+                    .collect();
+                Ok::<_, db::DbError>((items, more))
+            })
             .await?)
     }
 
