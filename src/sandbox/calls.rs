@@ -354,8 +354,7 @@ impl Sandbox {
         };
         PhoneNumber::parse(&x).map_err(|err| invalid(format!("virtual_num {err}")))?;
 
-        let x_known =
-            st.numbers.contains_key(&x) || st.bindings.values().any(|b| b.virtual_num == x);
+        let x_known = st.numbers.contains_key(&x) || st.bindings.count_on(&x) > 0;
         if !x_known {
             return Ok((x, Route::UnknownX));
         }
@@ -374,7 +373,7 @@ impl Sandbox {
                 "extend_num or subscription_id is required (or outcome wrong_extension)",
             ));
         };
-        let route = match st.id_at(&x, &e).and_then(|id| st.bindings.get(&id)) {
+        let route = match st.bindings.at(&x, &e) {
             Some(b) => Route::Connected(Box::new(b.clone())),
             None => Route::NoBinding { dialled: e },
         };

@@ -230,17 +230,12 @@ impl Sandbox {
     /// All live bindings, ordered by X then E.
     pub fn bindings(&self) -> Vec<SandboxBinding> {
         let (st, _) = self.lock();
-        let mut all: Vec<_> = st.bindings.values().cloned().collect();
-        all.sort_by(|a, b| (&a.virtual_num, &a.extend_num).cmp(&(&b.virtual_num, &b.extend_num)));
-        all
+        st.bindings.iter().cloned().collect()
     }
 
     pub fn binding_by_number(&self, virtual_num: &str, extend_num: &str) -> Option<SandboxBinding> {
         let (st, _) = self.lock();
-        st.bindings
-            .values()
-            .find(|b| b.virtual_num == virtual_num && b.extend_num == extend_num)
-            .cloned()
+        st.bindings.at(virtual_num, extend_num).cloned()
     }
 
     pub fn stats(&self) -> SandboxStats {
@@ -257,29 +252,25 @@ impl Sandbox {
         bind_num: &str,
     ) -> String {
         let (mut st, now) = self.lock();
-        st.bindings
-            .retain(|_, b| !(b.virtual_num == virtual_num && b.extend_num == extend_num));
         let id = uuid::Uuid::new_v4().to_string();
-        st.bindings.insert(
-            id.clone(),
-            SandboxBinding {
-                subscription_id: id.clone(),
-                virtual_num: virtual_num.to_owned(),
-                extend_num: extend_num.to_owned(),
-                bind_num: bind_num.to_owned(),
-                record_flag: None,
-                record_hint_tone: None,
-                callback_num: None,
-                callback_tone: None,
-                time_unit: None,
-                bind_expired_time: None,
-                callback_expired_time: None,
-                user_data: None,
-                display_num_mode: None,
-                created_at: now,
-                expires_at: None,
-            },
-        );
+        // Displaces whatever binding is on X+E.
+        st.bindings.insert(SandboxBinding {
+            subscription_id: id.clone(),
+            virtual_num: virtual_num.to_owned(),
+            extend_num: extend_num.to_owned(),
+            bind_num: bind_num.to_owned(),
+            record_flag: None,
+            record_hint_tone: None,
+            callback_num: None,
+            callback_tone: None,
+            time_unit: None,
+            bind_expired_time: None,
+            callback_expired_time: None,
+            user_data: None,
+            display_num_mode: None,
+            created_at: now,
+            expires_at: None,
+        });
         id
     }
 
