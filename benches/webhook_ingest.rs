@@ -21,25 +21,20 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axe_gateway::config::{ApiTokens, Settings};
-use axe_gateway::db::{self, Db};
-use axe_gateway::huawei::{signer, HuaweiSettings};
-use axe_gateway::startup::Application;
-use diesel::{Connection, RunQueryDsl};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use axe_gateway::huawei::signer;
 
 mod common;
-use common::{
-    body, count_rows, seed_bindings, sqlite_yardstick, yardstick_line, Scenario, APP_KEY,
-};
+use common::database::{analyze, count_rows, BenchDatabase};
+use common::gateway::{Gateway, APP_KEY, APP_SECRET};
+use common::load::{self, Workload};
+use common::system::{env_list, env_number, Usage};
+use common::webhook::{body, seed_bindings, Scenario};
+use common::yardstick::{sqlite_yardstick, yardstick_line};
 
-const APP_SECRET: &str = "bench-app-secret";
 const WARMUP: Duration = Duration::from_secs(1);
 
 struct RunResult {
@@ -66,81 +61,9 @@ struct RunResult {
     write_kb_per_request: f64,
 }
 
-/// What the measured window is compared over: from /proc, Linux only (zeros elsewhere).
-#[derive(Default, Clone, Copy)]
-struct Usage {
-    writer_ticks: u64,
-    process_ticks: u64,
-    write_bytes: u64,
-    machine_busy_ticks: u64,
-    machine_total_ticks: u64,
-}
-
-impl Usage {
-    /// Clock ticks per second of /proc's CPU times (USER_HZ; 100 on Linux).
-    const HZ: f64 = 100.0;
-
-    fn now() -> Self {
-        let ticks_of = |stat: &str| -> u64 {
-            // Fields after the command name (which is in parentheses): utime and stime are
-            // the 12th and 13th of them.
-            stat.rsplit_once(')')
-                .map(|(_, rest)| {
-                    let f: Vec<&str> = rest.split_whitespace().collect();
-                    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                })
-                .unwrap_or(0)
-        };
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let writer_ticks = std::fs::read_dir("/proc/self/task")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|t| read(&format!("{}/comm", t.path().display())).starts_with("webhook-writer"))
-            .map(|t| ticks_of(&read(&format!("{}/stat", t.path().display()))))
-            .sum();
-        let write_bytes = read("/proc/self/io")
-            .lines()
-            .find_map(|l| l.strip_prefix("write_bytes:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let cpu: Vec<u64> = read("/proc/stat")
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
-        let total: u64 = cpu.iter().take(8).sum();
-        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-        Self {
-            writer_ticks,
-            process_ticks: ticks_of(&read("/proc/self/stat")),
-            write_bytes,
-            machine_busy_ticks: total - idle,
-            machine_total_ticks: total,
-        }
-    }
-}
-
-fn env_list(var: &str, default: &str) -> Vec<String> {
-    std::env::var(var)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = env_number("BENCH_SECONDS", 10);
     let backends = env_list("BENCH_BACKENDS", "sqlite,postgres");
     let connections: Vec<usize> = env_list("BENCH_CONNECTIONS", "16,64")
         .iter()
@@ -154,8 +77,6 @@ fn main() {
             _ => None,
         })
         .collect();
-    let pg_admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
 
     println!(
         "webhook ingest benchmark: {} s per run, {} cores, load generator in-process",
@@ -168,32 +89,15 @@ fn main() {
     for backend in &backends {
         for &scenario in &scenarios {
             for &conns in &connections {
-                let result = match backend.as_str() {
-                    "sqlite" => {
-                        let dir = tempfile::tempdir().expect("temp dir");
-                        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-                        run(&url, "sqlite", scenario, conns, seconds)
-                    }
-                    "postgres" => {
-                        let Ok(mut admin) = diesel::PgConnection::establish(&pg_admin) else {
-                            println!("PostgreSQL at {pg_admin} unreachable: skipping its runs");
-                            break;
-                        };
-                        let name = format!("axe_bench_{}", uuid::Uuid::new_v4().simple());
-                        diesel::sql_query(format!("CREATE DATABASE {name}"))
-                            .execute(&mut admin)
-                            .expect("create bench database");
-                        let mut url = url::Url::parse(&pg_admin).expect("postgres url");
-                        url.set_path(&name);
-                        let r = run(url.as_str(), "postgres", scenario, conns, seconds);
-                        let _ = diesel::sql_query(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        ))
-                        .execute(&mut admin);
-                        r
-                    }
-                    other => panic!("unknown backend {other}"),
+                let Some(database) = BenchDatabase::create(backend) else {
+                    break;
                 };
+                let backend = if backend == "sqlite" {
+                    "sqlite"
+                } else {
+                    "postgres"
+                };
+                let result = run(database.url(), backend, scenario, conns, seconds);
                 print_row(&result);
                 results.push(result);
             }
@@ -328,8 +232,106 @@ fn print_row(r: &RunResult) {
     );
 }
 
-/// Starts the gateway on its own thread and actix system; returns its address and database.
-fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
+/// Every connection sends distinct, signed notifications for the seeded bindings.
+struct Notifications {
+    scenario: Scenario,
+    path: &'static str,
+    subs: Vec<(String, String)>,
+    x_aksk: String,
+}
+
+impl Workload for Notifications {
+    type Conn = ();
+
+    fn open(&self, _conn: usize) {}
+
+    fn request(&self, _: &mut (), conn: usize, n: usize, out: &mut String) -> bool {
+        load::write_request(
+            out,
+            "POST",
+            self.path,
+            &[
+                ("Content-Type", "application/json;charset=UTF-8"),
+                ("Authorization", signer::AUTHORIZATION),
+                ("X-AKSK", &self.x_aksk),
+            ],
+            &body(self.scenario, conn, n, &self.subs),
+        );
+        true
+    }
+
+    fn success(&self, status: u16) -> bool {
+        status == 200
+    }
+}
+
+fn run(
+    url: &str,
+    backend: &'static str,
+    scenario: Scenario,
+    conns: usize,
+    seconds: u64,
+) -> RunResult {
+    let gateway = start_gateway(url);
+    let (addr, db) = (gateway.addr, &gateway.db);
+    let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
+    let notifications = Arc::new(Notifications {
+        scenario,
+        path: match scenario {
+            Scenario::Events => "/huawei/events",
+            Scenario::Cdr50 => "/huawei/cdr",
+        },
+        subs: seed_bindings(db),
+        x_aksk: signer::x_aksk_header(APP_KEY, APP_SECRET, &nonce, &created),
+    });
+    let running = load::start(addr, notifications, conns, WARMUP);
+    running.wait_warmup();
+    // The database is brand new; a running one has planner statistics (autovacuum analyses
+    // tables a minute or so after they fill). Without them PostgreSQL plans the first seconds'
+    // queries for empty tables and keeps scanning them sequentially.
+    analyze(db);
+    let before = Usage::now("webhook-writer");
+    running.wait(Some(Duration::from_secs(seconds)));
+    let after = Usage::now("webhook-writer");
+    let outcome = running.stop();
+    let errors = outcome.error_count();
+    let (table, per) = match scenario {
+        Scenario::Events => ("call_events", 1),
+        Scenario::Cdr50 => ("call_records", 50),
+    };
+    let rows_stored = count_rows(db, table);
+    let requests = outcome.measured.max(1) as f64;
+    let per_commit = metric(addr, "axe_webhook_notifications_total")
+        / metric(addr, "axe_webhook_batches_total").max(1.0);
+    let flushes = metric(addr, "axe_webhook_wal_flushes_total");
+    let flush_ms = (flushes > 0.0)
+        .then(|| metric(addr, "axe_webhook_wal_flush_seconds_total") * 1000.0 / flushes);
+    let result = RunResult {
+        per_commit,
+        flush_ms,
+        writer_cpu_us_per_request: (after.thread_ticks - before.thread_ticks) as f64 / Usage::HZ
+            * 1e6
+            / requests,
+        process_cpu_cores: before.process_cores(&after, outcome.seconds),
+        machine_busy: before.machine_busy(&after),
+        write_kb_per_request: (after.write_bytes - before.write_bytes) as f64 / 1024.0 / requests,
+        backend,
+        scenario,
+        connections: conns,
+        requests: outcome.measured,
+        errors,
+        seconds: outcome.seconds,
+        p50_ms: outcome.percentile_ms(50.0),
+        p99_ms: outcome.percentile_ms(99.0),
+        rows_expected: ((outcome.sent - errors) * per) as i64,
+        rows_stored,
+    };
+    gateway.stop();
+    result
+}
+
+/// The gateway as `serve` builds it with default settings; Huawei is never called.
+fn start_gateway(url: &str) -> Gateway {
     let batch_max = std::env::var("WEBHOOK_BATCH_MAX").unwrap_or_else(|_| "256".into());
     // Unset: the gateway's default, derived from the pool size.
     let writers = std::env::var("WEBHOOK_WRITERS").ok();
@@ -342,214 +344,7 @@ fn start_gateway(url: &str) -> (SocketAddr, Db, actix_web::dev::ServerHandle) {
     if let Some(writers) = &writers {
         vars.insert("WEBHOOK_WRITERS", writers);
     }
-    let settings = Settings::load(&vars, true).expect("settings");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let huawei = HuaweiSettings {
-                // Never called: no binding is created through Huawei in this benchmark.
-                base_url: "http://127.0.0.1:9".into(),
-                app_key: APP_KEY.into(),
-                app_secret: APP_SECRET.into(),
-                connect_timeout: Duration::from_secs(1),
-                request_timeout: Duration::from_secs(1),
-            };
-            let tokens = ApiTokens::single("bench", "bench-token-0123456789");
-            let app = Application::build(settings, tokens, huawei, listener)
-                .await
-                .expect("gateway starts");
-            tx.send((app.db().clone(), app.handle())).expect("send");
-            app.run_until_stopped().await.expect("server");
-        });
-    });
-    let (db, handle) = rx.recv().expect("gateway started");
-    (addr, db, handle)
-}
-
-fn request(path: &str, body: &str, x_aksk: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json;charset=UTF-8\r\nAuthorization: {}\r\nX-AKSK: {x_aksk}\r\nContent-Length: {}\r\n\r\n{body}",
-        signer::AUTHORIZATION,
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Sends one request and reads the response on a keep-alive connection; returns the status.
-async fn exchange(
-    reader: &mut BufReader<TcpStream>,
-    req: &[u8],
-    line: &mut String,
-    sink: &mut Vec<u8>,
-) -> std::io::Result<u16> {
-    reader.get_mut().write_all(req).await?;
-    line.clear();
-    reader.read_line(line).await?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        reader.read_line(line).await?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    sink.resize(length, 0);
-    reader.read_exact(sink).await?;
-    Ok(status)
-}
-
-/// What every connection of one run shares.
-struct Load {
-    addr: SocketAddr,
-    scenario: Scenario,
-    path: &'static str,
-    subs: Vec<(String, String)>,
-    x_aksk: String,
-    stop: AtomicBool,
-    began: Instant,
-}
-
-/// Connection `c` of the load: sends its notifications one after another until `stop`.
-async fn connection(load: Arc<Load>, c: usize) -> (usize, usize, Vec<u32>) {
-    let Load {
-        addr,
-        scenario,
-        path,
-        ref subs,
-        ref x_aksk,
-        ref stop,
-        began,
-    } = *load;
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let mut reader = BufReader::new(stream);
-    let (mut line, mut sink) = (String::new(), Vec::new());
-    let mut latencies = Vec::with_capacity(1 << 16);
-    let (mut sent, mut errors) = (0usize, 0usize);
-    while !stop.load(Ordering::Relaxed) {
-        let req = request(path, &body(scenario, c, sent, subs), x_aksk);
-        let t = Instant::now();
-        match exchange(&mut reader, &req, &mut line, &mut sink).await {
-            Ok(200) => {}
-            Ok(_) | Err(_) => errors += 1,
-        }
-        if t.duration_since(began) >= WARMUP {
-            latencies.push(t.elapsed().as_micros() as u32);
-        }
-        sent += 1;
-    }
-    (sent, errors, latencies)
-}
-
-fn run(
-    url: &str,
-    backend: &'static str,
-    scenario: Scenario,
-    conns: usize,
-    seconds: u64,
-) -> RunResult {
-    let (addr, db, handle) = start_gateway(url);
-    let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
-    let load = Arc::new(Load {
-        addr,
-        scenario,
-        path: match scenario {
-            Scenario::Events => "/huawei/events",
-            Scenario::Cdr50 => "/huawei/cdr",
-        },
-        subs: seed_bindings(&db),
-        x_aksk: signer::x_aksk_header(APP_KEY, APP_SECRET, &nonce, &created),
-        stop: AtomicBool::new(false),
-        began: Instant::now(),
-    });
-    // Like wrk: two threads, each driving many keep-alive connections without blocking, so the
-    // load takes as little as it can of the two cores it shares with the gateway.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-load")
-        .enable_io()
-        .build()
-        .expect("load runtime");
-    let tasks: Vec<_> = (0..conns)
-        .map(|c| runtime.spawn(connection(load.clone(), c)))
-        .collect();
-    std::thread::sleep(WARMUP);
-    if backend == "postgres" {
-        // The database is brand new; a running one has planner statistics (autovacuum analyses
-        // tables a minute or so after they fill). Without them PostgreSQL plans the first
-        // seconds' queries for empty tables and keeps scanning them sequentially.
-        db.run_blocking(|conn| {
-            diesel::sql_query("ANALYZE")
-                .execute(conn)
-                .map_err(db::DbError::from)
-        })
-        .expect("analyze");
-    }
-    let before = Usage::now();
-    let window = Instant::now();
-    std::thread::sleep(Duration::from_secs(seconds));
-    let after = Usage::now();
-    let window = window.elapsed().as_secs_f64();
-    load.stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let (mut sent, mut errors) = (0, 0);
-    for t in tasks {
-        let (s, e, l) = runtime.block_on(t).expect("load task");
-        sent += s;
-        errors += e;
-        all.extend(l);
-    }
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |v| f64::from(*v) / 1000.0)
-    };
-    let (table, per) = match scenario {
-        Scenario::Events => ("call_events", 1),
-        Scenario::Cdr50 => ("call_records", 50),
-    };
-    let rows_stored = count_rows(&db, table);
-    let requests = all.len().max(1) as f64;
-    let per_commit = metric(addr, "axe_webhook_notifications_total")
-        / metric(addr, "axe_webhook_batches_total").max(1.0);
-    let flushes = metric(addr, "axe_webhook_wal_flushes_total");
-    let flush_ms = (flushes > 0.0)
-        .then(|| metric(addr, "axe_webhook_wal_flush_seconds_total") * 1000.0 / flushes);
-    let result = RunResult {
-        per_commit,
-        flush_ms,
-        writer_cpu_us_per_request: (after.writer_ticks - before.writer_ticks) as f64 / Usage::HZ
-            * 1e6
-            / requests,
-        process_cpu_cores: (after.process_ticks - before.process_ticks) as f64 / Usage::HZ / window,
-        machine_busy: (after.machine_busy_ticks - before.machine_busy_ticks) as f64
-            / (after.machine_total_ticks - before.machine_total_ticks).max(1) as f64,
-        write_kb_per_request: (after.write_bytes - before.write_bytes) as f64 / 1024.0 / requests,
-        backend,
-        scenario,
-        connections: conns,
-        requests: all.len(),
-        errors,
-        seconds: seconds as f64,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        rows_expected: ((sent - errors) * per) as i64,
-        rows_stored,
-    };
-    actix_rt::System::new().block_on(handle.stop(true));
-    result
+    Gateway::start(&vars, false)
 }
 
 /// A counter from the gateway's `/metrics` (0 when it cannot be read).

@@ -24,7 +24,10 @@ use axe_gateway::service::ingest::{IngestSettings, Ingestor};
 use axe_gateway::webhooks;
 
 mod common;
-use common::{body, count_rows, seed_bindings, sqlite_yardstick, yardstick_line, Scenario};
+use common::database::count_rows;
+use common::system::{env_number, threads_cpu_ns};
+use common::webhook::{body, seed_bindings, Scenario};
+use common::yardstick::{sqlite_yardstick, yardstick_line};
 
 /// Connections the notifications are spread over, as in `webhook_ingest` at 64 connections:
 /// they decide which bindings and sessions the bodies name.
@@ -61,13 +64,6 @@ fn main() {
     }
 }
 
-fn env_number(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn run(scenario: Scenario, messages: usize, batch: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = DatabaseUrl::parse(&format!(
@@ -99,7 +95,7 @@ fn run(scenario: Scenario, messages: usize, batch: usize) {
     )
     .expect("writer");
 
-    let before = writer_cpu_ns();
+    let before = threads_cpu_ns("webhook-writer");
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -110,7 +106,7 @@ fn run(scenario: Scenario, messages: usize, batch: usize) {
         notifications.into_iter().map(|n| ingestor.submit(n)),
     ));
     let elapsed = started.elapsed();
-    let cpu_ns = writer_cpu_ns().saturating_sub(before);
+    let cpu_ns = threads_cpu_ns("webhook-writer").saturating_sub(before);
     let failed = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(failed, 0, "every notification stored");
 
@@ -138,21 +134,4 @@ fn run(scenario: Scenario, messages: usize, batch: usize) {
 /// Wall time goes to stderr: under callgrind it is meaningless, and the table stays clean.
 fn log_elapsed(elapsed: Duration) {
     eprintln!("stored in {:.2} s", elapsed.as_secs_f64());
-}
-
-/// Nanoseconds the webhook writer thread has run (`/proc/self/task/*/schedstat`, first field).
-fn writer_cpu_ns() -> u64 {
-    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-    std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|t| read(t.path().join("comm")).starts_with("webhook-writer"))
-        .filter_map(|t| {
-            read(t.path().join("schedstat"))
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .sum()
 }
