@@ -1,14 +1,19 @@
-//! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`.
+//! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`, `sandbox-call`,
+//! `numbers import FILE`.
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{ApiTokens, Environment, Settings};
-use crate::db::{self, models::VirtualNumber, numbers};
-use crate::domain::NumberStatus;
+use crate::db::{self, models::VirtualNumber, numbers, Db};
+use crate::domain::{AreaCode, NumberStatus, PhoneNumber};
 use crate::huawei::HuaweiSettings;
 use crate::sandbox::{play_call_remote, CallSpec, Outcome, Sandbox, SandboxConfig};
+use crate::service::allocation::Limits;
+use crate::service::numbers::repeated;
+use crate::service::{AddManyError, NewNumber, NumberService, Policy};
 use crate::startup::{Application, StartupError};
 
 #[derive(Debug, Parser)]
@@ -42,6 +47,22 @@ pub enum Command {
     /// Play a call on a running sandbox: Huawei's call events and CDR are pushed, signed, to the
     /// gateway's webhook routes.
     SandboxCall(SandboxCallArgs),
+    /// The pool of virtual numbers.
+    Numbers {
+        #[command(subcommand)]
+        command: NumbersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NumbersCommand {
+    /// Add every number of a CSV file to the pool, or none (migrates the database first).
+    /// One `number,area_code` per line (`+8617000000004,021`); an optional
+    /// `number,area_code` header, blank lines and lines starting with `#` are skipped.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +152,141 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         }
         Command::Serve { sandbox } => serve(sandbox).await,
         Command::SandboxCall(args) => sandbox_call(args).await,
+        Command::Numbers {
+            command: NumbersCommand::Import { file },
+        } => import_numbers(&file).await,
+    }
+}
+
+/// `numbers import FILE`: every line's errors go to stderr and nothing is added, or every
+/// number is added in one transaction.
+async fn import_numbers(file: &Path) -> Result<(), StartupError> {
+    let shown = file.display();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| StartupError::Other(format!("{shown}: {e}")))?;
+    let (lines, items): (Vec<usize>, Vec<NewNumber>) = match parse_import(&text) {
+        Ok(parsed) => parsed.into_iter().unzip(),
+        Err(errors) => return Err(bad_lines(file, errors)),
+    };
+    if items.is_empty() {
+        return Err(StartupError::Other(format!(
+            "{shown}: no numbers to import"
+        )));
+    }
+    let settings = Settings::load(&Environment, true)?;
+    let url = settings.database_url.clone();
+    let (pool_size, timeout) = (settings.db_pool_size, settings.db_timeout);
+    // Migrates first, as `serve` does.
+    let db = actix_rt::task::spawn_blocking(move || Db::connect(&url, pool_size, timeout))
+        .await
+        .map_err(|e| StartupError::Other(format!("database set-up panicked: {e}")))??;
+    let policy = Policy {
+        limits: Limits {
+            digits: settings.extension_digits,
+            max_per_number: settings.max_bindings_per_number,
+        },
+        quarantine: settings.extension_quarantine,
+        extension_retry_limit: settings.extension_retry_limit,
+        upstream_timeout: settings.huawei_connect_timeout + settings.huawei_request_timeout,
+    };
+    let line_of = |position: usize| lines.get(position).copied().unwrap_or(0);
+    match NumberService::new(db, policy).add_many(items).await {
+        Ok(added) => {
+            eprintln!(
+                "imported {} numbers from {shown} into {}",
+                added.len(),
+                settings.database_url.redacted()
+            );
+            Ok(())
+        }
+        Err(AddManyError::InPool(positions)) => Err(bad_lines(
+            file,
+            positions
+                .into_iter()
+                .map(|p| (line_of(p), "the number is already in the pool".to_owned()))
+                .collect(),
+        )),
+        Err(AddManyError::Repeated(repeats)) => Err(bad_lines(
+            file,
+            repeats
+                .into_iter()
+                .map(|(p, first)| (line_of(p), format!("repeats line {}", line_of(first))))
+                .collect(),
+        )),
+        Err(AddManyError::Service(e)) => {
+            Err(StartupError::Other(format!("{e}; nothing was imported")))
+        }
+    }
+}
+
+/// What is wrong with a line of an import file: `(line number, message)`.
+pub type LineError = (usize, String);
+
+/// Prints each `(line, message)` to stderr; the error says that nothing was imported.
+fn bad_lines(file: &Path, errors: Vec<LineError>) -> StartupError {
+    for (line, message) in &errors {
+        eprintln!("{}:{line}: {message}", file.display());
+    }
+    StartupError::Other(format!(
+        "{}: {} error(s); nothing was imported",
+        file.display(),
+        errors.len()
+    ))
+}
+
+/// Parses an import file into `(line number, number)`, or returns every error as `(line
+/// number, message)`. Lines count from 1. Fields are split at commas rather than read with a
+/// CSV library: numbers and area codes never contain commas or quotes, and a quoted or
+/// otherwise odd field is refused by the same parsers as the API's, naming its line. Messages
+/// do not repeat the values (phone numbers are personal data).
+pub fn parse_import(text: &str) -> Result<Vec<(usize, NewNumber)>, Vec<LineError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut parsed = Vec::new();
+    let mut errors = Vec::new();
+    let mut first_data_line = true;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let header = first_data_line
+            && fields.len() == 2
+            && fields[0].eq_ignore_ascii_case("number")
+            && fields[1].eq_ignore_ascii_case("area_code");
+        first_data_line = false;
+        if header {
+            continue;
+        }
+        let [number, area_code] = fields[..] else {
+            errors.push((
+                line_no,
+                format!(
+                    "expected 2 fields, number,area_code; found {}",
+                    fields.len()
+                ),
+            ));
+            continue;
+        };
+        let number = PhoneNumber::parse(number)
+            .map_err(|e| errors.push((line_no, format!("number: {e}"))))
+            .ok();
+        let area_code = AreaCode::parse(area_code)
+            .map_err(|e| errors.push((line_no, format!("area_code: {e}"))))
+            .ok();
+        if let (Some(number), Some(area_code)) = (number, area_code) {
+            parsed.push((line_no, NewNumber { number, area_code }));
+        }
+    }
+    for (line_no, first) in repeated(parsed.iter().map(|(l, n)| (*l, &n.number))) {
+        errors.push((line_no, format!("the number repeats line {first}")));
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        errors.sort_by_key(|(line, _)| *line);
+        Err(errors)
     }
 }
 
@@ -322,4 +478,65 @@ async fn seed_demo_numbers(app: &Application) -> Result<Vec<(String, String)>, S
     })
     .await
     .map_err(StartupError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(parsed: &[(usize, NewNumber)]) -> Vec<(usize, &str, &str)> {
+        parsed
+            .iter()
+            .map(|(l, n)| (*l, n.number.as_str(), n.area_code.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn import_files_skip_header_blank_lines_and_comments_and_trim() {
+        let text = "\u{feff}Number , Area_Code\r\n\
+                    # the Shenzhen numbers\r\n\
+                    +8617000000001,0755\r\n\
+                    \r\n\
+                    \t +8617000000002 ,  0755  \n\
+                    +8617000000003,010";
+        let parsed = parse_import(text).expect("a good file");
+        assert_eq!(
+            numbers(&parsed),
+            vec![
+                (3, "+8617000000001", "0755"),
+                (5, "+8617000000002", "0755"),
+                (6, "+8617000000003", "010"),
+            ]
+        );
+        let no_header = parse_import("+8617000000001,0755\n").expect("no header");
+        assert_eq!(numbers(&no_header), vec![(1, "+8617000000001", "0755")]);
+        assert!(parse_import("# nothing\n\n").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number() {
+        let text = "number,area_code\n\
+                    +8617000000001,0755\n\
+                    8617000000002,0755\n\
+                    +8617000000003\n\
+                    +8617000000004,755,x\n\
+                    12,ab\n\
+                    \"+8617000000005\",0755\n\
+                    +8617000000001,010\n\
+                    number,area_code\n";
+        let errors = parse_import(text).expect_err("bad lines");
+        let lines: Vec<usize> = errors.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6, 6, 7, 8, 9, 9], "{errors:?}");
+        assert!(errors[0].1.starts_with("number: "), "{errors:?}");
+        assert_eq!(errors[1].1, "expected 2 fields, number,area_code; found 1");
+        assert_eq!(errors[2].1, "expected 2 fields, number,area_code; found 3");
+        assert!(errors[4].1.starts_with("area_code: "), "{errors:?}");
+        assert_eq!(errors[6].1, "the number repeats line 2");
+        // A header is only a header on the first line that is not blank or a comment.
+        assert!(errors[7].1.starts_with("number: "), "{errors:?}");
+        assert!(
+            errors.iter().all(|(_, m)| !m.contains("+86170")),
+            "no phone number in messages: {errors:?}"
+        );
+    }
 }

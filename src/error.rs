@@ -59,7 +59,8 @@ impl Problem {
         }
     }
 
-    pub fn invalid(errors: Vec<FieldError>) -> Self {
+    /// A problem whose `errors` name each offending field; `detail` joins them.
+    fn with_errors(status: StatusCode, code: &'static str, errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.detail))
@@ -67,8 +68,18 @@ impl Problem {
             .join("; ");
         Self {
             errors,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+            ..Self::new(status, code, detail)
         }
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        Self::with_errors(StatusCode::BAD_REQUEST, "invalid_request", errors)
+    }
+
+    /// `409 conflict` naming each field whose value conflicts with what is stored (the numbers
+    /// of a batch that are already pooled).
+    pub fn conflicts(errors: Vec<FieldError>) -> Self {
+        Self::with_errors(StatusCode::CONFLICT, "conflict", errors)
     }
 
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::config::ApiTokens;
 use crate::error::Problem;
 
-/// Largest JSON body accepted on the API.
+/// Largest JSON body accepted on the API (unless a route's [`JsonBody`] says otherwise).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The API client that sent the request, from `Authorization: Bearer <token>`.
@@ -52,10 +52,11 @@ fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
         .ok_or_else(|| Problem::unauthorized("unknown API token"))
 }
 
-/// A JSON body parsed into `T`; errors name the field (`ttl_minutes: invalid type ...`).
-pub struct JsonBody<T>(pub T);
+/// A JSON body parsed into `T`; errors name the field (`ttl_minutes: invalid type ...`). Bodies
+/// over `LIMIT` bytes are refused with 413 before they are parsed.
+pub struct JsonBody<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody<T, LIMIT> {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
@@ -83,11 +84,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 let chunk = chunk.map_err(|e| {
                     Problem::invalid_field("body", format!("could not be read: {e}"))
                 })?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                if body.len() + chunk.len() > LIMIT {
                     return Err(Problem::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "payload_too_large",
-                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                        format!("the body is larger than {LIMIT} bytes"),
                     ));
                 }
                 body.extend_from_slice(&chunk);

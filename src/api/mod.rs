@@ -69,6 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(numbers::list))
                         .default_service(web::to(method_not_allowed)),
                 )
+                // Before `/numbers/{number}`; `:batch` is a literal (actix patterns give only
+                // `{…}` a meaning), and the two never overlap since `{number}` follows a `/`.
+                .service(
+                    web::resource("/numbers:batch")
+                        .route(web::post().to(numbers::add_many))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(
                     web::resource("/numbers/{number}")
                         .route(web::delete().to(numbers::remove))

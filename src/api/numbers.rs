@@ -7,7 +7,15 @@ use super::extract::{ApiClient, JsonBody};
 use super::views::{Items, NumberView};
 use crate::domain::{AreaCode, PhoneNumber};
 use crate::error::Problem;
-use crate::service::{FieldError, NumberService};
+use crate::service::numbers::repeated;
+use crate::service::{AddManyError, FieldError, NewNumber, NumberService};
+
+/// Most numbers in one `POST /v1/numbers:batch`.
+pub const MAX_BATCH: usize = 1000;
+
+/// Largest `POST /v1/numbers:batch` body: 1,000 numbers take about 50 KB as compact JSON and
+/// about 85 KB pretty-printed, so the API's usual 64 KiB is too small.
+pub const MAX_BATCH_BODY_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +42,80 @@ pub async fn add(
     log::info!(client = client.0.as_str(); "client {} adds virtual number {} (area {})", client.0, number.masked(), area.as_str());
     let usage = svc.add(number, area).await?;
     Ok(HttpResponse::Created().json(NumberView::from(usage)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddNumbersBody {
+    numbers: Vec<AddNumberBody>,
+}
+
+/// `POST /v1/numbers:batch`: adds every number or none.
+pub async fn add_many(
+    client: ApiClient,
+    svc: web::Data<NumberService>,
+    JsonBody(body): JsonBody<AddNumbersBody, MAX_BATCH_BODY_BYTES>,
+) -> Result<HttpResponse, Problem> {
+    let count = body.numbers.len();
+    if !(1..=MAX_BATCH).contains(&count) {
+        return Err(Problem::invalid_field(
+            "numbers",
+            format!("must hold 1 to {MAX_BATCH} numbers; it holds {count}"),
+        ));
+    }
+    // (item index, error), so that errors are reported in request order.
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(count);
+    for (i, item) in body.numbers.iter().enumerate() {
+        let number = PhoneNumber::parse(&item.number)
+            .map_err(|e| errors.push((i, item_error(i, "number", e.to_string()))))
+            .ok();
+        let area = AreaCode::parse(&item.area_code)
+            .map_err(|e| errors.push((i, item_error(i, "area_code", e.to_string()))))
+            .ok();
+        if let (Some(number), Some(area_code)) = (number, area) {
+            parsed.push((i, NewNumber { number, area_code }));
+        }
+    }
+    for (i, first) in repeated(parsed.iter().map(|(i, n)| (*i, &n.number))) {
+        errors.push((i, repeat_error(i, first)));
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|(i, _)| *i);
+        return Err(Problem::invalid(
+            errors.into_iter().map(|(_, e)| e).collect(),
+        ));
+    }
+    log::info!(client = client.0.as_str(); "client {} adds {count} virtual numbers", client.0);
+    // Nothing failed to parse, so a position in `items` is the index in the request.
+    let items = parsed.into_iter().map(|(_, n)| n).collect();
+    match svc.add_many(items).await {
+        Ok(added) => Ok(HttpResponse::Created().json(Items::<NumberView> {
+            items: added.into_iter().map(NumberView::from).collect(),
+        })),
+        Err(AddManyError::Repeated(repeats)) => Err(Problem::invalid(
+            repeats
+                .into_iter()
+                .map(|(i, first)| repeat_error(i, first))
+                .collect(),
+        )),
+        Err(AddManyError::InPool(positions)) => Err(Problem::conflicts(
+            positions
+                .into_iter()
+                .map(|i| item_error(i, "number", "is already in the pool"))
+                .collect(),
+        )),
+        Err(AddManyError::Service(e)) => Err(e.into()),
+    }
+}
+
+/// An error of one item of the batch: field `numbers[3].number`.
+fn item_error(index: usize, field: &str, detail: impl Into<String>) -> FieldError {
+    FieldError::new(format!("numbers[{index}].{field}"), detail)
+}
+
+fn repeat_error(index: usize, first: usize) -> FieldError {
+    item_error(index, "number", format!("repeats numbers[{first}].number"))
 }
 
 pub async fn list(

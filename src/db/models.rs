@@ -85,7 +85,12 @@ pub enum Usage {
 #[derive(
     Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable,
 )]
-#[diesel(table_name = virtual_numbers, primary_key(number), treat_none_as_null = true)]
+#[diesel(
+    table_name = virtual_numbers,
+    primary_key(number),
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct VirtualNumber {
     pub number: String,
     pub area_code: String,

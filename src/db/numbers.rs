@@ -20,6 +20,40 @@ pub fn insert(conn: &mut DbConn, row: &VirtualNumber) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Rows per statement in [`insert_many`] and numbers per lookup in [`find_many`]. SQLite binds
+/// at most 32766 parameters per statement (the bundled library's limit), PostgreSQL 65535: 500
+/// rows stay below both with up to 65 columns, and 500 numbers below SQLite's old limit of 999.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts every row with multi-row `INSERT`s, then takes their counters from the bindings
+/// already on them, like [`insert`]; run it in a transaction to make it all or nothing. On the
+/// backend's own connection: diesel's `MultiConnection` has no multi-row `INSERT` for SQLite.
+pub fn insert_many(conn: &mut DbConn, rows: &[VirtualNumber]) -> Result<(), DbError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let insert = diesel::insert_into(dsl::virtual_numbers).values(chunk);
+        match &mut *conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Postgres(c) => insert.execute(c)?,
+        };
+    }
+    let numbers: Vec<String> = rows.iter().map(|r| r.number.clone()).collect();
+    recount(conn, &numbers)
+}
+
+/// Those of `numbers` that are in the pool, in no particular order.
+pub fn find_many(conn: &mut DbConn, numbers: &[&str]) -> Result<Vec<VirtualNumber>, DbError> {
+    let mut found = Vec::new();
+    for chunk in numbers.chunks(ROWS_PER_STATEMENT) {
+        found.extend(
+            dsl::virtual_numbers
+                .filter(dsl::number.eq_any(chunk))
+                .select(VirtualNumber::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(found)
+}
+
 pub fn find(conn: &mut DbConn, number: &str) -> Result<Option<VirtualNumber>, DbError> {
     Ok(dsl::virtual_numbers
         .find(number)
@@ -286,4 +320,33 @@ pub fn recount(conn: &mut DbConn, numbers: &[String]) -> Result<(), DbError> {
 
 fn clamp(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_numbers_are_one_insert_statement_on_sqlite_too() {
+        let now = super::super::now();
+        let rows: Vec<VirtualNumber> = (0..3)
+            .map(|i| VirtualNumber {
+                number: format!("+8617100000{i:03}"),
+                area_code: "0755".into(),
+                status: "normal".into(),
+                status_cause: None,
+                created_at: now,
+                updated_at: now,
+                live_bindings: 0,
+                quarantined_extensions: 0,
+            })
+            .collect();
+        let insert = diesel::insert_into(dsl::virtual_numbers).values(&rows[..]);
+        // On SQLite diesel falls back to one statement per row when a row may hold DEFAULT
+        // (an `Option` field, unless `treat_none_as_default_value = false`).
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&insert).to_string();
+        assert!(!sql.contains("BEGIN"), "{sql}");
+        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
+        assert_eq!(sql.matches("), (").count(), 2, "{sql}");
+    }
 }

@@ -12,7 +12,7 @@ use crate::db::DbError;
 use crate::huawei::HuaweiError;
 
 pub use bindings::{BindingService, Callback, CreateBinding, CreateOutcome, ModifyBinding, Policy};
-pub use numbers::{NumberService, NumberUsage};
+pub use numbers::{AddManyError, NewNumber, NumberService, NumberUsage};
 
 /// A request field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
