@@ -518,13 +518,18 @@ fn run_set(
 }
 
 fn start_gateway(url: &str, max_per_number: &str) -> Gateway {
-    let vars = HashMap::from([
+    let mut vars = HashMap::from([
         ("DATABASE_URL", url),
         ("WORKERS", "2"),
         // The preload puts BENCH_PRELOAD / BENCH_NUMBERS on each number, and the runs' creates
         // more: the default of 200 would turn creates into 409s at a large preload.
         ("MAX_BINDINGS_PER_NUMBER", max_per_number),
     ]);
+    // The gateway's own setting, to try other pool sizes; its default otherwise.
+    let pool = std::env::var("DB_POOL_SIZE").ok();
+    if let Some(p) = pool.as_deref() {
+        vars.insert("DB_POOL_SIZE", p);
+    }
     Gateway::start(&vars, true)
 }
 

@@ -129,6 +129,9 @@ impl ManageConnection for DbConnManager {
         conn.ping().map_err(r2d2::Error::QueryError)
     }
 
+    /// Connections are not tested when checked out (that was a round trip before every unit
+    /// of work): diesel marks a connection whose server went away as broken when a query on it
+    /// fails, and the pool drops it here (see the PostgreSQL reliability test that cuts them).
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         std::thread::panicking() || conn.is_broken()
     }
@@ -202,6 +205,7 @@ impl Db {
             // Connections are opened on demand, never by r2d2's background threads: those keep
             // reconnecting to a database that is down (or gone), for no caller.
             .min_idle(Some(0))
+            .test_on_check_out(false)
             .connection_timeout(timeout)
             .connection_customizer(Box::new(ConnInit))
             .build(DbConnManager { url: url.clone() })

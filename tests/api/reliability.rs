@@ -246,4 +246,48 @@ mod postgres_only {
             "nothing is bound without a row"
         );
     }
+
+    /// Every connection of the gateway's pool is cut by the server (as a PostgreSQL restart
+    /// does): each fails at most once, is dropped, and the gateway serves again by itself.
+    #[actix_web::test]
+    async fn connections_the_server_closed_are_replaced_without_a_restart() {
+        let Some(app) = TestApp::spawn(Backend::Postgres, &[]).await else {
+            return;
+        };
+        app.pool_numbers().await;
+        let b = app
+            .create(json!({"order_id": "cut-1", "bind_num": A1}))
+            .await;
+        let path = format!("/v1/bindings/{}", b["id"].as_str().unwrap());
+        // Every pooled connection has been used: sixteen reads at once on a pool of four.
+        let reads = futures_util::future::join_all((0..16).map(|_| app.get(&path))).await;
+        assert!(reads.iter().all(|(s, _)| *s == 200), "{reads:?}");
+        // From a connection of its own, so that every one of the gateway's is cut.
+        let url = app.app_db.url().target.clone();
+        actix_rt::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl};
+            let mut admin = diesel::PgConnection::establish(&url).expect("admin connection");
+            diesel::sql_query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .execute(&mut admin)
+            .expect("connections cut")
+        })
+        .await
+        .expect("admin thread");
+        let mut failures = 0;
+        for _ in 0..12 {
+            let (status, body) = app.get(&path).await;
+            if status != 200 {
+                assert_eq!(status, 503, "{body}");
+                failures += 1;
+            }
+        }
+        assert!(failures <= 4, "{failures} failures on a pool of four");
+        for _ in 0..8 {
+            let (status, body) = app.get(&path).await;
+            assert_eq!(status, 200, "served again: {body}");
+        }
+    }
 }
