@@ -221,23 +221,8 @@ impl ModifyBindingBody {
 
 /// The binding as the API shows it, with its call statistics.
 async fn view(svc: &BindingService, b: Binding) -> Result<BindingView, Problem> {
-    Ok(views(svc, vec![b])
-        .await?
-        .pop()
-        .unwrap_or_else(|| unreachable!("one in, one out")))
-}
-
-async fn views(svc: &BindingService, rows: Vec<Binding>) -> Result<Vec<BindingView>, Problem> {
-    let mut stats = svc
-        .call_stats(rows.iter().map(|b| b.id.clone()).collect())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|b| {
-            let s = stats.remove(&b.id).unwrap_or_default();
-            BindingView::new(b, s)
-        })
-        .collect())
+    let stats = svc.call_stats(b.id.clone()).await?;
+    Ok(BindingView::new(b, stats))
 }
 
 pub async fn create(

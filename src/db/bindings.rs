@@ -5,35 +5,48 @@ use diesel::prelude::*;
 
 use super::models::Binding;
 use super::schema::bindings::dsl;
-use super::{numbers, DbConn, DbError};
+use super::{numbers, on_backend, DbConn, DbError};
 use crate::domain::BindingStatus;
 
 pub(super) const LIVE: [&str; 2] = ["pending", "active"];
-const ENDED: [&str; 2] = ["released", "expired"];
+
+/// `status` is live, written as the literal the partial unique indexes are declared with: SQLite
+/// uses a partial index only when the query repeats its condition, and a statement without an
+/// `IN (?, ?)` list stays prepared (SQLite prepares every `IN` list anew).
+fn is_live() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql("bindings.status IN ('pending', 'active')")
+}
+
+/// `status` is released or expired (see [`is_live`] on literals).
+fn has_ended() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql("bindings.status IN ('released', 'expired')")
+}
 
 /// Inserts a binding and counts it in its number's counters, in the caller's transaction.
 pub fn insert(conn: &mut DbConn, row: &Binding) -> Result<(), DbError> {
-    diesel::insert_into(dsl::bindings)
+    on_backend!(&mut *conn, |c| diesel::insert_into(dsl::bindings)
         .values(row)
-        .execute(conn)?;
+        .execute(c))?;
     numbers::track(conn, None, Some(row))
 }
 
 /// Writes every column of `after` back, and moves its count in the numbers' counters from
 /// where `before` (the row as read, locked, in this transaction) counted.
 pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<(), DbError> {
-    diesel::update(dsl::bindings.find(&after.id))
-        .set(after)
-        .execute(conn)?;
+    on_backend!(&mut *conn, |c| diesel::update(
+        dsl::bindings.find(&after.id)
+    )
+    .set(after)
+    .execute(c))?;
     numbers::track(conn, Some(before), Some(after))
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
-    Ok(dsl::bindings
+    Ok(on_backend!(conn, |c| dsl::bindings
         .find(id)
         .select(Binding::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Like [`find`], and on PostgreSQL locks the row until the transaction ends, so two flows on
@@ -57,13 +70,13 @@ pub fn find_live(
     order_id: &str,
     bind_num: &str,
 ) -> Result<Option<Binding>, DbError> {
-    Ok(dsl::bindings
+    Ok(on_backend!(conn, |c| dsl::bindings
         .filter(dsl::order_id.eq(order_id))
         .filter(dsl::bind_num.eq(bind_num))
-        .filter(dsl::status.eq_any(LIVE))
+        .filter(is_live())
         .select(Binding::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Filters of the list endpoint; all optional, combined with AND.
@@ -80,35 +93,35 @@ pub struct Filter {
 
 /// Newest first (ids are time-ordered UUIDv7, and unique, so paging by id is stable).
 pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Binding>, DbError> {
-    let mut q = dsl::bindings.select(Binding::as_select()).into_boxed();
-    if let Some(v) = &filter.order_id {
-        q = q.filter(dsl::order_id.eq(v.clone()));
-    }
-    if let Some(v) = &filter.bind_num {
-        q = q.filter(dsl::bind_num.eq(v.clone()));
-    }
-    if let Some(v) = &filter.virtual_num {
-        q = q.filter(dsl::virtual_num.eq(v.clone()));
-    }
-    if let Some(v) = &filter.subscription_id {
-        q = q.filter(dsl::subscription_id.eq(v.clone()));
-    }
-    if let Some(v) = filter.status {
-        q = q.filter(dsl::status.eq(v.as_str()));
-    }
-    if let Some(v) = &filter.before_id {
-        q = q.filter(dsl::id.lt(v.clone()));
-    }
-    Ok(q.order(dsl::id.desc()).limit(limit).load(conn)?)
+    Ok(on_backend!(conn, |c| {
+        let mut q = dsl::bindings.select(Binding::as_select()).into_boxed();
+        if let Some(v) = &filter.order_id {
+            q = q.filter(dsl::order_id.eq(v));
+        }
+        if let Some(v) = &filter.bind_num {
+            q = q.filter(dsl::bind_num.eq(v));
+        }
+        if let Some(v) = &filter.virtual_num {
+            q = q.filter(dsl::virtual_num.eq(v));
+        }
+        if let Some(v) = &filter.subscription_id {
+            q = q.filter(dsl::subscription_id.eq(v));
+        }
+        if let Some(v) = filter.status {
+            q = q.filter(dsl::status.eq(v.as_str()));
+        }
+        if let Some(v) = &filter.before_id {
+            q = q.filter(dsl::id.lt(v));
+        }
+        q.order(dsl::id.desc()).limit(limit).load(c)
+    })?)
 }
 
 /// Bindings that keep their X+E from being handed out: live, or ended after
 /// `quarantine_since` (so a caller dialling an old X+E never reaches a new person).
 macro_rules! holding_extension {
     ($quarantine_since:expr) => {
-        dsl::status.eq_any(LIVE).or(dsl::status
-            .eq_any(ENDED)
-            .and(dsl::released_at.gt($quarantine_since)))
+        is_live().or(has_ended().and(dsl::released_at.gt($quarantine_since)))
     };
 }
 
@@ -129,37 +142,20 @@ pub fn unavailable_extensions(
     Ok(rows.into_iter().flatten().collect())
 }
 
-/// Which of `candidates` (extensions of X) cannot be handed out now: one look-up in the
-/// (virtual_num, extend_num) index per candidate.
-pub fn unavailable_among(
-    conn: &mut DbConn,
-    virtual_num: &str,
-    candidates: &[String],
-    quarantine_since: NaiveDateTime,
-) -> Result<Vec<String>, DbError> {
-    let rows: Vec<Option<String>> = dsl::bindings
-        .filter(dsl::virtual_num.eq(virtual_num))
-        .filter(dsl::extend_num.eq_any(candidates))
-        .filter(holding_extension!(quarantine_since))
-        .select(dsl::extend_num)
-        .load(conn)?;
-    Ok(rows.into_iter().flatten().collect())
-}
-
-/// Whether X+E is live or quarantined.
+/// Whether X+E is live or quarantined: one look-up in the (virtual_num, extend_num) index.
 pub fn extension_unavailable(
     conn: &mut DbConn,
     virtual_num: &str,
     extend_num: &str,
     quarantine_since: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    Ok(!unavailable_among(
-        conn,
-        virtual_num,
-        &[extend_num.to_owned()],
-        quarantine_since,
-    )?
-    .is_empty())
+    Ok(on_backend!(conn, |c| diesel::select(diesel::dsl::exists(
+        dsl::bindings
+            .filter(dsl::virtual_num.eq(virtual_num))
+            .filter(dsl::extend_num.eq(extend_num))
+            .filter(holding_extension!(quarantine_since)),
+    ))
+    .get_result(c))?)
 }
 
 /// Pending bindings created before `cutoff`: their create call has ended one way or another, so

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{
     binding_call_stats, bindings, call_events, call_records, calls, webhook_inbox,
 };
-use super::{DbConn, DbError};
+use super::{on_backend, DbConn, DbError};
 
 /// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +251,40 @@ pub struct CallStats {
     pub last_call_at: Option<NaiveDateTime>,
     /// The latest event of the binding's latest call.
     pub last_event: Option<String>,
+}
+
+/// Statistics of one binding (zero calls when it has none). Two indexed lookups whose
+/// statements stay prepared (an `IN (…)` list is prepared anew on every SQLite query).
+pub fn stats_one(conn: &mut DbConn, binding_id: &str) -> Result<CallStats, DbError> {
+    use binding_call_stats::dsl as s;
+    let row: Option<(i64, i64, i64, Option<NaiveDateTime>)> =
+        on_backend!(&mut *conn, |c| s::binding_call_stats
+            .filter(s::binding_id.eq(binding_id))
+            .select((
+                s::call_count,
+                s::answered_count,
+                s::total_talk_seconds,
+                s::last_call_at,
+            ))
+            .first(c)
+            .optional())?;
+    let Some((call_count, answered_count, total_talk_seconds, last_call_at)) = row else {
+        return Ok(CallStats::default());
+    };
+    let last_event = on_backend!(conn, |c| calls::table
+        .filter(calls::binding_id.eq(binding_id))
+        .order((calls::started_at.desc(), calls::id.desc()))
+        .select(calls::last_event)
+        .first::<Option<String>>(c)
+        .optional())?
+    .flatten();
+    Ok(CallStats {
+        call_count,
+        answered_count,
+        total_talk_seconds,
+        last_call_at,
+        last_event,
+    })
 }
 
 /// Statistics of the given bindings; bindings without calls are absent from the map.

@@ -30,6 +30,19 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// Key of the PostgreSQL advisory lock held while migrating (arbitrary, fixed).
 const PG_LOCK_MIGRATIONS: i64 = 0x0a8e_0001;
 
+/// Runs `$body` with `$c` bound to the backend's own connection. Hot queries go this way: a
+/// query through the [`DbConn`] wrapper has its whole SQL text rebuilt on every execution
+/// (the wrapper serialises it to collect the binds), even when the statement is cached.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     Postgres(diesel::PgConnection),

@@ -278,12 +278,12 @@ pub fn add(conn: &mut DbConn, number: &str, live: i32, quarantined: i32) -> Resu
     if live == 0 && quarantined == 0 {
         return Ok(());
     }
-    diesel::update(dsl::virtual_numbers.find(number))
+    super::on_backend!(conn, |c| diesel::update(dsl::virtual_numbers.find(number))
         .set((
             dsl::live_bindings.eq(dsl::live_bindings + live),
             dsl::quarantined_extensions.eq(dsl::quarantined_extensions + quarantined),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -351,15 +351,9 @@ impl BindingService {
         self.db.run(move |conn| load(conn, &id)).await
     }
 
-    /// Call statistics of these bindings (derived from their calls); absent means no calls.
-    pub async fn call_stats(
-        &self,
-        ids: Vec<String>,
-    ) -> Result<std::collections::HashMap<String, CallStats>, ServiceError> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        Ok(self.db.run(move |conn| calls::stats_of(conn, &ids)).await?)
+    /// Call statistics of a binding (derived from its calls).
+    pub async fn call_stats(&self, id: String) -> Result<CallStats, ServiceError> {
+        Ok(self.db.run(move |conn| calls::stats_one(conn, &id)).await?)
     }
 
     /// A binding with its call statistics, read in one visit to the database.
@@ -367,9 +361,7 @@ impl BindingService {
         self.db
             .run(move |conn| {
                 let row = load(conn, &id)?;
-                let stats = calls::stats_of(conn, std::slice::from_ref(&row.id))?
-                    .remove(&row.id)
-                    .unwrap_or_default();
+                let stats = calls::stats_one(conn, &row.id)?;
                 Ok((row, stats))
             })
             .await
