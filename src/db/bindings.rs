@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::models::Binding;
 use super::schema::bindings::dsl;
-use super::{numbers, on_backend, DbConn, DbError};
+use super::{numbers, on_backend, DbConn, DbError, Prepared, PreparedWrite};
 use crate::domain::BindingStatus;
 
 pub(super) const LIVE: [&str; 2] = ["pending", "active"];
@@ -24,20 +24,20 @@ fn has_ended() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
 
 /// Inserts a binding and counts it in its number's counters, in the caller's transaction.
 pub fn insert(conn: &mut DbConn, row: &Binding) -> Result<(), DbError> {
-    on_backend!(&mut *conn, |c| diesel::insert_into(dsl::bindings)
-        .values(row)
-        .execute(c))?;
+    on_backend!(&mut *conn, |c| PreparedWrite(
+        diesel::insert_into(dsl::bindings).values(row)
+    )
+    .run(c))?;
     numbers::track(conn, None, Some(row))
 }
 
 /// Writes every column of `after` back, and moves its count in the numbers' counters from
 /// where `before` (the row as read, locked, in this transaction) counted.
 pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<(), DbError> {
-    on_backend!(&mut *conn, |c| diesel::update(
-        dsl::bindings.find(&after.id)
+    on_backend!(&mut *conn, |c| PreparedWrite(
+        diesel::update(dsl::bindings.find(&after.id)).set(after)
     )
-    .set(after)
-    .execute(c))?;
+    .run(c))?;
     numbers::track(conn, Some(before), Some(after))
 }
 
@@ -70,13 +70,16 @@ pub fn find_live(
     order_id: &str,
     bind_num: &str,
 ) -> Result<Option<Binding>, DbError> {
-    Ok(on_backend!(conn, |c| dsl::bindings
-        .filter(dsl::order_id.eq(order_id))
-        .filter(dsl::bind_num.eq(bind_num))
-        .filter(is_live())
-        .select(Binding::as_select())
-        .first(c)
-        .optional())?)
+    Ok(on_backend!(conn, |c| Prepared(
+        dsl::bindings
+            .filter(dsl::order_id.eq(order_id))
+            .filter(dsl::bind_num.eq(bind_num))
+            .filter(is_live())
+            .select(Binding::as_select())
+            .limit(1)
+    )
+    .get_result(c)
+    .optional())?)
 }
 
 /// Filters of the list endpoint; all optional, combined with AND.
@@ -149,11 +152,13 @@ pub fn extension_unavailable(
     extend_num: &str,
     quarantine_since: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    Ok(on_backend!(conn, |c| diesel::select(diesel::dsl::exists(
-        dsl::bindings
-            .filter(dsl::virtual_num.eq(virtual_num))
-            .filter(dsl::extend_num.eq(extend_num))
-            .filter(holding_extension!(quarantine_since)),
+    Ok(on_backend!(conn, |c| Prepared(diesel::select(
+        diesel::dsl::exists(
+            dsl::bindings
+                .filter(dsl::virtual_num.eq(virtual_num))
+                .filter(dsl::extend_num.eq(extend_num))
+                .filter(holding_extension!(quarantine_since)),
+        )
     ))
     .get_result(c))?)
 }

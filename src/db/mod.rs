@@ -10,6 +10,8 @@ mod group_commit;
 pub mod ingest;
 pub mod models;
 pub mod numbers;
+mod prepared;
+pub(crate) use prepared::{Prepared, PreparedWrite};
 mod pg_writer;
 pub mod schema;
 mod sqlite_writer;

@@ -175,9 +175,10 @@ fn pick_pg(
         .bind::<Integer, _>(room.max_live)
         .bind::<Integer, _>(room.extensions)
         .bind::<Array<Text>, _>(exclude);
+    // One of four fixed texts (area or not, skip locked or wait): kept prepared.
     let rows: Vec<VirtualNumber> = match area_code {
-        Some(a) => q.bind::<Text, _>(a).load(c)?,
-        None => q.load(c)?,
+        Some(a) => super::Prepared(q.bind::<Text, _>(a)).load(c)?,
+        None => super::Prepared(q).load(c)?,
     };
     Ok(rows.into_iter().next())
 }
@@ -278,12 +279,13 @@ pub fn add(conn: &mut DbConn, number: &str, live: i32, quarantined: i32) -> Resu
     if live == 0 && quarantined == 0 {
         return Ok(());
     }
-    super::on_backend!(conn, |c| diesel::update(dsl::virtual_numbers.find(number))
-        .set((
+    super::on_backend!(conn, |c| super::PreparedWrite(
+        diesel::update(dsl::virtual_numbers.find(number)).set((
             dsl::live_bindings.eq(dsl::live_bindings + live),
             dsl::quarantined_extensions.eq(dsl::quarantined_extensions + quarantined),
         ))
-        .execute(c))?;
+    )
+    .run(c))?;
     Ok(())
 }
 
