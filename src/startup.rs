@@ -110,6 +110,10 @@ impl Application {
                     .default_service(web::to(api::not_found))
             })
             .workers(settings.workers)
+            // Blocking work is database work, and `Db` lets at most a pool's worth run at once;
+            // without a cap tokio starts a thread whenever none is idle at that instant (49
+            // under list load), each keeping its own allocator pages.
+            .worker_max_blocking_threads(blocking_threads(settings.db_pool_size))
             .shutdown_timeout(10)
             .listen(listener)?
             .run()
@@ -162,4 +166,12 @@ pub fn policy(settings: &Settings, huawei: &HuaweiSettings) -> Policy {
         extension_retry_limit: settings.extension_retry_limit,
         upstream_timeout: huawei.connect_timeout + huawei.request_timeout,
     }
+}
+
+/// Blocking threads per HTTP worker: the pool's size (all of `Db`'s admitted work may land on
+/// one worker), and a few more for work queued while a finished thread goes idle.
+fn blocking_threads(db_pool_size: u32) -> usize {
+    usize::try_from(db_pool_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(2)
 }
