@@ -38,6 +38,9 @@ impl GroupCommit {
         let mut conn = diesel::SqliteConnection::establish(path)
             .map_err(|e| DbError::Unavailable(format!("opening {path}: {e}")))?;
         conn.batch_execute(super::SQLITE_CONNECTION_PRAGMAS)?;
+        // The writer modifies pages of every index of `bindings`; modified pages live in the
+        // cache, so it gets more than a reader (as much as the webhook writer, see there).
+        conn.batch_execute("PRAGMA cache_size = -8192;")?;
         let mut conn = DbConn::Sqlite(conn);
         let (queue, mut jobs) = mpsc::channel::<Box<dyn Job>>(QUEUE);
         std::thread::Builder::new()
