@@ -253,6 +253,64 @@ pub struct CallStats {
     pub last_event: Option<String>,
 }
 
+/// A binding with its call statistics. On PostgreSQL one statement (one round trip): the
+/// statistics view is joined on the binding's id, which PostgreSQL pushes into the view as a
+/// look-up in `calls_by_binding`, and the latest event is a correlated look-up in the same
+/// index. SQLite would instead build the whole view before joining it, so there it is the
+/// binding, then [`stats_one`].
+pub fn binding_with_stats(
+    conn: &mut DbConn,
+    id: &str,
+) -> Result<Option<(super::models::Binding, CallStats)>, DbError> {
+    use binding_call_stats::dsl as s;
+    let conn = match conn {
+        DbConn::Sqlite(_) => {
+            let Some(binding) = super::bindings::find(conn, id)? else {
+                return Ok(None);
+            };
+            let stats = stats_one(conn, &binding.id)?;
+            return Ok(Some((binding, stats)));
+        }
+        DbConn::Postgres(c) => c,
+    };
+    type Stats = Option<(i64, i64, i64, Option<NaiveDateTime>)>;
+    let latest_call_event = calls::table
+        .filter(calls::binding_id.eq(bindings::id.nullable()))
+        .order((calls::started_at.desc(), calls::id.desc()))
+        .select(calls::last_event)
+        .limit(1)
+        .single_value();
+    let row: Option<(super::models::Binding, Stats, Option<String>)> = bindings::table
+        .left_join(s::binding_call_stats.on(s::binding_id.eq(bindings::id)))
+        .filter(bindings::id.eq(id))
+        .select((
+            super::models::Binding::as_select(),
+            (
+                s::call_count,
+                s::answered_count,
+                s::total_talk_seconds,
+                s::last_call_at,
+            )
+                .nullable(),
+            latest_call_event,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(binding, stats, last_event)| {
+        let stats = match stats {
+            None => CallStats::default(),
+            Some((call_count, answered_count, total_talk_seconds, last_call_at)) => CallStats {
+                call_count,
+                answered_count,
+                total_talk_seconds,
+                last_call_at,
+                last_event,
+            },
+        };
+        (binding, stats)
+    }))
+}
+
 /// Statistics of one binding (zero calls when it has none). Two indexed lookups whose
 /// statements stay prepared (an `IN (…)` list is prepared anew on every SQLite query).
 pub fn stats_one(conn: &mut DbConn, binding_id: &str) -> Result<CallStats, DbError> {

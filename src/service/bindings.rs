@@ -356,14 +356,10 @@ impl BindingService {
         Ok(self.db.run(move |conn| calls::stats_one(conn, &id)).await?)
     }
 
-    /// A binding with its call statistics, read in one visit to the database.
+    /// A binding with its call statistics, read in one statement.
     pub async fn get_with_stats(&self, id: String) -> Result<(Binding, CallStats), ServiceError> {
         self.db
-            .run(move |conn| {
-                let row = load(conn, &id)?;
-                let stats = calls::stats_one(conn, &row.id)?;
-                Ok((row, stats))
-            })
+            .run(move |conn| calls::binding_with_stats(conn, &id)?.ok_or_else(|| not_found(&id)))
             .await
     }
 
