@@ -1,7 +1,7 @@
 //! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`, `sandbox-call`,
 //! `numbers import FILE`.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
@@ -73,6 +73,9 @@ pub struct SandboxCallArgs {
     /// Call this binding (its X and E are looked up on the gateway).
     #[arg(long, conflicts_with_all = ["virtual_num", "extend_num"])]
     pub binding: Option<String>,
+    /// Call the newest binding on the gateway (looked up like --binding).
+    #[arg(long, conflicts_with_all = ["binding", "virtual_num", "extend_num"])]
+    pub latest: bool,
     /// The gateway, to look up --binding.
     #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     pub gateway_url: String,
@@ -298,16 +301,24 @@ async fn sandbox_call(args: SandboxCallArgs) -> Result<(), StartupError> {
                 args.outcome
             ))
         })?;
+    let token = || {
+        args.token.as_deref().ok_or_else(|| {
+            StartupError::Other(
+                "--binding and --latest need --token (or TOKEN) to ask the gateway".into(),
+            )
+        })
+    };
     let (virtual_num, extend_num) = match &args.binding {
-        Some(id) => {
-            let token = args.token.as_deref().ok_or_else(|| {
-                StartupError::Other("--binding needs --token (or TOKEN) to ask the gateway".into())
-            })?;
-            lookup_binding(&args.gateway_url, token, id).await?
+        Some(id) => lookup_binding(&args.gateway_url, token()?, id).await?,
+        None if args.latest => {
+            let id = newest_binding(&args.gateway_url, token()?).await?;
+            lookup_binding(&args.gateway_url, token()?, &id).await?
         }
         None => (
             args.virtual_num.clone().ok_or_else(|| {
-                StartupError::Other("give --binding, or --virtual-num and --extend-num".into())
+                StartupError::Other(
+                    "give --binding, --latest, or --virtual-num and --extend-num".into(),
+                )
             })?,
             args.extend_num.clone(),
         ),
@@ -333,14 +344,27 @@ async fn sandbox_call(args: SandboxCallArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// X and E of a binding, from the gateway's API.
-async fn lookup_binding(
+/// The id of the gateway's newest binding (the first of its list).
+async fn newest_binding(gateway: &str, token: &str) -> Result<String, StartupError> {
+    let body = get_json(gateway, token, "/v1/bindings?limit=1").await?;
+    body["items"][0]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            StartupError::Other(format!(
+                "{gateway} has no binding yet: create one first (POST /v1/bindings)"
+            ))
+        })
+}
+
+/// GET `path` on the gateway's API, as JSON; a non-2xx answer is an error showing its body.
+async fn get_json(
     gateway: &str,
     token: &str,
-    id: &str,
-) -> Result<(String, Option<String>), StartupError> {
+    path: &str,
+) -> Result<serde_json::Value, StartupError> {
     crate::huawei::client::install_crypto_provider();
-    let url = format!("{}/v1/bindings/{id}", gateway.trim_end_matches('/'));
+    let url = format!("{}{path}", gateway.trim_end_matches('/'));
     let mut resp = awc::Client::new()
         .get(&url)
         .insert_header(("Authorization", format!("Bearer {token}")))
@@ -352,12 +376,65 @@ async fn lookup_binding(
         .await
         .map_err(|e| StartupError::Other(format!("{url}: {e}")))?;
     if !resp.status().is_success() {
-        return Err(StartupError::Other(format!("{url}: {}", resp.status())));
+        return Err(StartupError::Other(format!(
+            "{url}: {} {body}",
+            resp.status()
+        )));
     }
+    Ok(body)
+}
+
+/// X and E of a binding, from the gateway's API.
+async fn lookup_binding(
+    gateway: &str,
+    token: &str,
+    id: &str,
+) -> Result<(String, Option<String>), StartupError> {
+    let body = get_json(gateway, token, &format!("/v1/bindings/{id}")).await?;
     let x = body["virtual_num"]
         .as_str()
         .ok_or_else(|| StartupError::Other(format!("binding {id} has no virtual number yet")))?;
     Ok((x.to_owned(), body["extend_num"].as_str().map(str::to_owned)))
+}
+
+/// The banner's "try it" lines: commands that work pasted as they are, in order (with a token
+/// chosen in API_TOKENS, once `TOKEN` holds it).
+fn try_it_lines(gateway: SocketAddr, sandbox_url: &str, demo_token: Option<&str>) -> Vec<String> {
+    // `cargo run` does not put the binary on PATH: name it as it was started.
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.contains(char::is_whitespace))
+        .unwrap_or_else(|| "axe-gateway".into());
+    let mut lines = Vec::new();
+    match demo_token {
+        Some(token) => {
+            lines.push(format!(
+                "  Token:    {token}   (client \"demo\"; set API_TOKENS to choose your own)"
+            ));
+            lines.push(String::new());
+            lines.push(format!("  export TOKEN={token}"));
+        }
+        None => {
+            lines.push("  Tokens:   from API_TOKENS; below, TOKEN must hold one of them".into());
+        }
+    }
+    lines.push(String::new());
+    lines.push(
+        "  Create a binding, then play a call to the newest one (events and CDR arrive at".into(),
+    );
+    lines.push(
+        "  /huawei/events and /huawei/cdr; see them with GET /v1/bindings/{id}/calls):".into(),
+    );
+    lines.push(format!(
+        "  curl -s -X POST http://{gateway}/v1/bindings -H \"Authorization: Bearer $TOKEN\" \
+         -H 'Content-Type: application/json' \
+         -d '{{\"order_id\":\"demo-1\",\"bind_num\":\"+8613800000001\",\"area_code\":\"0755\"}}'"
+    ));
+    lines.push(format!(
+        "  {exe} sandbox-call --sandbox-url {sandbox_url} --gateway-url http://{gateway} --token \"$TOKEN\" --latest"
+    ));
+    lines
 }
 
 async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
@@ -410,7 +487,7 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         }
         println!();
         println!("  axe-gateway is running with the Huawei sandbox (no Huawei account is used).");
-        println!("  API:      http://{}", settings.listen_addr);
+        println!("  API:      http://{gateway_addr}");
         println!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url);
         println!("  Database: {}", settings.database_url.redacted());
         println!(
@@ -421,19 +498,9 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        if let Some(token) = &demo_token {
-            println!("  Token:    {token}   (client \"demo\"; set API_TOKENS to choose your own)");
-            println!();
-            println!("  export TOKEN={token}");
+        for line in try_it_lines(gateway_addr, &huawei.base_url, demo_token.as_deref()) {
+            println!("{line}");
         }
-        println!();
-        println!(
-            "  Play a call to a binding (events and CDR arrive at /huawei/events and /huawei/cdr):"
-        );
-        println!(
-            "  axe-gateway sandbox-call --sandbox-url {} --binding <binding id>",
-            huawei.base_url
-        );
         println!();
     } else {
         log::info!(

@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::error::Problem;
 use crate::service::{
-    BindingService, Callback, CreateBinding, CreateOutcome, FieldError, ModifyBinding,
+    BindingService, Callback, CreateBinding, CreateOutcome, FieldError, Lifetime, ModifyBinding,
 };
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -38,15 +38,56 @@ pub struct CreateBindingBody {
     user_data: Option<String>,
 }
 
+/// A PATCH body, a JSON Merge Patch (RFC 7396): an absent member is left as it is, `null`
+/// removes it where Huawei can (see [`ModifyBindingBody::parse`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyBindingBody {
-    record: Option<bool>,
-    record_hint_tone: Option<String>,
-    callback_num: Option<String>,
-    callback_tone: Option<String>,
-    ttl_minutes: Option<i64>,
-    callback_ttl_minutes: Option<i64>,
+    #[serde(default)]
+    record: Patch<bool>,
+    #[serde(default)]
+    record_hint_tone: Patch<String>,
+    #[serde(default)]
+    callback_num: Patch<String>,
+    #[serde(default)]
+    callback_tone: Patch<String>,
+    #[serde(default)]
+    ttl_minutes: Patch<i64>,
+    #[serde(default)]
+    callback_ttl_minutes: Patch<i64>,
+    /// Accepted only to say why it cannot change (Huawei's modify has no `userData`).
+    #[serde(default)]
+    user_data: Patch<serde_json::Value>,
+}
+
+/// A member of a merge patch: absent, `null`, or a value.
+#[derive(Debug, Default, PartialEq)]
+enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(|v| v.map_or(Patch::Null, Patch::Value))
+    }
+}
+
+impl<T> Patch<T> {
+    /// The value, if one was given; `null` is reported as `field` being impossible to remove,
+    /// with `why`.
+    fn value_or_refuse_null(self, f: &mut Fields, field: &str, why: &str) -> Option<T> {
+        match self {
+            Patch::Absent => None,
+            Patch::Null => {
+                f.push(field, &format!("cannot be removed ({why})"));
+                None
+            }
+            Patch::Value(v) => Some(v),
+        }
+    }
 }
 
 /// Collects every field error of a request instead of stopping at the first.
@@ -193,8 +234,49 @@ impl CreateBindingBody {
 }
 
 impl ModifyBindingBody {
+    /// What `null` does, per field, follows what Huawei's modify can express (docs/API.md):
+    /// `record: null` is `false`; `ttl_minutes: null` removes the expiry (`bindExpiredTime` 0,
+    /// "never expires"). Huawei has no way to remove a recording hint tone, a callback number or
+    /// tone (only to replace one by the other), or a callback-record lifetime, and cannot change
+    /// `userData` at all: those are a 400 naming the field.
     fn parse(self) -> Result<ModifyBinding, Problem> {
         let mut f = Fields::default();
+        let record = match self.record {
+            Patch::Absent => None,
+            Patch::Null => Some(false),
+            Patch::Value(r) => Some(r),
+        };
+        let (ttl_minutes, unlimited) = match self.ttl_minutes {
+            Patch::Absent => (None, false),
+            Patch::Null => (None, true),
+            Patch::Value(t) => (Some(t), false),
+        };
+        let record_hint_tone = self.record_hint_tone.value_or_refuse_null(
+            &mut f,
+            "record_hint_tone",
+            "Huawei keeps a recording hint tone once set; give another, or set record to false",
+        );
+        let callback_num = self.callback_num.value_or_refuse_null(
+            &mut f,
+            "callback_num",
+            "Huawei keeps a callback number once set; give another, or a callback_tone instead",
+        );
+        let callback_tone = self.callback_tone.value_or_refuse_null(
+            &mut f,
+            "callback_tone",
+            "Huawei keeps a callback tone once set; give another, or a callback_num instead",
+        );
+        let callback_ttl_minutes = self.callback_ttl_minutes.value_or_refuse_null(
+            &mut f,
+            "callback_ttl_minutes",
+            "Huawei has no way to remove a callback-record lifetime; give another",
+        );
+        if self.user_data != Patch::Absent {
+            f.push(
+                "user_data",
+                "cannot be changed after the binding is created (Huawei's modify has no userData)",
+            );
+        }
         let Options {
             record_hint_tone,
             callback,
@@ -202,18 +284,23 @@ impl ModifyBindingBody {
             cb_ttl,
         } = Options::parse(
             &mut f,
-            self.record_hint_tone.as_deref(),
-            self.callback_num.as_deref(),
-            self.callback_tone.as_deref(),
-            self.ttl_minutes,
-            self.callback_ttl_minutes,
+            record_hint_tone.as_deref(),
+            callback_num.as_deref(),
+            callback_tone.as_deref(),
+            ttl_minutes,
+            callback_ttl_minutes,
         );
         f.finish()?;
+        let ttl = match (ttl, unlimited) {
+            (_, true) => Some(Lifetime::Unlimited),
+            (Some(t), false) => Some(Lifetime::Minutes(t)),
+            (None, false) => None,
+        };
         Ok(ModifyBinding {
-            record: self.record,
+            record,
             record_hint_tone,
             callback,
-            ttl_minutes: ttl,
+            ttl,
             callback_ttl_minutes: cb_ttl,
         })
     }

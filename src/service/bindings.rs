@@ -48,8 +48,24 @@ pub struct ModifyBinding {
     pub record: Option<bool>,
     pub record_hint_tone: Option<ToneName>,
     pub callback: Option<Callback>,
-    pub ttl_minutes: Option<TtlMinutes>,
+    pub ttl: Option<Lifetime>,
     pub callback_ttl_minutes: Option<TtlMinutes>,
+}
+
+/// A binding's new lifetime: minutes from now, or none (Huawei's `bindExpiredTime` 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    Minutes(TtlMinutes),
+    Unlimited,
+}
+
+impl Lifetime {
+    fn minutes(self) -> Option<TtlMinutes> {
+        match self {
+            Self::Minutes(t) => Some(t),
+            Self::Unlimited => None,
+        }
+    }
 }
 
 impl ModifyBinding {
@@ -57,7 +73,7 @@ impl ModifyBinding {
         self.record.is_none()
             && self.record_hint_tone.is_none()
             && self.callback.is_none()
-            && self.ttl_minutes.is_none()
+            && self.ttl.is_none()
             && self.callback_ttl_minutes.is_none()
     }
 }
@@ -402,10 +418,10 @@ impl BindingService {
                 row.status
             )));
         }
-        let ttl = change
-            .ttl_minutes
-            .map(TtlMinutes::get)
-            .or(row.ttl_minutes.and_then(|v| u32::try_from(v).ok()));
+        let ttl = match change.ttl {
+            Some(l) => l.minutes().map(TtlMinutes::get),
+            None => row.ttl_minutes.and_then(|v| u32::try_from(v).ok()),
+        };
         let cb_ttl = change
             .callback_ttl_minutes
             .map(TtlMinutes::get)
@@ -431,9 +447,12 @@ impl BindingService {
             Some(Callback::Tone(t)) => req.callback_tone = Some(t.as_str().to_owned()),
             None => {}
         }
-        if change.ttl_minutes.is_some() || change.callback_ttl_minutes.is_some() {
+        if change.ttl.is_some() || change.callback_ttl_minutes.is_some() {
             req.time_unit = Some(wire::TIME_UNIT_MINUTES.to_owned());
-            req.bind_expired_time = change.ttl_minutes.map(|t| i64::from(t.get()));
+            // 0 is Huawei's "never expires".
+            req.bind_expired_time = change
+                .ttl
+                .map(|l| l.minutes().map_or(0, |t| i64::from(t.get())));
             req.callback_expired_time = change.callback_ttl_minutes.map(|t| i64::from(t.get()));
         }
         if let Err(e) = self.huawei.modify(&req).await {
@@ -457,9 +476,16 @@ impl BindingService {
                 }
                 None => {}
             }
-            if let Some(t) = change.ttl_minutes {
-                row.ttl_minutes = Some(to_i32(t));
-                row.expires_at = Some(now + minutes(t));
+            match change.ttl {
+                Some(Lifetime::Minutes(t)) => {
+                    row.ttl_minutes = Some(to_i32(t));
+                    row.expires_at = Some(now + minutes(t));
+                }
+                Some(Lifetime::Unlimited) => {
+                    row.ttl_minutes = None;
+                    row.expires_at = None;
+                }
+                None => {}
             }
             if let Some(t) = change.callback_ttl_minutes {
                 row.callback_ttl_minutes = Some(to_i32(t));

@@ -11,7 +11,9 @@ pub mod numbers;
 use crate::db::DbError;
 use crate::huawei::HuaweiError;
 
-pub use bindings::{BindingService, Callback, CreateBinding, CreateOutcome, ModifyBinding, Policy};
+pub use bindings::{
+    BindingService, Callback, CreateBinding, CreateOutcome, Lifetime, ModifyBinding, Policy,
+};
 pub use numbers::{AddManyError, NewNumber, NumberService, NumberUsage};
 
 /// A request field and what is wrong with it.

@@ -18,6 +18,7 @@ on_both_backends!(
     unknown_bindings_and_routes_are_404,
     listing_filters_and_pages_newest_first,
     modify_changes_the_binding_at_huawei_and_here,
+    modify_is_a_merge_patch_null_removes_what_huawei_can_remove,
     release_is_idempotent_and_frees_huawei,
     release_settles_when_huawei_no_longer_has_the_binding,
     sync_marks_a_binding_huawei_forgot_as_expired,
@@ -397,6 +398,89 @@ async fn modify_changes_the_binding_at_huawei_and_here(app: TestApp) {
         .patch(&format!("/v1/bindings/{id}"), &json!({"record": false}))
         .await;
     assert_eq!(status, 409, "a released binding cannot change: {p}");
+}
+
+async fn modify_is_a_merge_patch_null_removes_what_huawei_can_remove(app: TestApp) {
+    app.pool_numbers().await;
+    let b = app
+        .create(json!({
+            "order_id": "mod-null", "bind_num": A1, "record": true,
+            "record_hint_tone": "hint.wav", "callback_num": A2,
+            "ttl_minutes": 60, "callback_ttl_minutes": 30, "user_data": "shop-1"
+        }))
+        .await;
+    let id = b["id"].as_str().unwrap();
+    let path = format!("/v1/bindings/{id}");
+    let at_huawei = || {
+        app.sandbox
+            .binding_by_number(
+                b["virtual_num"].as_str().unwrap(),
+                b["extend_num"].as_str().unwrap(),
+            )
+            .unwrap()
+    };
+    assert!(at_huawei().expires_at.is_some());
+
+    // Fields Huawei cannot remove (or change) are refused by name, and nothing changes.
+    for (field, body) in [
+        ("callback_num", json!({"callback_num": null})),
+        ("callback_tone", json!({"callback_tone": null})),
+        ("record_hint_tone", json!({"record_hint_tone": null})),
+        (
+            "callback_ttl_minutes",
+            json!({"callback_ttl_minutes": null}),
+        ),
+        ("user_data", json!({"user_data": null})),
+        ("user_data", json!({"user_data": "shop-2"})),
+        (
+            "callback_num",
+            json!({"ttl_minutes": null, "callback_num": null}),
+        ),
+    ] {
+        let (status, p) = app.patch(&path, &body).await;
+        assert_eq!(status, 400, "{body}: {p}");
+        let fields: Vec<&str> = p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, vec![field], "{body}: {p}");
+    }
+    let (_, unchanged) = app
+        .request("GET", &path, Some(crate::helpers::TOKEN), None)
+        .await;
+    assert_eq!(unchanged["ttl_minutes"], 60);
+    assert_eq!(unchanged["callback_num"], A2);
+    assert!(at_huawei().expires_at.is_some());
+
+    // `ttl_minutes: null` removes the expiry, here and at Huawei (bindExpiredTime 0);
+    // `record: null` is recording off; absent members stay as they are.
+    let (status, m) = app
+        .patch(&path, &json!({"ttl_minutes": null, "record": null}))
+        .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["ttl_minutes"], Value::Null);
+    assert_eq!(m["expires_at"], Value::Null);
+    assert_eq!(m["record"], false);
+    assert_eq!(m["callback_num"], A2);
+    assert_eq!(m["record_hint_tone"], "hint.wav");
+    assert_eq!(m["user_data"], "shop-1");
+    let h = at_huawei();
+    assert_eq!(h.expires_at, None, "Huawei keeps it until released");
+    assert_eq!(h.record_flag.as_deref(), Some("false"));
+
+    // A lifetime can be set again afterwards.
+    let (status, p) = app.patch(&path, &json!({"ttl_minutes": 15})).await;
+    assert_eq!(
+        status, 400,
+        "still above the callback-record lifetime (30): {p}"
+    );
+    let (status, m) = app.patch(&path, &json!({"ttl_minutes": 45})).await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["ttl_minutes"], 45);
+    assert_ne!(m["expires_at"], Value::Null);
+    assert!(at_huawei().expires_at.is_some());
 }
 
 async fn release_is_idempotent_and_frees_huawei(app: TestApp) {

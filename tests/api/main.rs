@@ -3,6 +3,7 @@
 mod helpers;
 
 mod allocation;
+mod banner;
 mod bindings;
 mod numbers;
 mod reliability;
