@@ -72,6 +72,14 @@ impl Problem {
         }
     }
 
+    /// `503 not_ready`: each failing readiness check in `errors` (its name as `field`).
+    pub fn not_ready(failing: Vec<FieldError>) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::with_errors(StatusCode::SERVICE_UNAVAILABLE, "not_ready", failing)
+        }
+    }
+
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         Self::with_errors(StatusCode::BAD_REQUEST, "invalid_request", errors)
     }

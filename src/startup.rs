@@ -91,6 +91,7 @@ impl Application {
                         middleware::Logger::new(r#"%{r}a "%{method}xi %U" %s %b %Dms"#)
                             .custom_request_replace("method", |req| req.method().to_string())
                             .exclude("/healthz")
+                            .exclude("/readyz")
                             .exclude("/metrics")
                             // Huawei pushes thousands a second; they are counted in /metrics
                             // and every refusal is logged by the webhook handler itself.

@@ -395,6 +395,20 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
     Ok(applied)
 }
 
+/// Migrations embedded in this binary that the database has not applied (for readiness: a
+/// database behind this binary's schema, e.g. while another instance migrates).
+pub fn pending_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let names = match conn {
+        DbConn::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+        DbConn::Postgres(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+    };
+    names.map_err(|e| DbError::Migration(e.to_string()))
+}
+
 /// A read-then-write transaction:
 /// - SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so the busy timeout applies (a
 ///   deferred transaction upgrading to write can fail at once with "database is locked").
@@ -502,6 +516,25 @@ mod tests {
         let url =
             DatabaseUrl::parse(&format!("sqlite://{}/g.db", dir.path().display())).expect("url");
         Db::connect(&url, pool, wait).expect("database")
+    }
+
+    #[test]
+    fn pending_migrations_are_listed_until_applied() {
+        let dir = tempfile::tempdir().expect("dir");
+        let target = format!("{}/m.db", dir.path().display());
+        let mut conn = DbConn::Sqlite(SqliteConnection::establish(&target).expect("open"));
+        let pending = pending_migrations(&mut conn).expect("pending");
+        let on_disk = std::fs::read_dir("migrations/sqlite")
+            .expect("migrations")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+            .count();
+        assert_eq!(pending.len(), on_disk, "{pending:?}");
+        let url = DatabaseUrl::parse(&format!("sqlite://{target}")).expect("url");
+        migrate(&url).expect("migrate");
+        assert_eq!(
+            pending_migrations(&mut conn).expect("pending"),
+            Vec::<String>::new()
+        );
     }
 
     #[actix_rt::test]

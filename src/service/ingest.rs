@@ -259,6 +259,8 @@ pub struct Ingestor {
     /// One queue per writer thread; a notification goes to the writer of its call's session.
     shards: Arc<[SyncSender<Job>]>,
     metrics: Arc<IngestMetrics>,
+    /// The writer and acknowledger threads, to tell readiness whether they still run.
+    threads: Arc<[std::thread::JoinHandle<()>]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -281,6 +283,7 @@ impl Ingestor {
         };
         let metrics = Arc::new(IngestMetrics::default());
         let mut shards = Vec::with_capacity(writers);
+        let mut threads = Vec::with_capacity(2 * writers);
         for n in 0..writers {
             let (tx, rx) = mpsc::sync_channel((settings.queue / writers).max(1));
             let (done_tx, done_rx) = mpsc::sync_channel(UNACKNOWLEDGED_BATCHES);
@@ -290,31 +293,42 @@ impl Ingestor {
                 format!("-{n}")
             };
             let m = metrics.clone();
-            std::thread::Builder::new()
-                .name(format!("webhook-ack{suffix}"))
-                .spawn(move || acknowledger_loop(&done_rx, &m))?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("webhook-ack{suffix}"))
+                    .spawn(move || acknowledger_loop(&done_rx, &m))?,
+            );
             let (db, m) = (db.clone(), metrics.clone());
-            std::thread::Builder::new()
-                .name(format!("webhook-writer{suffix}"))
-                .spawn(move || {
-                    writer_loop(
-                        IngestConnector::new(db),
-                        &rx,
-                        &done_tx,
-                        settings.batch_max,
-                        &m,
-                    )
-                })?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("webhook-writer{suffix}"))
+                    .spawn(move || {
+                        writer_loop(
+                            IngestConnector::new(db),
+                            &rx,
+                            &done_tx,
+                            settings.batch_max,
+                            &m,
+                        )
+                    })?,
+            );
             shards.push(tx);
         }
         Ok(Self {
             shards: shards.into(),
             metrics,
+            threads: threads.into(),
         })
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
         &self.metrics
+    }
+
+    /// Whether every writer and acknowledger thread still runs (they end only by panicking
+    /// while the gateway runs).
+    pub fn writers_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
     }
 
     /// Queues the notification and waits until it is committed (or failed).

@@ -5,6 +5,7 @@
 pub mod allocation;
 pub mod bindings;
 pub mod calls;
+pub mod health;
 pub mod ingest;
 pub mod numbers;
 

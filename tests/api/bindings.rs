@@ -30,6 +30,14 @@ async fn health_check_reports_ok_when_the_database_answers(app: TestApp) {
     let (status, body) = app.request("GET", "/healthz", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"status": "ok"}));
+    let (status, body) = app.request("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "ready", "checks": {
+            "database": "ok", "migrations": "ok", "webhook_writers": "ok"
+        }})
+    );
 }
 
 async fn create_binds_at_huawei_and_returns_the_active_binding(app: TestApp) {

@@ -220,8 +220,8 @@ mod postgres_only {
     use super::*;
     use crate::helpers::Backend;
 
-    /// The gateway's database disappears under it: health says 503 and the API answers 503
-    /// problems instead of hanging or 500s.
+    /// The gateway's database disappears under it: liveness stays 200 and says what is wrong,
+    /// readiness is a 503, and the API answers 503 problems instead of hanging or 500s.
     #[actix_web::test]
     async fn health_and_api_answer_503_when_the_database_is_gone() {
         let Some(app) = TestApp::spawn(Backend::Postgres, &[("DB_TIMEOUT_MS", "500")]).await else {
@@ -229,9 +229,28 @@ mod postgres_only {
         };
         app.pool_numbers().await;
         app.drop_database();
+        // Alive (a restart would not bring the database back), and saying what is wrong.
         let (status, body) = app.request("GET", "/healthz", None, None).await;
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["status"], "unavailable");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "degraded");
+        assert!(
+            body["checks"]["database"]
+                .as_str()
+                .unwrap()
+                .starts_with("does not answer"),
+            "{body}"
+        );
+        // Not ready: a 503 problem naming the failing checks.
+        let (status, p) = app.request("GET", "/readyz", None, None).await;
+        assert_eq!(status, 503, "{p}");
+        assert_eq!(p["code"], "not_ready");
+        let failing: Vec<&str> = p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(failing, vec!["database", "migrations"], "{p}");
         let (status, p) = app
             .post(
                 "/v1/bindings",

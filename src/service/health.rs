@@ -1,0 +1,74 @@
+//! Liveness and readiness: what the gateway needs in order to serve, checked when asked.
+
+use std::time::Duration;
+
+use crate::db::{self, Db, DbError};
+use crate::service::ingest::Ingestor;
+
+/// Longest a readiness check waits for the database.
+const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One check: its name and, when it fails, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub problem: Option<String>,
+}
+
+impl Check {
+    fn new(name: &'static str, problem: Option<String>) -> Self {
+        Self { name, problem }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.checks.iter().all(|c| c.problem.is_none())
+    }
+}
+
+/// The database answers (within 3 s), its schema is this binary's (no migration pending), and
+/// the webhook writers run.
+pub async fn readiness(db: &Db, ingestor: &Ingestor) -> Readiness {
+    let work = db.run(|conn| {
+        conn_ping(conn)?;
+        db::pending_migrations(conn)
+    });
+    let (database, migrations) = match actix_rt::time::timeout(DB_CHECK_TIMEOUT, work).await {
+        Ok(Ok(pending)) if pending.is_empty() => (None, None),
+        Ok(Ok(pending)) => (
+            None,
+            Some(format!("not applied yet: {}", pending.join(", "))),
+        ),
+        Ok(Err(e)) => (
+            Some(format!("does not answer: {e}")),
+            Some("unknown while the database does not answer".to_owned()),
+        ),
+        Err(_) => (
+            Some(format!(
+                "did not answer within {} s",
+                DB_CHECK_TIMEOUT.as_secs()
+            )),
+            Some("unknown while the database does not answer".to_owned()),
+        ),
+    };
+    let writers = (!ingestor.writers_running())
+        .then(|| "a webhook writer thread has stopped; restart the gateway".to_owned());
+    Readiness {
+        checks: vec![
+            Check::new("database", database),
+            Check::new("migrations", migrations),
+            Check::new("webhook_writers", writers),
+        ],
+    }
+}
+
+fn conn_ping(conn: &mut db::DbConn) -> Result<(), DbError> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SELECT 1").map_err(DbError::from)
+}
