@@ -1006,13 +1006,17 @@ async fn the_gateway_client_works_against_a_served_sandbox() {
     let handle = server.handle();
     actix_rt::spawn(server);
 
-    let client = HuaweiClient::new(HuaweiSettings {
-        base_url: format!("http://127.0.0.1:{port}"),
-        app_key: KEY.into(),
-        app_secret: SECRET.into(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(500),
-    });
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = HuaweiClient::new(
+        HuaweiSettings {
+            base_url: base_url.clone(),
+            app_key: KEY.into(),
+            app_secret: SECRET.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_millis(500),
+        },
+        crate::huawei::UpstreamGuard::off(&base_url),
+    );
 
     let bound = client
         .bind(&BindRequest {

@@ -158,6 +158,11 @@ impl BindingService {
                 ));
             }
         }
+        // While Huawei is given a rest, refuse before anything is stored.
+        self.huawei
+            .guard()
+            .check()
+            .map_err(|e| ServiceError::upstream(e, None))?;
         let policy = self.policy;
         let request = req.clone();
         let reservation = self
@@ -558,6 +563,11 @@ impl BindingService {
             let answer = match self.huawei.query(&sel).await {
                 Ok(q) => Some(q),
                 Err(e) if e.kind() == UpstreamKind::NotFound => None,
+                Err(e @ HuaweiError::NotCalled { .. }) => {
+                    // The breaker is open or the calls are capped: the next run tries again.
+                    log::debug!("reconciler pauses: {}", e.summary());
+                    break;
+                }
                 Err(e) => {
                     log::warn!(
                         binding_id = row.id.as_str();
@@ -661,6 +671,10 @@ impl BindingService {
     /// Records an upstream failure on the row (for admins), and turns it into the error.
     /// Huawei's "does not exist" on an active binding also marks it expired.
     async fn upstream_failure(&self, row: &Binding, err: HuaweiError) -> ServiceError {
+        if matches!(err, HuaweiError::NotCalled { .. }) {
+            // Nothing happened at Huawei; no need to write that on the row.
+            return ServiceError::upstream(err, Some(&row.id));
+        }
         let note = err.summary();
         let gone = err.kind() == UpstreamKind::NotFound;
         let saved = self
