@@ -1,8 +1,12 @@
 //! HTTP handlers: Huawei's AXE routes (signed), the recording download, and the unsigned
 //! control routes tests use to drive the sandbox.
 
+use std::any::Any;
+use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Extensions;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -142,10 +146,70 @@ fn admit(sb: &Sandbox, req: &HttpRequest, op: Option<Op>) -> Result<Option<Fault
     }
 }
 
+/// A duplicate of a connection's socket, kept with the connection, so that a fault can close
+/// it without answering, as a Huawei that crashed or lost its answer does.
+#[derive(Clone)]
+pub(super) struct ConnectionCut(Arc<socket2::Socket>);
+
+impl ConnectionCut {
+    /// For `HttpServer::on_connect`: remembers the plain TCP connection's socket.
+    pub(super) fn remember(conn: &dyn Any, data: &mut Extensions) {
+        let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        match socket2::SockRef::from(tcp).try_clone() {
+            Ok(socket) => {
+                data.insert(Self(Arc::new(socket)));
+            }
+            Err(e) => log::warn!("sandbox: connection cannot be cut by faults: {e}"),
+        }
+    }
+
+    /// Closes both directions: the client reads the end of the stream, no response.
+    fn cut(&self) {
+        if let Err(e) = self.0.shutdown(Shutdown::Both) {
+            log::warn!("sandbox: could not cut the connection: {e}");
+        }
+    }
+}
+
+fn cut_or_500(req: &HttpRequest) -> HttpResponse {
+    match req.conn_data::<ConnectionCut>() {
+        Some(conn) => {
+            conn.cut();
+            // Never reaches the client: the connection is closed.
+            HttpResponse::InternalServerError().finish()
+        }
+        None => {
+            log::warn!("sandbox: not run by Sandbox::serve, so a drop fault answers 500");
+            drop_response()
+        }
+    }
+}
+
+fn drop_response() -> HttpResponse {
+    HttpResponse::InternalServerError()
+        .content_type("text/html")
+        .body("<html><body><h1>500 Internal Server Error</h1></body></html>")
+}
+
 /// Runs `act` as the fault (if any) dictates. No lock is held while sleeping.
-async fn with_fault(fault: Option<Fault>, act: impl FnOnce() -> HttpResponse) -> HttpResponse {
+async fn with_fault(
+    req: &HttpRequest,
+    fault: Option<Fault>,
+    act: impl FnOnce() -> HttpResponse,
+) -> HttpResponse {
     match fault {
         None => act(),
+        Some(Fault::Latency(d)) => {
+            actix_rt::time::sleep(d).await;
+            act()
+        }
+        Some(Fault::DropBeforeCommit) => cut_or_500(req),
+        Some(Fault::DropAfterCommit) => {
+            let _ = act();
+            cut_or_500(req)
+        }
         Some(Fault::Reject {
             http_status,
             resultcode,
@@ -160,9 +224,7 @@ async fn with_fault(fault: Option<Fault>, act: impl FnOnce() -> HttpResponse) ->
             actix_rt::time::sleep(d).await;
             result(503, codes::RESPONSE_TIMEOUT, "Response timeout.")
         }
-        Some(Fault::Drop) => HttpResponse::InternalServerError()
-            .content_type("text/html")
-            .body("<html><body><h1>500 Internal Server Error</h1></body></html>"),
+        Some(Fault::Drop) => drop_response(),
     }
 }
 
@@ -189,7 +251,7 @@ async fn bind(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> Htt
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || match do_bind(&sb, &body) {
+    with_fault(&req, fault, || match do_bind(&sb, &body) {
         Ok(b) => {
             log::info!(
                 "sandbox: bound {} X={} E={} A={}",
@@ -235,7 +297,7 @@ async fn unbind(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         let done = parse_selector(req.query_string()).and_then(|sel| sb.lock().0.unbind(&sel));
         match done {
             Ok(b) => {
@@ -258,7 +320,7 @@ async fn modify(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> H
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         let done = parse_body::<ModifyRequest>(&body)
             .and_then(|m| validate::modify(&m))
             .and_then(|m| {
@@ -281,7 +343,7 @@ async fn query(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         match parse_selector(req.query_string()).and_then(|sel| sb.lock().0.query(&sel)) {
             Ok(b) => json(
                 200,
@@ -451,7 +513,9 @@ async fn control_add_number(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpRes
 }
 
 /// The JSON form of a [`Fault`]: `{"type":"reject",...}`, `{"type":"hang_after_apply","ms":..}`,
-/// `{"type":"hang_before_apply","ms":..}`, `{"type":"drop"}`.
+/// `{"type":"hang_before_apply","ms":..}`, `{"type":"latency","ms":..}`, `{"type":"drop"}`,
+/// `{"type":"drop_before_commit"}`, `{"type":"drop_after_commit"}`; `"times": n` (default 1)
+/// queues it for the next n requests.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum FaultSpec {
@@ -466,13 +530,20 @@ enum FaultSpec {
     HangBeforeApply {
         ms: u64,
     },
+    Latency {
+        ms: u64,
+    },
     Drop,
+    DropBeforeCommit,
+    DropAfterCommit,
 }
 
 #[derive(Debug, Deserialize)]
 struct FaultBody {
     op: Op,
     fault: FaultSpec,
+    #[serde(default)]
+    times: Option<u32>,
 }
 
 async fn control_push_fault(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse {
@@ -497,9 +568,18 @@ async fn control_push_fault(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpRes
         }
         FaultSpec::HangAfterApply { ms } => Fault::HangAfterApply(Duration::from_millis(ms)),
         FaultSpec::HangBeforeApply { ms } => Fault::HangBeforeApply(Duration::from_millis(ms)),
+        FaultSpec::Latency { ms } => Fault::Latency(Duration::from_millis(ms)),
         FaultSpec::Drop => Fault::Drop,
+        FaultSpec::DropBeforeCommit => Fault::DropBeforeCommit,
+        FaultSpec::DropAfterCommit => Fault::DropAfterCommit,
     };
-    sb.push_fault(b.op, fault);
+    let times = b.times.unwrap_or(1);
+    if !(1..=10_000).contains(&times) {
+        return control_error("times must be between 1 and 10000");
+    }
+    for _ in 0..times {
+        sb.push_fault(b.op, fault.clone());
+    }
     json(200, &serde_json::json!({ "pending": sb.pending_faults() }))
 }
 

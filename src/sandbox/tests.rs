@@ -1100,6 +1100,116 @@ async fn the_gateway_client_works_against_a_served_sandbox() {
     handle.stop(false).await;
 }
 
+/// A served sandbox and a client without retries, for the faults that cut connections.
+async fn served() -> (Sandbox, HuaweiClient, actix_web::dev::ServerHandle) {
+    let sb = sandbox();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = sb.serve(listener).unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let client = HuaweiClient::new(
+        HuaweiSettings {
+            base_url: base_url.clone(),
+            app_key: KEY.into(),
+            app_secret: SECRET.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+        },
+        crate::huawei::UpstreamGuard::off(&base_url),
+    );
+    (sb, client, handle)
+}
+
+fn bind_x_a() -> BindRequest {
+    BindRequest {
+        virtual_num: Some(X.into()),
+        bind_num: A.into(),
+        ..BindRequest::default()
+    }
+}
+
+#[actix_web::test]
+async fn drop_after_commit_binds_then_closes_the_connection_without_answering() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::DropAfterCommit);
+    let err = client.bind(&bind_x_a()).await.unwrap_err();
+    assert!(
+        matches!(&err, HuaweiError::Transport(TransportFailure::AfterSend(_))),
+        "{err:?}"
+    );
+    assert!(err.outcome_unknown());
+    assert_eq!(sb.bindings().len(), 1, "the binding was made");
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn drop_before_commit_closes_the_connection_without_acting() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::DropBeforeCommit);
+    let err = client.bind(&bind_x_a()).await.unwrap_err();
+    // The client cannot tell this from a lost answer.
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert!(sb.bindings().is_empty());
+    assert_eq!(sb.stats().bind_requests, 1);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn latency_delays_an_answer_that_still_comes() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::Latency(Duration::from_millis(300)));
+    let started = Instant::now();
+    client.bind(&bind_x_a()).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(sb.bindings().len(), 1);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn the_new_faults_can_be_queued_over_http_several_at_a_time() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let post = |uri: &str, body: Value| {
+        test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body.to_string())
+            .to_request()
+    };
+    for (fault, times) in [
+        (json!({"type": "latency", "ms": 5}), 1),
+        (json!({"type": "drop_before_commit"}), 2),
+        (json!({"type": "drop_after_commit"}), 3),
+    ] {
+        let (status, _) = parts(
+            test::call_service(
+                &app,
+                post(
+                    "/sandbox/faults",
+                    json!({"op": "any", "fault": fault, "times": times}),
+                ),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(sb.pending_faults(), 6);
+    let (status, _) = parts(
+        test::call_service(
+            &app,
+            post(
+                "/sandbox/faults",
+                json!({"op": "any", "fault": {"type": "drop"}, "times": 0}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
 #[actix_web::test]
 async fn sandbox_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}

@@ -6,4 +6,5 @@ mod allocation;
 mod bindings;
 mod numbers;
 mod reliability;
+mod upstream;
 mod webhooks;
