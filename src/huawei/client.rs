@@ -18,12 +18,18 @@ use super::error::{HuaweiError, TransportFailure};
 use super::resilience::{Repeat, UpstreamGuard};
 use super::signer;
 use super::wire::{
-    self, BasicResponse, BindRequest, BindResponse, BindingSelector, ModifyRequest, QueryResponse,
-    RecordingQuery,
+    self, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsQuery,
+    ListBindingsResponse, ListNumbersQuery, ListNumbersResponse, ListedBinding, ModifyRequest,
+    NumberCount, QueryResponse, RecordingQuery,
 };
 
-/// Largest Huawei response body we read; their answers are a few hundred bytes.
+/// Largest Huawei response body we read; their answers are a few hundred bytes (a listing page
+/// a few tens of kilobytes).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Items asked for per listing page (the count API allows 1–100).
+const LIST_PAGE: u32 = 100;
+/// Pages read at most in one listing, so a cursor that never ends cannot loop for ever.
+const MAX_LIST_PAGES: usize = 1_000;
 
 /// Where and how to reach Huawei. `Send + Clone`, so it can be handed to each worker, which builds
 /// its own [`HuaweiClient`] from it.
@@ -141,6 +147,74 @@ impl HuaweiClient {
             .await
     }
 
+    /// Every binding on X, through QueryAXEBinding v2.0's cursor paging.
+    pub async fn list_bindings_on(
+        &self,
+        virtual_num: &str,
+    ) -> Result<Vec<ListedBinding>, HuaweiError> {
+        let mut all = Vec::new();
+        let mut cursor = wire::FIRST_LIST_CURSOR.to_owned();
+        for _ in 0..MAX_LIST_PAGES {
+            let query = query_string(&ListBindingsQuery {
+                virtual_num: virtual_num.to_owned(),
+                cursor: cursor.clone(),
+                limit: LIST_PAGE,
+            })?;
+            let page: ListBindingsResponse = self
+                .guard
+                .run(Repeat::Safe, || {
+                    self.call(
+                        Method::GET,
+                        wire::BINDING_LIST_PATH,
+                        Some(query.clone()),
+                        None,
+                    )
+                })
+                .await?;
+            all.extend(page.bindings);
+            match page.next_cursor.filter(|c| !c.is_empty() && *c != cursor) {
+                Some(next) => cursor = next,
+                None => return Ok(all),
+            }
+        }
+        Err(HuaweiError::BadResponse {
+            http_status: 200,
+            detail: format!("the binding listing did not end within {MAX_LIST_PAGES} pages"),
+        })
+    }
+
+    /// The app's numbers and how many bindings each holds (QueryAXEBindingCount, paged).
+    pub async fn list_numbers(&self) -> Result<Vec<NumberCount>, HuaweiError> {
+        let mut all = Vec::new();
+        let mut cursor = wire::FIRST_COUNT_CURSOR.to_owned();
+        for _ in 0..MAX_LIST_PAGES {
+            let query = query_string(&ListNumbersQuery {
+                cursor: cursor.clone(),
+                limit: LIST_PAGE,
+            })?;
+            let page: ListNumbersResponse = self
+                .guard
+                .run(Repeat::Safe, || {
+                    self.call(
+                        Method::GET,
+                        wire::NUMBER_COUNT_PATH,
+                        Some(query.clone()),
+                        None,
+                    )
+                })
+                .await?;
+            all.extend(page.numbers);
+            match page.next_cursor.filter(|c| !c.is_empty() && *c != cursor) {
+                Some(next) => cursor = next,
+                None => return Ok(all),
+            }
+        }
+        Err(HuaweiError::BadResponse {
+            http_status: 200,
+            detail: format!("the number listing did not end within {MAX_LIST_PAGES} pages"),
+        })
+    }
+
     /// GetRecordingDownloadUrl: Huawei answers 301 with the URL in `Location`; we read it and do
     /// not follow it (following would download the audio).
     pub async fn recording_link(&self, q: &RecordingQuery) -> Result<String, HuaweiError> {
@@ -247,7 +321,13 @@ macro_rules! has_result {
         }
     )*};
 }
-has_result!(BasicResponse, BindResponse, QueryResponse);
+has_result!(
+    BasicResponse,
+    BindResponse,
+    QueryResponse,
+    ListBindingsResponse,
+    ListNumbersResponse
+);
 
 async fn read_body(
     resp: &mut awc::ClientResponse<

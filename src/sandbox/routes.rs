@@ -17,8 +17,8 @@ use super::{CallSpec, Fault, Op, PlayError, Sandbox, SandboxBinding, SandboxConf
 use crate::domain::{mask_phone, AreaCode, PhoneNumber};
 use crate::huawei::signer::{self, AkskError, AkskHeader};
 use crate::huawei::wire::{
-    self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ModifyRequest,
-    QueryResponse,
+    self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsResponse,
+    ListNumbersResponse, ListedBinding, ModifyRequest, NumberCount, QueryResponse,
 };
 
 /// Recordings can be fetched for this long after the call (reference §8).
@@ -32,6 +32,16 @@ pub(super) fn configure(sandbox: Sandbox, cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(unbind))
                 .route(web::put().to(modify))
                 .route(web::get().to(query))
+                .default_service(web::to(invalid_api)),
+        )
+        .service(
+            web::resource(wire::BINDING_LIST_PATH)
+                .route(web::get().to(list_bindings))
+                .default_service(web::to(invalid_api)),
+        )
+        .service(
+            web::resource(wire::NUMBER_COUNT_PATH)
+                .route(web::get().to(count_numbers))
                 .default_service(web::to(invalid_api)),
         )
         .service(
@@ -369,6 +379,176 @@ async fn query(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         }
     })
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings (QueryAXEBinding v2.0 and QueryAXEBindingCount). Huawei does not publish their
+// response schema; the sandbox serves the one the gateway assumes (see `wire`).
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    virtual_num: Option<String>,
+    extend_num: Option<String>,
+    subscription_id: Option<String>,
+    number: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn list_params(req: &HttpRequest) -> Result<ListParams, Refusal> {
+    web::Query::<ListParams>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| Refusal::invalid("query string cannot be parsed"))
+}
+
+/// Page size: 1–100, default 50 (reference §7.3).
+fn page_size(limit: Option<u32>) -> Result<usize, Refusal> {
+    match limit.unwrap_or(50) {
+        n @ 1..=100 => Ok(n as usize),
+        _ => Err(Refusal::invalid("limit must be between 1 and 100")),
+    }
+}
+
+fn listed(b: &SandboxBinding) -> ListedBinding {
+    ListedBinding {
+        subscription_id: Some(b.subscription_id.clone()),
+        virtual_num: b.virtual_num.clone(),
+        extend_num: b.extend_num.clone(),
+        bind_num: b.bind_num.clone(),
+        user_data: b.user_data.clone(),
+    }
+}
+
+/// The offset a v2.0 cursor (`\d{13}_\d{1,20}`) stands for: its part after `_`.
+fn list_offset(cursor: Option<&str>) -> Result<usize, Refusal> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    match cursor.split_once('_') {
+        Some((head, tail))
+            if head.len() == 13
+                && head.bytes().all(|b| b.is_ascii_digit())
+                && (1..=20).contains(&tail.len())
+                && tail.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            tail.parse()
+                .map_err(|_| Refusal::invalid("cursor is out of range"))
+        }
+        _ => Err(Refusal::invalid("cursor must match \\d{13}_\\d{1,20}")),
+    }
+}
+
+async fn list_bindings(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let fault = match admit(&sb, &req, Some(Op::Query)) {
+        Ok(f) => f,
+        Err(r) => return refused(&r),
+    };
+    with_fault(&req, fault, || {
+        let page = || -> Result<ListBindingsResponse, Refusal> {
+            let p = list_params(&req)?;
+            let single = p.subscription_id.as_deref().is_some_and(|s| !s.is_empty())
+                || p.extend_num.as_deref().is_some_and(|e| !e.is_empty());
+            let (st, _) = sb.lock();
+            if single {
+                let sel = validate::selector(&BindingSelector {
+                    subscription_id: p.subscription_id,
+                    virtual_num: p.virtual_num,
+                    extend_num: p.extend_num,
+                })?;
+                let b = st.query(&sel)?;
+                return Ok(listing(vec![listed(&b)], None));
+            }
+            let x = p
+                .virtual_num
+                .filter(|x| !x.is_empty())
+                .ok_or_else(|| Refusal::invalid("virtualNum or subscriptionId is required"))?;
+            let offset = list_offset(p.cursor.as_deref())?;
+            let limit = page_size(p.limit)?;
+            let mut items: Vec<ListedBinding> = st
+                .bindings
+                .on_number(&x)
+                .skip(offset)
+                .take(limit + 1)
+                .map(listed)
+                .collect();
+            let next = (items.len() > limit).then(|| format!("0000000000000_{}", offset + limit));
+            items.truncate(limit);
+            Ok(listing(items, next))
+        };
+        match page() {
+            Ok(p) => json(200, &p),
+            Err(r) => refused(&r),
+        }
+    })
+    .await
+}
+
+fn listing(bindings: Vec<ListedBinding>, next_cursor: Option<String>) -> ListBindingsResponse {
+    ListBindingsResponse {
+        resultcode: codes::SUCCESS.to_owned(),
+        resultdesc: "Success".to_owned(),
+        next_cursor,
+        bindings,
+    }
+}
+
+async fn count_numbers(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let fault = match admit(&sb, &req, Some(Op::Query)) {
+        Ok(f) => f,
+        Err(r) => return refused(&r),
+    };
+    with_fault(&req, fault, || {
+        let page = || -> Result<ListNumbersResponse, Refusal> {
+            let p = list_params(&req)?;
+            let (st, _) = sb.lock();
+            let count = |n: &str| NumberCount {
+                virtual_num: n.to_owned(),
+                bind_count: u32::try_from(st.bindings.count_on(n)).unwrap_or(u32::MAX),
+            };
+            if let Some(n) = p.number.filter(|n| !n.is_empty()) {
+                if !st.numbers.contains_key(&n) {
+                    return Err(Refusal::new(
+                        403,
+                        codes::NUMBER_NOT_APPLIED,
+                        "Resource of number is not to be applied.",
+                    ));
+                }
+                return Ok(counts(vec![count(&n)], None));
+            }
+            let offset: usize = match p.cursor.as_deref() {
+                None => 0,
+                Some(c) if (1..=20).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => {
+                    c.parse()
+                        .map_err(|_| Refusal::invalid("cursor is out of range"))?
+                }
+                Some(_) => return Err(Refusal::invalid("cursor must be 1 to 20 digits")),
+            };
+            let limit = page_size(p.limit)?;
+            let mut items: Vec<NumberCount> = st
+                .numbers
+                .keys()
+                .skip(offset)
+                .take(limit + 1)
+                .map(|n| count(n))
+                .collect();
+            let next = (items.len() > limit).then(|| (offset + limit).to_string());
+            items.truncate(limit);
+            Ok(counts(items, next))
+        };
+        match page() {
+            Ok(p) => json(200, &p),
+            Err(r) => refused(&r),
+        }
+    })
+    .await
+}
+
+fn counts(numbers: Vec<NumberCount>, next_cursor: Option<String>) -> ListNumbersResponse {
+    ListNumbersResponse {
+        resultcode: codes::SUCCESS.to_owned(),
+        resultdesc: "Success".to_owned(),
+        next_cursor,
+        numbers,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1211,6 +1211,45 @@ async fn the_new_faults_can_be_queued_over_http_several_at_a_time() {
 }
 
 #[actix_web::test]
+async fn listings_page_through_every_binding_of_a_number_and_every_number() {
+    let (sb, client, handle) = served().await;
+    sb.add_number(X2, "0999");
+    for e in 1..=130 {
+        sb.insert_binding_directly(X, &format!("{e:04}"), A);
+    }
+    let all = client.list_bindings_on(X).await.unwrap();
+    assert_eq!(all.len(), 130, "two pages of 100 and 30");
+    assert_eq!(all[0].extend_num, "0001");
+    assert_eq!(all[129].extend_num, "0130");
+    assert!(all.iter().all(|b| b.bind_num == A));
+    assert!(client.list_bindings_on(X2).await.unwrap().is_empty());
+
+    let numbers = client.list_numbers().await.unwrap();
+    let counts: Vec<(&str, u32)> = numbers
+        .iter()
+        .map(|n| (n.virtual_num.as_str(), n.bind_count))
+        .collect();
+    assert_eq!(counts, vec![(X, 130), (X2, 0)]);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn listing_responses_accept_the_spellings_huawei_may_use() {
+    let page: wire::ListBindingsResponse = serde_json::from_str(
+        r#"{"resultcode":"0","nextCusor":"0000000000000_5",
+            "bindList":[{"virtualNum":"+8613800000009","extendNum":"1","bindNum":"+8613800000001"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(page.next_cursor.as_deref(), Some("0000000000000_5"));
+    assert_eq!(page.bindings.len(), 1);
+    let counts: wire::ListNumbersResponse = serde_json::from_str(
+        r#"{"resultcode":"0","numberList":[{"number":"+8613800000009","count":3}]}"#,
+    )
+    .unwrap();
+    assert_eq!(counts.numbers[0].bind_count, 3);
+}
+
+#[actix_web::test]
 async fn sandbox_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Sandbox>();

@@ -12,6 +12,8 @@ use axe_gateway::sandbox::{Fault, Op};
 
 on_both_backends!(
     an_answer_lost_after_huawei_bound_is_202_then_active_with_no_orphan,
+    a_lost_answer_where_huawei_chose_the_number_is_found_at_huawei_and_settled,
+    a_lost_create_where_huawei_chose_the_number_and_did_nothing_is_settled_failed,
     a_connection_cut_before_huawei_acted_is_202_then_failed,
     the_breaker_opens_after_n_failures_refuses_without_calling_and_a_probe_closes_it with &[
         ("HUAWEI_BREAKER_FAILURES", "3"),
@@ -99,6 +101,72 @@ async fn an_answer_lost_after_huawei_bound_is_202_then_active_with_no_orphan(app
     assert_eq!(app.sandbox.stats().bind_requests, 1, "never bound twice");
     assert!(settled["expires_at"].is_string());
     app.assert_usage_counters_match().await;
+}
+
+/// The gateway pools no number of area 0999, so Huawei picks X there; the answer that would
+/// say which X is lost.
+async fn a_lost_answer_where_huawei_chose_the_number_is_found_at_huawei_and_settled(app: TestApp) {
+    app.pool_numbers().await;
+    // The same A already bound at Huawei by someone else, without our userData: not ours.
+    let other = app
+        .sandbox
+        .insert_binding_directly("+8617000000099", "0007", A1);
+    app.sandbox.push_fault(Op::Bind, Fault::DropAfterCommit);
+    let (status, b) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "chosen-1", "bind_num": A1, "area_code": "0999",
+                    "user_data": "order-chosen-1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    assert!(b["virtual_num"].is_null(), "{b}");
+    let settled = app
+        .wait_for(b["id"].as_str().unwrap(), 20, |b| b["status"] != "pending")
+        .await;
+    assert_eq!(settled["status"], "active", "{settled}");
+    assert_eq!(settled["virtual_num"], "+8617000000099");
+    let ours = app
+        .sandbox
+        .bindings()
+        .into_iter()
+        .find(|s| s.subscription_id != other)
+        .expect("ours at Huawei");
+    assert_eq!(ours.user_data.as_deref(), Some("order-chosen-1"));
+    assert_eq!(settled["subscription_id"], ours.subscription_id.as_str());
+    assert_eq!(settled["extend_num"], ours.extend_num.as_str());
+    assert_eq!(app.sandbox.bindings().len(), 2, "no second bind");
+    assert_eq!(app.sandbox.stats().bind_requests, 1);
+    // Settled for real: it can be released at Huawei.
+    let (status, p) = app
+        .delete(&format!("/v1/bindings/{}", b["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        app.sandbox.bindings().len(),
+        1,
+        "only the other one is left"
+    );
+}
+
+async fn a_lost_create_where_huawei_chose_the_number_and_did_nothing_is_settled_failed(
+    app: TestApp,
+) {
+    app.pool_numbers().await;
+    app.sandbox.push_fault(Op::Bind, Fault::DropBeforeCommit);
+    let (status, b) = app
+        .post(
+            "/v1/bindings",
+            &json!({"order_id": "chosen-2", "bind_num": A1, "area_code": "0999"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let settled = app
+        .wait_for(b["id"].as_str().unwrap(), 20, |b| b["status"] != "pending")
+        .await;
+    assert_eq!(settled["status"], "failed", "{settled}");
+    assert_eq!(settled["last_error"], "not created at Huawei");
+    assert!(app.sandbox.bindings().is_empty());
 }
 
 async fn a_connection_cut_before_huawei_acted_is_202_then_failed(app: TestApp) {
