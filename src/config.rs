@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::domain::ExtensionDigits;
-use crate::huawei::HuaweiSettings;
+use crate::huawei::{HuaweiSettings, Resilience};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error: {var}: {message}")]
@@ -240,6 +240,8 @@ pub struct Settings {
     /// Huawei connect and total timeouts (also in `huawei`), for whichever Huawei is used.
     pub huawei_connect_timeout: Duration,
     pub huawei_request_timeout: Duration,
+    /// Circuit breaker, limits and retries of the Huawei calls.
+    pub resilience: Resilience,
     pub extension_digits: ExtensionDigits,
     pub api_tokens: Option<ApiTokens>,
     pub max_bindings_per_number: u32,
@@ -399,12 +401,39 @@ impl Settings {
             ));
         }
 
+        let defaults = Resilience::default();
+        let resilience = Resilience {
+            breaker_failures: number(
+                src,
+                "HUAWEI_BREAKER_FAILURES",
+                defaults.breaker_failures,
+                0,
+                1_000,
+            )?,
+            breaker_cooldown: secs(src, "HUAWEI_BREAKER_COOLDOWN_SECS", 30, 1, 3_600)?,
+            max_concurrency: number(
+                src,
+                "HUAWEI_MAX_CONCURRENCY",
+                defaults.max_concurrency,
+                1,
+                10_000,
+            )?,
+            max_rps: match number(src, "HUAWEI_MAX_RPS", 0u32, 0, 100_000)? {
+                0 => None,
+                n => std::num::NonZeroU32::new(n),
+            },
+            queue_timeout: millis(src, "HUAWEI_QUEUE_TIMEOUT_MS", 1_000, 0, 60_000)?,
+            retries: number(src, "HUAWEI_RETRIES", defaults.retries, 0, 10)?,
+            retry_base: millis(src, "HUAWEI_RETRY_BASE_MS", 100, 1, 60_000)?,
+        };
+
         Ok(Self {
             database_url,
             listen_addr,
             huawei,
             huawei_connect_timeout: connect_timeout,
             huawei_request_timeout: request_timeout,
+            resilience,
             extension_digits,
             api_tokens,
             max_bindings_per_number: max_per_number,
@@ -477,6 +506,36 @@ mod tests {
         let err = pg(&[("WEBHOOK_WRITERS", "8"), ("DB_POOL_SIZE", "8")]).unwrap_err();
         assert_eq!(err.var, "WEBHOOK_WRITERS");
         assert!(pg(&[("WEBHOOK_WRITERS", "0")]).is_err(), "at least one");
+    }
+
+    #[test]
+    fn huawei_resilience_has_defaults_and_bounds() {
+        let s = Settings::load(&env(&[]), true).unwrap();
+        assert_eq!(s.resilience, Resilience::default());
+        assert_eq!(s.resilience.max_rps, None);
+        let s = Settings::load(
+            &env(&[
+                ("HUAWEI_BREAKER_FAILURES", "3"),
+                ("HUAWEI_BREAKER_COOLDOWN_SECS", "7"),
+                ("HUAWEI_MAX_CONCURRENCY", "4"),
+                ("HUAWEI_MAX_RPS", "20"),
+                ("HUAWEI_QUEUE_TIMEOUT_MS", "250"),
+                ("HUAWEI_RETRIES", "0"),
+                ("HUAWEI_RETRY_BASE_MS", "50"),
+            ]),
+            true,
+        )
+        .unwrap();
+        let r = s.resilience;
+        assert_eq!(r.breaker_failures, 3);
+        assert_eq!(r.breaker_cooldown, Duration::from_secs(7));
+        assert_eq!(r.max_concurrency, 4);
+        assert_eq!(r.max_rps.map(|n| n.get()), Some(20));
+        assert_eq!(r.queue_timeout, Duration::from_millis(250));
+        assert_eq!(r.retries, 0);
+        assert_eq!(r.retry_base, Duration::from_millis(50));
+        let err = Settings::load(&env(&[("HUAWEI_MAX_CONCURRENCY", "0")]), true).unwrap_err();
+        assert_eq!(err.var, "HUAWEI_MAX_CONCURRENCY");
     }
 
     #[test]

@@ -120,6 +120,11 @@ impl Problem {
                 "upstream_unavailable",
                 Some(30),
             ),
+            UpstreamKind::NotCalled { retry_after_secs } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                Some(retry_after_secs),
+            ),
             UpstreamKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", None),
             UpstreamKind::NumberUnusable
             | UpstreamKind::AuthOrApp
@@ -130,6 +135,7 @@ impl Problem {
             UpstreamKind::InvalidParameter => "Huawei refused a parameter of the request",
             UpstreamKind::FlowControl { .. } => "Huawei is throttling requests; retry later",
             UpstreamKind::Unreachable => "Huawei could not be reached",
+            UpstreamKind::NotCalled { .. } => "Huawei was not called; retry later",
             UpstreamKind::Timeout => "Huawei did not answer in time",
             UpstreamKind::AuthOrApp => {
                 "Huawei refused the gateway's credentials or app; an operator must check the configuration"
@@ -181,7 +187,13 @@ impl From<ServiceError> for Problem {
             ServiceError::Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", d),
             ServiceError::NoCapacity(d) => Self::new(StatusCode::CONFLICT, "no_capacity", d),
             ServiceError::Upstream { source, binding_id } => {
-                log::warn!("upstream failure: {}", source.summary());
+                // Refusals while the breaker is open or the cap is reached come in floods;
+                // the guard logs its transitions once.
+                if matches!(source, HuaweiError::NotCalled { .. }) {
+                    log::debug!("upstream failure: {}", source.summary());
+                } else {
+                    log::warn!("upstream failure: {}", source.summary());
+                }
                 Self::upstream(&source, binding_id)
             }
             ServiceError::Database(DbError::Overloaded) => {
@@ -238,6 +250,18 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["upstream"]["resultcode"], "1010010");
         assert_eq!(json["code"], "upstream_unavailable");
+    }
+
+    #[test]
+    fn a_call_the_guard_refused_is_a_503_with_its_retry_after() {
+        let err = HuaweiError::NotCalled {
+            reason: crate::huawei::Refusal::CircuitOpen,
+            retry_after_secs: 12,
+        };
+        let p = Problem::upstream(&err, None);
+        assert_eq!((p.status, p.code), (503, "upstream_unavailable"));
+        let resp = p.error_response();
+        assert_eq!(resp.headers().get("Retry-After").unwrap(), "12");
     }
 
     #[test]

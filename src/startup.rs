@@ -9,7 +9,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use crate::api;
 use crate::config::{ApiTokens, Settings};
 use crate::db::{Db, DbError};
-use crate::huawei::{HuaweiClient, HuaweiSettings};
+use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
 use crate::jobs::{self, Jobs, Schedule};
 use crate::service::allocation::Limits;
 use crate::service::calls::CallService;
@@ -58,6 +58,8 @@ impl Application {
         );
 
         let policy = policy(&settings, &huawei);
+        // One guard for the endpoint, shared by every worker's client and the jobs.
+        let guard = UpstreamGuard::new(&huawei.base_url, settings.resilience);
         let port = listener.local_addr()?.port();
         let digits = settings.extension_digits;
         let hooks = &settings.webhooks;
@@ -79,12 +81,13 @@ impl Application {
         });
         let webhook_metrics = web::Data::new(WebhookMetrics::default());
         let server = {
-            let (db, huawei, tokens) = (db.clone(), huawei.clone(), tokens.clone());
+            let (db, huawei, tokens, guard) =
+                (db.clone(), huawei.clone(), tokens.clone(), guard.clone());
             HttpServer::new(move || {
                 // One Huawei client per worker: awc clients are !Send.
-                let bindings =
-                    BindingService::new(db.clone(), HuaweiClient::new(huawei.clone()), policy);
-                let calls = CallService::new(db.clone(), HuaweiClient::new(huawei.clone()));
+                let client = || HuaweiClient::new(huawei.clone(), guard.clone());
+                let bindings = BindingService::new(db.clone(), client(), policy);
+                let calls = CallService::new(db.clone(), client());
                 App::new()
                     // Path only, never the query string: it can carry phone numbers.
                     .wrap(
@@ -122,6 +125,7 @@ impl Application {
         let jobs = jobs::spawn(
             db.clone(),
             huawei,
+            guard,
             policy,
             Schedule {
                 reconcile_every: settings.reconcile_interval,

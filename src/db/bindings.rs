@@ -163,6 +163,36 @@ pub fn extension_unavailable(
     .get_result(c))?)
 }
 
+/// Whether a binding other than `id` already stands for this Huawei binding: it carries the
+/// subscription id, or it holds X+E while live.
+pub fn held_by_another(
+    conn: &mut DbConn,
+    id: &str,
+    subscription_id: Option<&str>,
+    virtual_num: &str,
+    extend_num: &str,
+) -> Result<bool, DbError> {
+    let on_number = dsl::bindings
+        .filter(dsl::id.ne(id))
+        .filter(dsl::virtual_num.eq(virtual_num))
+        .filter(dsl::extend_num.eq(extend_num))
+        .filter(dsl::status.eq_any(LIVE))
+        .count()
+        .get_result::<i64>(conn)?;
+    if on_number > 0 {
+        return Ok(true);
+    }
+    let Some(sub) = subscription_id else {
+        return Ok(false);
+    };
+    let by_subscription = dsl::bindings
+        .filter(dsl::id.ne(id))
+        .filter(dsl::subscription_id.eq(sub))
+        .count()
+        .get_result::<i64>(conn)?;
+    Ok(by_subscription > 0)
+}
+
 /// Pending bindings created before `cutoff`: their create call has ended one way or another, so
 /// the reconciler may settle them.
 pub fn pending_before(

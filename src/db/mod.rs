@@ -77,6 +77,22 @@ pub enum DbError {
     RecordStoredMeanwhile(String),
 }
 
+/// PostgreSQL ending a session (terminated backend, shutdown, restart): diesel reports it as
+/// `ClosedConnection` only once libpq has marked the connection bad, and as an unknown error when
+/// the server's FATAL message is read first, a race that decides nothing about what happened.
+/// diesel does not expose the SQLSTATE (57P01–57P03), so the server's messages are matched.
+fn server_went_away(message: &str) -> bool {
+    [
+        "terminating connection due to",
+        "server closed the connection unexpectedly",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "no connection to the server",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 impl DbError {
     /// The database is down or saturated (as opposed to a bug or a constraint).
     pub fn is_unavailable(&self) -> bool {
@@ -85,6 +101,7 @@ impl DbError {
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
                     || info.message().contains("database is locked")
+                    || server_went_away(info.message())
             }
             Self::Query(diesel::result::Error::BrokenTransactionManager) => true,
             Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
@@ -509,6 +526,20 @@ pub fn now() -> chrono::NaiveDateTime {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_session_the_server_ended_is_unavailable_however_diesel_reports_it() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let unknown = |msg: &str| {
+            super::DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(msg.to_owned()),
+            ))
+        };
+        assert!(unknown("terminating connection due to administrator command").is_unavailable());
+        assert!(unknown("server closed the connection unexpectedly").is_unavailable());
+        assert!(!unknown("syntax error at or near \"SELEC\"").is_unavailable());
+    }
+
     use super::*;
     use diesel::sqlite::SqliteConnection;
 

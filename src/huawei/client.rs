@@ -4,23 +4,32 @@
 //! `HttpServer::new` factory) or on the thread of a background job. Every request is signed with a
 //! fresh nonce, sent with `Connection: close` (Huawei treats calls as short connections and closes
 //! them itself), never follows redirects, and is bounded by the configured connect and total
-//! timeouts.
+//! timeouts. Every call goes through the endpoint's [`UpstreamGuard`] (breaker, limits, retries
+//! of the calls that are safe to repeat).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::Method;
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::error::{HuaweiError, TransportFailure};
+use super::resilience::{Repeat, UpstreamGuard};
 use super::signer;
 use super::wire::{
-    self, BasicResponse, BindRequest, BindResponse, BindingSelector, ModifyRequest, QueryResponse,
-    RecordingQuery,
+    self, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsQuery,
+    ListBindingsResponse, ListNumbersQuery, ListNumbersResponse, ListedBinding, ModifyRequest,
+    NumberCount, QueryResponse, RecordingQuery,
 };
 
-/// Largest Huawei response body we read; their answers are a few hundred bytes.
+/// Largest Huawei response body we read; their answers are a few hundred bytes (a listing page
+/// a few tens of kilobytes).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Items asked for per listing page (the count API allows 1–100).
+const LIST_PAGE: u32 = 100;
+/// Pages read at most in one listing, so a cursor that never ends cannot loop for ever.
+const MAX_LIST_PAGES: usize = 1_000;
 
 /// Where and how to reach Huawei. `Send + Clone`, so it can be handed to each worker, which builds
 /// its own [`HuaweiClient`] from it.
@@ -59,10 +68,12 @@ pub fn query_string<T: Serialize>(params: &T) -> Result<String, HuaweiError> {
 pub struct HuaweiClient {
     http: awc::Client,
     settings: HuaweiSettings,
+    guard: Arc<UpstreamGuard>,
 }
 
 impl HuaweiClient {
-    pub fn new(settings: HuaweiSettings) -> Self {
+    /// A client for one worker; `guard` is the endpoint's, shared by every client of it.
+    pub fn new(settings: HuaweiSettings, guard: Arc<UpstreamGuard>) -> Self {
         install_crypto_provider();
         let connector = awc::Connector::new()
             .timeout(settings.connect_timeout)
@@ -76,45 +87,144 @@ impl HuaweiClient {
                 concat!("axe-gateway/", env!("CARGO_PKG_VERSION")),
             ))
             .finish();
-        Self { http, settings }
+        Self {
+            http,
+            settings,
+            guard,
+        }
     }
 
     pub fn settings(&self) -> &HuaweiSettings {
         &self.settings
     }
 
+    pub fn guard(&self) -> &UpstreamGuard {
+        &self.guard
+    }
+
     /// CreateAXEBinding.
     pub async fn bind(&self, req: &BindRequest) -> Result<BindResponse, HuaweiError> {
         let body = serde_json::to_vec(req).map_err(|e| HuaweiError::Encode(e.to_string()))?;
-        self.call(Method::POST, wire::BINDING_PATH, None, Some(body))
+        self.guard
+            .run(Repeat::Never, || {
+                self.call(Method::POST, wire::BINDING_PATH, None, Some(body.clone()))
+            })
             .await
     }
 
     /// DeleteAXEBinding.
     pub async fn unbind(&self, sel: &BindingSelector) -> Result<BasicResponse, HuaweiError> {
         let query = query_string(sel)?;
-        self.call(Method::DELETE, wire::BINDING_PATH, Some(query), None)
+        self.guard
+            .run(Repeat::Safe, || {
+                self.call(
+                    Method::DELETE,
+                    wire::BINDING_PATH,
+                    Some(query.clone()),
+                    None,
+                )
+            })
             .await
     }
 
     /// ModifyAXEBinding.
     pub async fn modify(&self, req: &ModifyRequest) -> Result<BasicResponse, HuaweiError> {
         let body = serde_json::to_vec(req).map_err(|e| HuaweiError::Encode(e.to_string()))?;
-        self.call(Method::PUT, wire::BINDING_PATH, None, Some(body))
+        self.guard
+            .run(Repeat::Safe, || {
+                self.call(Method::PUT, wire::BINDING_PATH, None, Some(body.clone()))
+            })
             .await
     }
 
     /// QueryAXEBinding v1.0 (one binding, by subscription id or X+E).
     pub async fn query(&self, sel: &BindingSelector) -> Result<QueryResponse, HuaweiError> {
         let query = query_string(sel)?;
-        self.call(Method::GET, wire::BINDING_PATH, Some(query), None)
+        self.guard
+            .run(Repeat::Safe, || {
+                self.call(Method::GET, wire::BINDING_PATH, Some(query.clone()), None)
+            })
             .await
+    }
+
+    /// Every binding on X, through QueryAXEBinding v2.0's cursor paging.
+    pub async fn list_bindings_on(
+        &self,
+        virtual_num: &str,
+    ) -> Result<Vec<ListedBinding>, HuaweiError> {
+        let mut all = Vec::new();
+        let mut cursor = wire::FIRST_LIST_CURSOR.to_owned();
+        for _ in 0..MAX_LIST_PAGES {
+            let query = query_string(&ListBindingsQuery {
+                virtual_num: virtual_num.to_owned(),
+                cursor: cursor.clone(),
+                limit: LIST_PAGE,
+            })?;
+            let page: ListBindingsResponse = self
+                .guard
+                .run(Repeat::Safe, || {
+                    self.call(
+                        Method::GET,
+                        wire::BINDING_LIST_PATH,
+                        Some(query.clone()),
+                        None,
+                    )
+                })
+                .await?;
+            all.extend(page.bindings);
+            match page.next_cursor.filter(|c| !c.is_empty() && *c != cursor) {
+                Some(next) => cursor = next,
+                None => return Ok(all),
+            }
+        }
+        Err(HuaweiError::BadResponse {
+            http_status: 200,
+            detail: format!("the binding listing did not end within {MAX_LIST_PAGES} pages"),
+        })
+    }
+
+    /// The app's numbers and how many bindings each holds (QueryAXEBindingCount, paged).
+    pub async fn list_numbers(&self) -> Result<Vec<NumberCount>, HuaweiError> {
+        let mut all = Vec::new();
+        let mut cursor = wire::FIRST_COUNT_CURSOR.to_owned();
+        for _ in 0..MAX_LIST_PAGES {
+            let query = query_string(&ListNumbersQuery {
+                cursor: cursor.clone(),
+                limit: LIST_PAGE,
+            })?;
+            let page: ListNumbersResponse = self
+                .guard
+                .run(Repeat::Safe, || {
+                    self.call(
+                        Method::GET,
+                        wire::NUMBER_COUNT_PATH,
+                        Some(query.clone()),
+                        None,
+                    )
+                })
+                .await?;
+            all.extend(page.numbers);
+            match page.next_cursor.filter(|c| !c.is_empty() && *c != cursor) {
+                Some(next) => cursor = next,
+                None => return Ok(all),
+            }
+        }
+        Err(HuaweiError::BadResponse {
+            http_status: 200,
+            detail: format!("the number listing did not end within {MAX_LIST_PAGES} pages"),
+        })
     }
 
     /// GetRecordingDownloadUrl: Huawei answers 301 with the URL in `Location`; we read it and do
     /// not follow it (following would download the audio).
     pub async fn recording_link(&self, q: &RecordingQuery) -> Result<String, HuaweiError> {
         let query = query_string(q)?;
+        self.guard
+            .run(Repeat::Safe, || self.recording_link_once(&query))
+            .await
+    }
+
+    async fn recording_link_once(&self, query: &str) -> Result<String, HuaweiError> {
         let url = format!(
             "{}{}?{}",
             self.settings.base_url.trim_end_matches('/'),
@@ -211,7 +321,13 @@ macro_rules! has_result {
         }
     )*};
 }
-has_result!(BasicResponse, BindResponse, QueryResponse);
+has_result!(
+    BasicResponse,
+    BindResponse,
+    QueryResponse,
+    ListBindingsResponse,
+    ListNumbersResponse
+);
 
 async fn read_body(
     resp: &mut awc::ClientResponse<
@@ -239,13 +355,119 @@ fn parse_body<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Huawei
     })
 }
 
-/// Splits awc's errors into "never left us" (connect/URL problems: the call certainly did not
-/// happen) and "may have reached Huawei" (timeouts and failures after sending).
+/// Splits awc's errors into "certainly not sent" and "outcome unknown".
+///
+/// Only failures that happen before any byte of the request is written prove that Huawei did
+/// nothing: a bad URL, DNS, the TCP connect (refused, or timed out together with the TLS
+/// handshake, which is bounded by the same connect timeout), TLS itself. Everything else may
+/// come after Huawei read the request. Note `Connect(Disconnected)`: despite its name, awc
+/// reports it when the server closed the connection *after* the request was written and
+/// before any response head, which is exactly a lost answer.
 fn classify_send_error(e: SendRequestError) -> HuaweiError {
+    let text = e.to_string();
     HuaweiError::Transport(match e {
-        SendRequestError::Connect(c) => TransportFailure::Connect(c.to_string()),
-        SendRequestError::Url(u) => TransportFailure::Connect(u.to_string()),
+        SendRequestError::Url(_)
+        | SendRequestError::Http(_)
+        | SendRequestError::TunnelNotSupported => TransportFailure::NotSent(text),
+        SendRequestError::Connect(c) => match c {
+            ConnectError::Disconnected | ConnectError::H2(_) => TransportFailure::AfterSend(text),
+            ConnectError::SslIsNotSupported
+            | ConnectError::Resolver(_)
+            | ConnectError::NoRecords
+            | ConnectError::Timeout
+            | ConnectError::Unresolved
+            | ConnectError::Io(_) => TransportFailure::NotSent(text),
+            // awc may add kinds: unknown ones are treated as the unsafe case.
+            _ => TransportFailure::AfterSend(text),
+        },
         SendRequestError::Timeout => TransportFailure::Timeout,
-        other => TransportFailure::AfterSend(other.to_string()),
+        SendRequestError::Send(_)
+        | SendRequestError::Response(_)
+        | SendRequestError::H2(_)
+        | SendRequestError::Body(_)
+        | SendRequestError::Custom(..) => TransportFailure::AfterSend(text),
+        // awc may add kinds: unknown ones are treated as the unsafe case.
+        #[allow(unreachable_patterns)]
+        _ => TransportFailure::AfterSend(text),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn not_sent(e: SendRequestError) -> bool {
+        match classify_send_error(e) {
+            HuaweiError::Transport(TransportFailure::NotSent(_)) => true,
+            HuaweiError::Transport(_) => false,
+            other => panic!("not a transport failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn failures_before_the_request_is_written_are_certainly_not_sent() {
+        assert!(not_sent(SendRequestError::Url(
+            awc::error::InvalidUrl::MissingHost
+        )));
+        assert!(not_sent(SendRequestError::TunnelNotSupported));
+        assert!(not_sent(SendRequestError::Http(
+            awc::error::HttpError::from(
+                actix_web::http::header::HeaderName::from_bytes(b"bad header").unwrap_err()
+            )
+        )));
+        let connect = |c| SendRequestError::Connect(c);
+        assert!(not_sent(connect(ConnectError::SslIsNotSupported)));
+        assert!(not_sent(connect(ConnectError::Resolver(Box::new(
+            io::Error::other("no such host")
+        )))));
+        assert!(not_sent(connect(ConnectError::NoRecords)));
+        assert!(not_sent(connect(ConnectError::Timeout)));
+        assert!(not_sent(connect(ConnectError::Unresolved)));
+        assert!(not_sent(connect(ConnectError::Io(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "refused"
+        )))));
+        // A TLS handshake failure surfaces as an I/O error of the connector.
+        assert!(not_sent(connect(ConnectError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate"
+        )))));
+    }
+
+    #[test]
+    fn a_connection_closed_without_an_answer_leaves_the_outcome_unknown() {
+        let e = classify_send_error(SendRequestError::Connect(ConnectError::Disconnected));
+        assert!(e.outcome_unknown(), "{e:?}");
+        assert!(matches!(
+            e,
+            HuaweiError::Transport(TransportFailure::AfterSend(_))
+        ));
+    }
+
+    #[test]
+    fn failures_once_the_request_may_have_been_written_leave_the_outcome_unknown() {
+        let unknown = |e| classify_send_error(e).outcome_unknown();
+        assert!(unknown(SendRequestError::Timeout));
+        assert!(unknown(SendRequestError::Send(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "broken pipe"
+        ))));
+        assert!(unknown(SendRequestError::Response(
+            actix_web::error::ParseError::Incomplete
+        )));
+        assert!(unknown(SendRequestError::H2(h2::Error::from(
+            h2::Reason::INTERNAL_ERROR
+        ))));
+        assert!(unknown(SendRequestError::Connect(ConnectError::H2(
+            h2::Error::from(h2::Reason::REFUSED_STREAM)
+        ))));
+        assert!(unknown(SendRequestError::Body(Box::new(io::Error::other(
+            "body stream failed"
+        )))));
+        assert!(unknown(SendRequestError::Custom(
+            Box::new(io::Error::other("custom")),
+            Box::new("after submit")
+        )));
+    }
 }

@@ -6,12 +6,23 @@ use super::wire::{codes, BasicResponse};
 /// How a call failed before a Huawei answer was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportFailure {
-    /// The request never left us (no connection, bad URL): Huawei certainly did nothing.
-    Connect(String),
+    /// No byte of the request can have reached Huawei (DNS, TCP connect refused or timed out,
+    /// TLS handshake, bad URL): Huawei certainly did nothing.
+    NotSent(String),
     /// No answer within the configured timeout: Huawei may or may not have acted.
     Timeout,
-    /// The connection broke after the request was (maybe) sent: outcome unknown.
+    /// The connection broke once the request may have been written (including a connection
+    /// the server closed without answering): outcome unknown.
     AfterSend(String),
+}
+
+/// Why the gateway refused to call Huawei at all (nothing was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The circuit breaker is open: Huawei failed repeatedly and is left alone for a while.
+    CircuitOpen,
+    /// Too many calls in flight or per second, and no slot freed within the queue timeout.
+    Saturated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +35,14 @@ pub enum HuaweiError {
     },
     #[error("Huawei could not be reached: {0:?}")]
     Transport(TransportFailure),
+    #[error("Huawei was not called: {}", match .reason {
+        Refusal::CircuitOpen => "it failed repeatedly and is given a rest",
+        Refusal::Saturated => "too many calls to it are in flight",
+    })]
+    NotCalled {
+        reason: Refusal,
+        retry_after_secs: u32,
+    },
     #[error("Huawei sent an unreadable response (HTTP {http_status}): {detail}")]
     BadResponse { http_status: u16, detail: String },
     #[error("could not encode the request: {0}")]
@@ -53,6 +72,9 @@ pub enum UpstreamKind {
     Timeout,
     /// Huawei could not be reached at all: the call certainly did not happen.
     Unreachable,
+    /// The gateway did not call Huawei (circuit open, or over its cap of calls); retry after
+    /// `retry_after_secs`.
+    NotCalled { retry_after_secs: u32 },
     /// Anything else: passed through with Huawei's code and text.
     Other,
 }
@@ -73,7 +95,12 @@ impl HuaweiError {
                 resultcode,
                 resultdesc,
             } => classify(*http_status, resultcode, resultdesc),
-            Self::Transport(TransportFailure::Connect(_)) => UpstreamKind::Unreachable,
+            Self::Transport(TransportFailure::NotSent(_)) => UpstreamKind::Unreachable,
+            Self::NotCalled {
+                retry_after_secs, ..
+            } => UpstreamKind::NotCalled {
+                retry_after_secs: *retry_after_secs,
+            },
             Self::Transport(_) => UpstreamKind::Timeout,
             Self::BadResponse { .. } => UpstreamKind::UpstreamFault,
             Self::Encode(_) => UpstreamKind::Other,
@@ -88,6 +115,20 @@ impl HuaweiError {
             Self::Transport(TransportFailure::Timeout | TransportFailure::AfterSend(_))
                 | Self::BadResponse { .. }
         ) || matches!(self.resultcode(), Some(codes::RESPONSE_TIMEOUT))
+    }
+
+    /// Whether this failure says Huawei itself is in trouble (no answer, a broken connection,
+    /// a 5xx): what the circuit breaker counts. A refusal with a 4xx is Huawei working.
+    pub fn is_upstream_fault(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::BadResponse { http_status, .. } => *http_status >= 500,
+            Self::Rejected { .. } => matches!(
+                self.kind(),
+                UpstreamKind::UpstreamFault | UpstreamKind::Timeout
+            ),
+            Self::NotCalled { .. } | Self::Encode(_) => false,
+        }
     }
 
     pub fn resultcode(&self) -> Option<&str> {
@@ -225,8 +266,13 @@ mod tests {
             HuaweiError::Transport(TransportFailure::AfterSend("reset".into())).outcome_unknown()
         );
         assert!(
-            !HuaweiError::Transport(TransportFailure::Connect("refused".into())).outcome_unknown()
+            !HuaweiError::Transport(TransportFailure::NotSent("refused".into())).outcome_unknown()
         );
+        assert!(!HuaweiError::NotCalled {
+            reason: Refusal::CircuitOpen,
+            retry_after_secs: 5
+        }
+        .outcome_unknown());
         assert!(!rejected(403, "1010002", "").outcome_unknown());
         assert!(rejected(500, "1023002", "Response timeout.").outcome_unknown());
     }

@@ -4,8 +4,10 @@
 pub mod client;
 pub mod error;
 pub mod notify;
+pub mod resilience;
 pub mod signer;
 pub mod wire;
 
 pub use client::{HuaweiClient, HuaweiSettings};
-pub use error::{HuaweiError, TransportFailure, UpstreamKind};
+pub use error::{HuaweiError, Refusal, TransportFailure, UpstreamKind};
+pub use resilience::{Resilience, UpstreamGuard};

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 
 pub const BINDING_PATH: &str = "/rest/caas/extendnumber/v1.0";
 pub const RECORDING_PATH: &str = "/rest/provision/voice/record/v1.0";
+/// QueryAXEBinding v2.0: with `virtualNum` alone, the bindings on that X, a page at a time.
+pub const BINDING_LIST_PATH: &str = "/rest/caas/extendnumber/v2.0";
+/// QueryAXEBindingCount: without `number`, the app's numbers with their binding counts, paged.
+pub const NUMBER_COUNT_PATH: &str = "/rest/caas/virtualnumber/v1.0";
+/// The first cursor of a v2.0 listing (reference §7.2).
+pub const FIRST_LIST_CURSOR: &str = "0000000000000_0";
+/// The first cursor of a count listing (reference §7.3).
+pub const FIRST_COUNT_CURSOR: &str = "0";
 pub const CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
 /// `timeUnit` value for minutes; the gateway always sends lifetimes in minutes.
@@ -181,6 +189,74 @@ pub struct QueryResponse {
     pub callback_expired_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+}
+
+/// Query of `GET /rest/caas/extendnumber/v2.0` listing the bindings on one X.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListBindingsQuery {
+    pub virtual_num: String,
+    pub cursor: String,
+    pub limit: u32,
+}
+
+/// One binding of a v2.0 listing: the v1.0 query's fields that identify it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedBinding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    pub virtual_num: String,
+    pub extend_num: String,
+    pub bind_num: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+/// Response of a v2.0 listing. Huawei's page does not give this schema (reference §7.2, §15):
+/// these names are the gateway's assumption, served by the sandbox, with the spellings Huawei
+/// is likely to use accepted too. An absent or empty cursor ends the listing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListBindingsResponse {
+    pub resultcode: String,
+    #[serde(default)]
+    pub resultdesc: String,
+    #[serde(default, alias = "nextCusor", skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(default, alias = "bindList", alias = "bindingList")]
+    pub bindings: Vec<ListedBinding>,
+}
+
+/// Query of `GET /rest/caas/virtualnumber/v1.0` listing the app's numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListNumbersQuery {
+    pub cursor: String,
+    pub limit: u32,
+}
+
+/// One number of the count listing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberCount {
+    #[serde(alias = "number")]
+    pub virtual_num: String,
+    #[serde(default, alias = "count")]
+    pub bind_count: u32,
+}
+
+/// Response of the count listing; same caveat as [`ListBindingsResponse`] (reference §7.3).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListNumbersResponse {
+    pub resultcode: String,
+    #[serde(default)]
+    pub resultdesc: String,
+    #[serde(default, alias = "nextCusor", skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(default, alias = "numberList")]
+    pub numbers: Vec<NumberCount>,
 }
 
 /// Query of `GET /rest/provision/voice/record/v1.0`.

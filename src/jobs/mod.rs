@@ -2,10 +2,11 @@
 //! expiry sweep, and the purge of raw webhook notifications past their retention. Both run once at start-up and then periodically, on the actix system's own
 //! thread with their own Huawei client (awc clients cannot be shared across threads).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::{calls, Db};
-use crate::huawei::{HuaweiClient, HuaweiSettings};
+use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
 use crate::service::{BindingService, Policy};
 
 #[derive(Debug, Clone, Copy)]
@@ -30,11 +31,17 @@ impl Jobs {
 }
 
 /// Starts the jobs on the current actix runtime.
-pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule) -> Jobs {
+pub fn spawn(
+    db: Db,
+    huawei: HuaweiSettings,
+    guard: Arc<UpstreamGuard>,
+    policy: Policy,
+    schedule: Schedule,
+) -> Jobs {
     let reconciler = {
-        let (db, huawei) = (db.clone(), huawei.clone());
+        let (db, huawei, guard) = (db.clone(), huawei.clone(), guard.clone());
         actix_rt::spawn(async move {
-            let svc = BindingService::new(db, HuaweiClient::new(huawei), policy);
+            let svc = BindingService::new(db, HuaweiClient::new(huawei, guard), policy);
             let mut tick = actix_rt::time::interval(schedule.reconcile_every);
             loop {
                 tick.tick().await;
@@ -80,7 +87,7 @@ pub fn spawn(db: Db, huawei: HuaweiSettings, policy: Policy, schedule: Schedule)
         })
     };
     let expiry = actix_rt::spawn(async move {
-        let svc = BindingService::new(db, HuaweiClient::new(huawei), policy);
+        let svc = BindingService::new(db, HuaweiClient::new(huawei, guard), policy);
         let mut tick = actix_rt::time::interval(schedule.expire_every);
         loop {
             tick.tick().await;

@@ -2,7 +2,7 @@
 //!
 //! It serves the same paths, signature checks, parameter rules and result codes as Huawei
 //! (reference §3–§8, §13), keeps bindings in memory, and lets tests queue faults (refusals,
-//! lost responses, hangs, garbage) so that the gateway's signed client can be exercised end to
+//! lost responses, hangs, latency, connections closed before or after acting, garbage) so that the gateway's signed client can be exercised end to
 //! end over HTTP. Mount it in any `App` with [`Sandbox::configure`], or run it standalone with
 //! [`Sandbox::serve`].
 //!
@@ -154,6 +154,14 @@ pub enum Fault {
     HangBeforeApply(Duration),
     /// Perform nothing; answer HTTP 500 with a non-JSON body.
     Drop,
+    /// Sleep this long, then act and answer normally (a slow Huawei).
+    Latency(Duration),
+    /// Close the connection without acting or answering (Huawei crashed on receipt). Needs the
+    /// sandbox to be run by [`Sandbox::serve`]; mounted elsewhere it answers like [`Fault::Drop`].
+    DropBeforeCommit,
+    /// Act, then close the connection without answering (the binding exists, the answer is
+    /// lost). Same note as [`Fault::DropBeforeCommit`].
+    DropAfterCommit,
 }
 
 /// The emulator. Cheap to clone; all clones share one state.
@@ -318,6 +326,7 @@ impl Sandbox {
             let sandbox = sandbox.clone();
             actix_web::App::new().configure(move |cfg| sandbox.configure(cfg))
         })
+        .on_connect(routes::ConnectionCut::remember)
         .workers(2)
         .disable_signals()
         .shutdown_timeout(1)

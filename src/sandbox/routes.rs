@@ -1,8 +1,12 @@
 //! HTTP handlers: Huawei's AXE routes (signed), the recording download, and the unsigned
 //! control routes tests use to drive the sandbox.
 
+use std::any::Any;
+use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Extensions;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -13,8 +17,8 @@ use super::{CallSpec, Fault, Op, PlayError, Sandbox, SandboxBinding, SandboxConf
 use crate::domain::{mask_phone, AreaCode, PhoneNumber};
 use crate::huawei::signer::{self, AkskError, AkskHeader};
 use crate::huawei::wire::{
-    self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ModifyRequest,
-    QueryResponse,
+    self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsResponse,
+    ListNumbersResponse, ListedBinding, ModifyRequest, NumberCount, QueryResponse,
 };
 
 /// Recordings can be fetched for this long after the call (reference §8).
@@ -28,6 +32,16 @@ pub(super) fn configure(sandbox: Sandbox, cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(unbind))
                 .route(web::put().to(modify))
                 .route(web::get().to(query))
+                .default_service(web::to(invalid_api)),
+        )
+        .service(
+            web::resource(wire::BINDING_LIST_PATH)
+                .route(web::get().to(list_bindings))
+                .default_service(web::to(invalid_api)),
+        )
+        .service(
+            web::resource(wire::NUMBER_COUNT_PATH)
+                .route(web::get().to(count_numbers))
                 .default_service(web::to(invalid_api)),
         )
         .service(
@@ -142,10 +156,70 @@ fn admit(sb: &Sandbox, req: &HttpRequest, op: Option<Op>) -> Result<Option<Fault
     }
 }
 
+/// A duplicate of a connection's socket, kept with the connection, so that a fault can close
+/// it without answering, as a Huawei that crashed or lost its answer does.
+#[derive(Clone)]
+pub(super) struct ConnectionCut(Arc<socket2::Socket>);
+
+impl ConnectionCut {
+    /// For `HttpServer::on_connect`: remembers the plain TCP connection's socket.
+    pub(super) fn remember(conn: &dyn Any, data: &mut Extensions) {
+        let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        match socket2::SockRef::from(tcp).try_clone() {
+            Ok(socket) => {
+                data.insert(Self(Arc::new(socket)));
+            }
+            Err(e) => log::warn!("sandbox: connection cannot be cut by faults: {e}"),
+        }
+    }
+
+    /// Closes both directions: the client reads the end of the stream, no response.
+    fn cut(&self) {
+        if let Err(e) = self.0.shutdown(Shutdown::Both) {
+            log::warn!("sandbox: could not cut the connection: {e}");
+        }
+    }
+}
+
+fn cut_or_500(req: &HttpRequest) -> HttpResponse {
+    match req.conn_data::<ConnectionCut>() {
+        Some(conn) => {
+            conn.cut();
+            // Never reaches the client: the connection is closed.
+            HttpResponse::InternalServerError().finish()
+        }
+        None => {
+            log::warn!("sandbox: not run by Sandbox::serve, so a drop fault answers 500");
+            drop_response()
+        }
+    }
+}
+
+fn drop_response() -> HttpResponse {
+    HttpResponse::InternalServerError()
+        .content_type("text/html")
+        .body("<html><body><h1>500 Internal Server Error</h1></body></html>")
+}
+
 /// Runs `act` as the fault (if any) dictates. No lock is held while sleeping.
-async fn with_fault(fault: Option<Fault>, act: impl FnOnce() -> HttpResponse) -> HttpResponse {
+async fn with_fault(
+    req: &HttpRequest,
+    fault: Option<Fault>,
+    act: impl FnOnce() -> HttpResponse,
+) -> HttpResponse {
     match fault {
         None => act(),
+        Some(Fault::Latency(d)) => {
+            actix_rt::time::sleep(d).await;
+            act()
+        }
+        Some(Fault::DropBeforeCommit) => cut_or_500(req),
+        Some(Fault::DropAfterCommit) => {
+            let _ = act();
+            cut_or_500(req)
+        }
         Some(Fault::Reject {
             http_status,
             resultcode,
@@ -160,9 +234,7 @@ async fn with_fault(fault: Option<Fault>, act: impl FnOnce() -> HttpResponse) ->
             actix_rt::time::sleep(d).await;
             result(503, codes::RESPONSE_TIMEOUT, "Response timeout.")
         }
-        Some(Fault::Drop) => HttpResponse::InternalServerError()
-            .content_type("text/html")
-            .body("<html><body><h1>500 Internal Server Error</h1></body></html>"),
+        Some(Fault::Drop) => drop_response(),
     }
 }
 
@@ -189,7 +261,7 @@ async fn bind(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> Htt
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || match do_bind(&sb, &body) {
+    with_fault(&req, fault, || match do_bind(&sb, &body) {
         Ok(b) => {
             log::info!(
                 "sandbox: bound {} X={} E={} A={}",
@@ -235,7 +307,7 @@ async fn unbind(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         let done = parse_selector(req.query_string()).and_then(|sel| sb.lock().0.unbind(&sel));
         match done {
             Ok(b) => {
@@ -258,7 +330,7 @@ async fn modify(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> H
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         let done = parse_body::<ModifyRequest>(&body)
             .and_then(|m| validate::modify(&m))
             .and_then(|m| {
@@ -281,7 +353,7 @@ async fn query(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         Ok(f) => f,
         Err(r) => return refused(&r),
     };
-    with_fault(fault, || {
+    with_fault(&req, fault, || {
         match parse_selector(req.query_string()).and_then(|sel| sb.lock().0.query(&sel)) {
             Ok(b) => json(
                 200,
@@ -307,6 +379,176 @@ async fn query(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         }
     })
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings (QueryAXEBinding v2.0 and QueryAXEBindingCount). Huawei does not publish their
+// response schema; the sandbox serves the one the gateway assumes (see `wire`).
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    virtual_num: Option<String>,
+    extend_num: Option<String>,
+    subscription_id: Option<String>,
+    number: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn list_params(req: &HttpRequest) -> Result<ListParams, Refusal> {
+    web::Query::<ListParams>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| Refusal::invalid("query string cannot be parsed"))
+}
+
+/// Page size: 1–100, default 50 (reference §7.3).
+fn page_size(limit: Option<u32>) -> Result<usize, Refusal> {
+    match limit.unwrap_or(50) {
+        n @ 1..=100 => Ok(n as usize),
+        _ => Err(Refusal::invalid("limit must be between 1 and 100")),
+    }
+}
+
+fn listed(b: &SandboxBinding) -> ListedBinding {
+    ListedBinding {
+        subscription_id: Some(b.subscription_id.clone()),
+        virtual_num: b.virtual_num.clone(),
+        extend_num: b.extend_num.clone(),
+        bind_num: b.bind_num.clone(),
+        user_data: b.user_data.clone(),
+    }
+}
+
+/// The offset a v2.0 cursor (`\d{13}_\d{1,20}`) stands for: its part after `_`.
+fn list_offset(cursor: Option<&str>) -> Result<usize, Refusal> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    match cursor.split_once('_') {
+        Some((head, tail))
+            if head.len() == 13
+                && head.bytes().all(|b| b.is_ascii_digit())
+                && (1..=20).contains(&tail.len())
+                && tail.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            tail.parse()
+                .map_err(|_| Refusal::invalid("cursor is out of range"))
+        }
+        _ => Err(Refusal::invalid("cursor must match \\d{13}_\\d{1,20}")),
+    }
+}
+
+async fn list_bindings(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let fault = match admit(&sb, &req, Some(Op::Query)) {
+        Ok(f) => f,
+        Err(r) => return refused(&r),
+    };
+    with_fault(&req, fault, || {
+        let page = || -> Result<ListBindingsResponse, Refusal> {
+            let p = list_params(&req)?;
+            let single = p.subscription_id.as_deref().is_some_and(|s| !s.is_empty())
+                || p.extend_num.as_deref().is_some_and(|e| !e.is_empty());
+            let (st, _) = sb.lock();
+            if single {
+                let sel = validate::selector(&BindingSelector {
+                    subscription_id: p.subscription_id,
+                    virtual_num: p.virtual_num,
+                    extend_num: p.extend_num,
+                })?;
+                let b = st.query(&sel)?;
+                return Ok(listing(vec![listed(&b)], None));
+            }
+            let x = p
+                .virtual_num
+                .filter(|x| !x.is_empty())
+                .ok_or_else(|| Refusal::invalid("virtualNum or subscriptionId is required"))?;
+            let offset = list_offset(p.cursor.as_deref())?;
+            let limit = page_size(p.limit)?;
+            let mut items: Vec<ListedBinding> = st
+                .bindings
+                .on_number(&x)
+                .skip(offset)
+                .take(limit + 1)
+                .map(listed)
+                .collect();
+            let next = (items.len() > limit).then(|| format!("0000000000000_{}", offset + limit));
+            items.truncate(limit);
+            Ok(listing(items, next))
+        };
+        match page() {
+            Ok(p) => json(200, &p),
+            Err(r) => refused(&r),
+        }
+    })
+    .await
+}
+
+fn listing(bindings: Vec<ListedBinding>, next_cursor: Option<String>) -> ListBindingsResponse {
+    ListBindingsResponse {
+        resultcode: codes::SUCCESS.to_owned(),
+        resultdesc: "Success".to_owned(),
+        next_cursor,
+        bindings,
+    }
+}
+
+async fn count_numbers(sb: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let fault = match admit(&sb, &req, Some(Op::Query)) {
+        Ok(f) => f,
+        Err(r) => return refused(&r),
+    };
+    with_fault(&req, fault, || {
+        let page = || -> Result<ListNumbersResponse, Refusal> {
+            let p = list_params(&req)?;
+            let (st, _) = sb.lock();
+            let count = |n: &str| NumberCount {
+                virtual_num: n.to_owned(),
+                bind_count: u32::try_from(st.bindings.count_on(n)).unwrap_or(u32::MAX),
+            };
+            if let Some(n) = p.number.filter(|n| !n.is_empty()) {
+                if !st.numbers.contains_key(&n) {
+                    return Err(Refusal::new(
+                        403,
+                        codes::NUMBER_NOT_APPLIED,
+                        "Resource of number is not to be applied.",
+                    ));
+                }
+                return Ok(counts(vec![count(&n)], None));
+            }
+            let offset: usize = match p.cursor.as_deref() {
+                None => 0,
+                Some(c) if (1..=20).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => {
+                    c.parse()
+                        .map_err(|_| Refusal::invalid("cursor is out of range"))?
+                }
+                Some(_) => return Err(Refusal::invalid("cursor must be 1 to 20 digits")),
+            };
+            let limit = page_size(p.limit)?;
+            let mut items: Vec<NumberCount> = st
+                .numbers
+                .keys()
+                .skip(offset)
+                .take(limit + 1)
+                .map(|n| count(n))
+                .collect();
+            let next = (items.len() > limit).then(|| (offset + limit).to_string());
+            items.truncate(limit);
+            Ok(counts(items, next))
+        };
+        match page() {
+            Ok(p) => json(200, &p),
+            Err(r) => refused(&r),
+        }
+    })
+    .await
+}
+
+fn counts(numbers: Vec<NumberCount>, next_cursor: Option<String>) -> ListNumbersResponse {
+    ListNumbersResponse {
+        resultcode: codes::SUCCESS.to_owned(),
+        resultdesc: "Success".to_owned(),
+        next_cursor,
+        numbers,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,7 +693,9 @@ async fn control_add_number(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpRes
 }
 
 /// The JSON form of a [`Fault`]: `{"type":"reject",...}`, `{"type":"hang_after_apply","ms":..}`,
-/// `{"type":"hang_before_apply","ms":..}`, `{"type":"drop"}`.
+/// `{"type":"hang_before_apply","ms":..}`, `{"type":"latency","ms":..}`, `{"type":"drop"}`,
+/// `{"type":"drop_before_commit"}`, `{"type":"drop_after_commit"}`; `"times": n` (default 1)
+/// queues it for the next n requests.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum FaultSpec {
@@ -466,13 +710,20 @@ enum FaultSpec {
     HangBeforeApply {
         ms: u64,
     },
+    Latency {
+        ms: u64,
+    },
     Drop,
+    DropBeforeCommit,
+    DropAfterCommit,
 }
 
 #[derive(Debug, Deserialize)]
 struct FaultBody {
     op: Op,
     fault: FaultSpec,
+    #[serde(default)]
+    times: Option<u32>,
 }
 
 async fn control_push_fault(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse {
@@ -497,9 +748,18 @@ async fn control_push_fault(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpRes
         }
         FaultSpec::HangAfterApply { ms } => Fault::HangAfterApply(Duration::from_millis(ms)),
         FaultSpec::HangBeforeApply { ms } => Fault::HangBeforeApply(Duration::from_millis(ms)),
+        FaultSpec::Latency { ms } => Fault::Latency(Duration::from_millis(ms)),
         FaultSpec::Drop => Fault::Drop,
+        FaultSpec::DropBeforeCommit => Fault::DropBeforeCommit,
+        FaultSpec::DropAfterCommit => Fault::DropAfterCommit,
     };
-    sb.push_fault(b.op, fault);
+    let times = b.times.unwrap_or(1);
+    if !(1..=10_000).contains(&times) {
+        return control_error("times must be between 1 and 10000");
+    }
+    for _ in 0..times {
+        sb.push_fault(b.op, fault.clone());
+    }
     json(200, &serde_json::json!({ "pending": sb.pending_faults() }))
 }
 

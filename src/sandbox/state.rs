@@ -69,6 +69,15 @@ impl Bindings {
         move |e| !used.is_some_and(|used| used.contains_key(e))
     }
 
+    /// The bindings on X, ordered by E.
+    pub fn on_number<'a>(&'a self, virtual_num: &str) -> impl Iterator<Item = &'a SandboxBinding> {
+        self.by_number
+            .get(virtual_num)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter_map(|id| self.by_id.get(id))
+    }
+
     /// All bindings, ordered by X then E.
     pub fn iter(&self) -> impl Iterator<Item = &SandboxBinding> {
         self.by_number

@@ -1006,13 +1006,17 @@ async fn the_gateway_client_works_against_a_served_sandbox() {
     let handle = server.handle();
     actix_rt::spawn(server);
 
-    let client = HuaweiClient::new(HuaweiSettings {
-        base_url: format!("http://127.0.0.1:{port}"),
-        app_key: KEY.into(),
-        app_secret: SECRET.into(),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(500),
-    });
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = HuaweiClient::new(
+        HuaweiSettings {
+            base_url: base_url.clone(),
+            app_key: KEY.into(),
+            app_secret: SECRET.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_millis(500),
+        },
+        crate::huawei::UpstreamGuard::off(&base_url),
+    );
 
     let bound = client
         .bind(&BindRequest {
@@ -1094,6 +1098,155 @@ async fn the_gateway_client_works_against_a_served_sandbox() {
     );
 
     handle.stop(false).await;
+}
+
+/// A served sandbox and a client without retries, for the faults that cut connections.
+async fn served() -> (Sandbox, HuaweiClient, actix_web::dev::ServerHandle) {
+    let sb = sandbox();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = sb.serve(listener).unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let client = HuaweiClient::new(
+        HuaweiSettings {
+            base_url: base_url.clone(),
+            app_key: KEY.into(),
+            app_secret: SECRET.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+        },
+        crate::huawei::UpstreamGuard::off(&base_url),
+    );
+    (sb, client, handle)
+}
+
+fn bind_x_a() -> BindRequest {
+    BindRequest {
+        virtual_num: Some(X.into()),
+        bind_num: A.into(),
+        ..BindRequest::default()
+    }
+}
+
+#[actix_web::test]
+async fn drop_after_commit_binds_then_closes_the_connection_without_answering() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::DropAfterCommit);
+    let err = client.bind(&bind_x_a()).await.unwrap_err();
+    assert!(
+        matches!(&err, HuaweiError::Transport(TransportFailure::AfterSend(_))),
+        "{err:?}"
+    );
+    assert!(err.outcome_unknown());
+    assert_eq!(sb.bindings().len(), 1, "the binding was made");
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn drop_before_commit_closes_the_connection_without_acting() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::DropBeforeCommit);
+    let err = client.bind(&bind_x_a()).await.unwrap_err();
+    // The client cannot tell this from a lost answer.
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert!(sb.bindings().is_empty());
+    assert_eq!(sb.stats().bind_requests, 1);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn latency_delays_an_answer_that_still_comes() {
+    let (sb, client, handle) = served().await;
+    sb.push_fault(Op::Bind, Fault::Latency(Duration::from_millis(300)));
+    let started = Instant::now();
+    client.bind(&bind_x_a()).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(sb.bindings().len(), 1);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn the_new_faults_can_be_queued_over_http_several_at_a_time() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let post = |uri: &str, body: Value| {
+        test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body.to_string())
+            .to_request()
+    };
+    for (fault, times) in [
+        (json!({"type": "latency", "ms": 5}), 1),
+        (json!({"type": "drop_before_commit"}), 2),
+        (json!({"type": "drop_after_commit"}), 3),
+    ] {
+        let (status, _) = parts(
+            test::call_service(
+                &app,
+                post(
+                    "/sandbox/faults",
+                    json!({"op": "any", "fault": fault, "times": times}),
+                ),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(sb.pending_faults(), 6);
+    let (status, _) = parts(
+        test::call_service(
+            &app,
+            post(
+                "/sandbox/faults",
+                json!({"op": "any", "fault": {"type": "drop"}, "times": 0}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[actix_web::test]
+async fn listings_page_through_every_binding_of_a_number_and_every_number() {
+    let (sb, client, handle) = served().await;
+    sb.add_number(X2, "0999");
+    for e in 1..=130 {
+        sb.insert_binding_directly(X, &format!("{e:04}"), A);
+    }
+    let all = client.list_bindings_on(X).await.unwrap();
+    assert_eq!(all.len(), 130, "two pages of 100 and 30");
+    assert_eq!(all[0].extend_num, "0001");
+    assert_eq!(all[129].extend_num, "0130");
+    assert!(all.iter().all(|b| b.bind_num == A));
+    assert!(client.list_bindings_on(X2).await.unwrap().is_empty());
+
+    let numbers = client.list_numbers().await.unwrap();
+    let counts: Vec<(&str, u32)> = numbers
+        .iter()
+        .map(|n| (n.virtual_num.as_str(), n.bind_count))
+        .collect();
+    assert_eq!(counts, vec![(X, 130), (X2, 0)]);
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn listing_responses_accept_the_spellings_huawei_may_use() {
+    let page: wire::ListBindingsResponse = serde_json::from_str(
+        r#"{"resultcode":"0","nextCusor":"0000000000000_5",
+            "bindList":[{"virtualNum":"+8613800000009","extendNum":"1","bindNum":"+8613800000001"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(page.next_cursor.as_deref(), Some("0000000000000_5"));
+    assert_eq!(page.bindings.len(), 1);
+    let counts: wire::ListNumbersResponse = serde_json::from_str(
+        r#"{"resultcode":"0","numberList":[{"number":"+8613800000009","count":3}]}"#,
+    )
+    .unwrap();
+    assert_eq!(counts.numbers[0].bind_count, 3);
 }
 
 #[actix_web::test]

@@ -174,6 +174,11 @@ impl BindingService {
                 ));
             }
         }
+        // While Huawei is given a rest, refuse before anything is stored.
+        self.huawei
+            .guard()
+            .check()
+            .map_err(|e| ServiceError::upstream(e, None))?;
         let policy = self.policy;
         let request = req.clone();
         let reservation = self
@@ -554,24 +559,40 @@ impl BindingService {
             .await?;
         let mut settled = 0;
         for row in pending {
-            let Some(sel) = selector(&row) else {
-                log::warn!(
-                    binding_id = row.id.as_str();
-                    "pending binding {} cannot be reconciled: Huawei chose its number and the answer was lost; check the Huawei console",
-                    row.id
-                );
-                self.update(row.id.clone(), |row, _| {
-                    row.last_error = Some(
-                        "outcome unknown and Huawei chose the number, so it cannot be looked up by X+E: check the Huawei console, then sync or release by hand"
-                            .into(),
-                    );
-                })
-                .await?;
-                continue;
+            let before = row.status();
+            let answer = match selector(&row) {
+                Some(sel) => self.huawei.query(&sel).await,
+                None => match self.find_chosen_by_huawei(&row).await {
+                    Ok(Found::One(q)) => Ok(*q),
+                    Ok(Found::None) => Err(HuaweiError::Rejected {
+                        http_status: 200,
+                        resultcode: wire::codes::RECORD_NOT_EXIST.into(),
+                        resultdesc: "no binding of this number and userData at Huawei".into(),
+                    }),
+                    Ok(Found::Several(n)) => {
+                        log::warn!(
+                            binding_id = row.id.as_str();
+                            "pending binding {} matches {n} bindings at Huawei; left for an operator",
+                            row.id
+                        );
+                        let note = format!(
+                            "outcome unknown and Huawei chose the number: {n} bindings at Huawei have this number and userData; check the Huawei console, then sync or release by hand"
+                        );
+                        self.update(row.id.clone(), move |row, _| row.last_error = Some(note))
+                            .await?;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
             };
-            let answer = match self.huawei.query(&sel).await {
+            let answer = match answer {
                 Ok(q) => Some(q),
                 Err(e) if e.kind() == UpstreamKind::NotFound => None,
+                Err(e @ HuaweiError::NotCalled { .. }) => {
+                    // The breaker is open or the calls are capped: the next run tries again.
+                    log::debug!("reconciler pauses: {}", e.summary());
+                    break;
+                }
                 Err(e) => {
                     log::warn!(
                         binding_id = row.id.as_str();
@@ -580,13 +601,65 @@ impl BindingService {
                     continue;
                 }
             };
-            let before = row.status();
             let after = self.settle(row, answer).await?;
             if after.status() != before {
                 settled += 1;
             }
         }
         Ok(settled)
+    }
+
+    /// A pending create whose X Huawei chose (so no X+E to query by) and whose answer was lost:
+    /// looks through the app's numbers that hold bindings for one of this A with this row's
+    /// userData that no other row here stands for. Huawei offers no lookup by A, so this lists
+    /// (QueryAXEBindingCount, then QueryAXEBinding v2.0 per number holding bindings).
+    async fn find_chosen_by_huawei(&self, row: &Binding) -> Result<Found, HuaweiError> {
+        let mut matches = Vec::new();
+        for number in self.huawei.list_numbers().await? {
+            if number.bind_count == 0 {
+                continue;
+            }
+            for b in self.huawei.list_bindings_on(&number.virtual_num).await? {
+                if b.bind_num == row.bind_num && b.user_data == row.user_data {
+                    matches.push(b);
+                }
+            }
+        }
+        let mut unclaimed = Vec::new();
+        for b in matches {
+            let (id, sub, x, e) = (
+                row.id.clone(),
+                b.subscription_id.clone(),
+                b.virtual_num.clone(),
+                b.extend_num.clone(),
+            );
+            let held = self
+                .db
+                .run(move |conn| bindings::held_by_another(conn, &id, sub.as_deref(), &x, &e))
+                .await;
+            match held {
+                Ok(false) => unclaimed.push(b),
+                Ok(true) => {}
+                // Cannot tell: count it, so the row is not settled on a guess.
+                Err(_) => unclaimed.push(b),
+            }
+        }
+        Ok(match unclaimed.len() {
+            0 => Found::None,
+            1 => {
+                let b = unclaimed.remove(0);
+                Found::One(Box::new(QueryResponse {
+                    resultcode: wire::codes::SUCCESS.into(),
+                    subscription_id: b.subscription_id,
+                    virtual_num: Some(b.virtual_num),
+                    extend_num: Some(b.extend_num),
+                    bind_num: Some(b.bind_num),
+                    user_data: b.user_data,
+                    ..QueryResponse::default()
+                }))
+            }
+            n => Found::Several(n),
+        })
     }
 
     /// Marks bindings past `expires_at` as expired, in batches. Returns how many.
@@ -640,6 +713,11 @@ impl BindingService {
                         );
                         return;
                     }
+                    if row.virtual_num.is_none() {
+                        // Huawei chose X (and E); the lost answer would have said which.
+                        row.virtual_num.clone_from(&q.virtual_num);
+                        row.extend_num.clone_from(&q.extend_num);
+                    }
                     if status == BindingStatus::Pending {
                         let ttl = row.ttl_minutes.and_then(|t| u32::try_from(t).ok());
                         row.expires_at =
@@ -675,6 +753,10 @@ impl BindingService {
     /// Records an upstream failure on the row (for admins), and turns it into the error.
     /// Huawei's "does not exist" on an active binding also marks it expired.
     async fn upstream_failure(&self, row: &Binding, err: HuaweiError) -> ServiceError {
+        if matches!(err, HuaweiError::NotCalled { .. }) {
+            // Nothing happened at Huawei; no need to write that on the row.
+            return ServiceError::upstream(err, Some(&row.id));
+        }
         let note = err.summary();
         let gone = err.kind() == UpstreamKind::NotFound;
         let saved = self
@@ -697,6 +779,13 @@ impl BindingService {
         }
         ServiceError::upstream(err, Some(&row.id))
     }
+}
+
+/// What a search at Huawei for a binding whose X Huawei chose found.
+enum Found {
+    One(Box<QueryResponse>),
+    None,
+    Several(usize),
 }
 
 /// Rows one sweep transaction changes at most: short, so API writes never wait long for one.

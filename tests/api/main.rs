@@ -7,4 +7,5 @@ mod banner;
 mod bindings;
 mod numbers;
 mod reliability;
+mod upstream;
 mod webhooks;

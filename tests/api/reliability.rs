@@ -14,7 +14,7 @@ on_both_backends!(
     invalid_parameter_at_huawei_is_a_422_with_huawei_code,
     an_extension_taken_at_huawei_is_retried_with_another,
     bindings_past_their_expiry_become_expired,
-    huawei_unreachable_is_a_503_and_the_binding_fails,
+    a_5xx_without_json_is_202_and_settled_as_failed,
 );
 
 async fn a_lost_bind_answer_is_202_and_the_reconciler_makes_it_active(app: TestApp) {
@@ -195,7 +195,7 @@ async fn bindings_past_their_expiry_become_expired(app: TestApp) {
     assert_eq!(quarantined, 1, "its extension is in quarantine");
 }
 
-async fn huawei_unreachable_is_a_503_and_the_binding_fails(app: TestApp) {
+async fn a_5xx_without_json_is_202_and_settled_as_failed(app: TestApp) {
     app.pool_numbers().await;
     app.sandbox.push_fault(Op::Bind, Fault::Drop);
     let (status, p) = app
