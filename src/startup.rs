@@ -107,6 +107,7 @@ impl Application {
                     .app_data(web::Data::new(digits))
                     .app_data(web::Data::new(calls))
                     .app_data(ingestor.clone())
+                    .app_data(web::Data::from(guard.clone()))
                     .app_data(webhook_settings.clone())
                     .app_data(webhook_metrics.clone())
                     .configure(webhooks::configure)

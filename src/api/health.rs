@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::db::Db;
 use crate::error::Problem;
+use crate::huawei::UpstreamGuard;
 use crate::service::health::{readiness, Readiness};
 use crate::service::ingest::Ingestor;
 use crate::service::FieldError;
@@ -23,8 +24,12 @@ fn checks_json(r: &Readiness) -> BTreeMap<&'static str, String> {
         .collect()
 }
 
-pub async fn healthz(db: web::Data<Db>, ingestor: web::Data<Ingestor>) -> HttpResponse {
-    let r = readiness(&db, &ingestor).await;
+pub async fn healthz(
+    db: web::Data<Db>,
+    ingestor: web::Data<Ingestor>,
+    huawei: web::Data<UpstreamGuard>,
+) -> HttpResponse {
+    let r = readiness(&db, &ingestor, &huawei).await;
     if r.ready() {
         HttpResponse::Ok().json(json!({"status": "ok"}))
     } else {
@@ -35,8 +40,9 @@ pub async fn healthz(db: web::Data<Db>, ingestor: web::Data<Ingestor>) -> HttpRe
 pub async fn readyz(
     db: web::Data<Db>,
     ingestor: web::Data<Ingestor>,
+    huawei: web::Data<UpstreamGuard>,
 ) -> Result<HttpResponse, Problem> {
-    let r = readiness(&db, &ingestor).await;
+    let r = readiness(&db, &ingestor, &huawei).await;
     if r.ready() {
         return Ok(HttpResponse::Ok().json(json!({"status": "ready", "checks": checks_json(&r)})));
     }

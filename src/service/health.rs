@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::db::{self, Db, DbError};
+use crate::huawei::{HuaweiError, UpstreamGuard};
 use crate::service::ingest::Ingestor;
 
 /// Longest a readiness check waits for the database.
@@ -32,9 +33,10 @@ impl Readiness {
     }
 }
 
-/// The database answers (within 3 s), its schema is this binary's (no migration pending), and
-/// the webhook writers run.
-pub async fn readiness(db: &Db, ingestor: &Ingestor) -> Readiness {
+/// The database answers (within 3 s), its schema is this binary's (no migration pending), the
+/// webhook writers run, and Huawei's circuit is not open (creates, modifies and releases would
+/// be refused at once).
+pub async fn readiness(db: &Db, ingestor: &Ingestor, huawei: &UpstreamGuard) -> Readiness {
     let work = db.run(|conn| {
         conn_ping(conn)?;
         db::pending_migrations(conn)
@@ -59,11 +61,22 @@ pub async fn readiness(db: &Db, ingestor: &Ingestor) -> Readiness {
     };
     let writers = (!ingestor.writers_running())
         .then(|| "a webhook writer thread has stopped; restart the gateway".to_owned());
+    let circuit = match huawei.check() {
+        Ok(()) => None,
+        Err(HuaweiError::NotCalled {
+            retry_after_secs, ..
+        }) => Some(format!(
+            "Huawei's circuit is open after repeated failures; creates, modifies and releases \
+             are refused for about {retry_after_secs} s more"
+        )),
+        Err(e) => Some(e.to_string()),
+    };
     Readiness {
         checks: vec![
             Check::new("database", database),
             Check::new("migrations", migrations),
             Check::new("webhook_writers", writers),
+            Check::new("huawei_circuit", circuit),
         ],
     }
 }

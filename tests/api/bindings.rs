@@ -35,7 +35,8 @@ async fn health_check_reports_ok_when_the_database_answers(app: TestApp) {
     assert_eq!(
         body,
         json!({"status": "ready", "checks": {
-            "database": "ok", "migrations": "ok", "webhook_writers": "ok"
+            "database": "ok", "migrations": "ok", "webhook_writers": "ok",
+            "huawei_circuit": "ok"
         }})
     );
 }

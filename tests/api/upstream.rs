@@ -246,6 +246,12 @@ async fn the_breaker_opens_after_n_failures_refuses_without_calling_and_a_probe_
     );
     let (_, still) = app.get(&live_path).await;
     assert_eq!(still["status"], "active");
+    // Not ready while open (a load balancer sends creates elsewhere); alive all the same.
+    let (status, _, p) = send(&app, "GET", "/readyz", None).await;
+    assert_eq!(status, 503, "{p}");
+    assert_eq!(p["errors"][0]["field"], "huawei_circuit", "{p}");
+    let (status, _, h) = send(&app, "GET", "/healthz", None).await;
+    assert_eq!((status, &h["status"]), (200, &json!("degraded")), "{h}");
 
     // After the cool-down one probe goes through, succeeds, and closes the breaker.
     actix_rt::time::sleep(Duration::from_millis(2_200)).await;
@@ -253,6 +259,8 @@ async fn the_breaker_opens_after_n_failures_refuses_without_calling_and_a_probe_
         .create(json!({"order_id": "br-probe", "bind_num": A1}))
         .await;
     assert_eq!(probe["status"], "active");
+    let (status, _, p) = send(&app, "GET", "/readyz", None).await;
+    assert_eq!(status, 200, "ready again once closed: {p}");
     let (status, _, p) = send(&app, "DELETE", &live_path, None).await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["status"], "released");
