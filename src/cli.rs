@@ -485,23 +485,34 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         for (number, area) in &pooled {
             sandbox.add_number(number, area);
         }
-        println!();
-        println!("  axe-gateway is running with the Huawei sandbox (no Huawei account is used).");
-        println!("  API:      http://{gateway_addr}");
-        println!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url);
-        println!("  Database: {}", settings.database_url.redacted());
-        println!(
-            "  Pool:     {}",
-            pooled
-                .iter()
-                .map(|(n, a)| format!("{n} ({a})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for line in try_it_lines(gateway_addr, &huawei.base_url, demo_token.as_deref()) {
-            println!("{line}");
-        }
-        println!();
+        let mut banner = vec![
+            String::new(),
+            "  axe-gateway is running with the Huawei sandbox (no Huawei account is used).".into(),
+            format!("  API:      http://{gateway_addr}"),
+            format!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url),
+            format!("  Database: {}", settings.database_url.redacted()),
+            format!(
+                "  Pool:     {}",
+                pooled
+                    .iter()
+                    .map(|(n, a)| format!("{n} ({a})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        banner.extend(try_it_lines(
+            gateway_addr,
+            &huawei.base_url,
+            demo_token.as_deref(),
+        ));
+        banner.push(String::new());
+        // One write, and its failure ignored: `println!` panics when stdout is closed (piped
+        // into `head`, or a reader that stopped), and the banner is not worth the gateway.
+        let mut text = banner.join("\n");
+        text.push('\n');
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     } else {
         log::info!(
             "axe-gateway listening on http://{} (Huawei at {})",

@@ -32,7 +32,8 @@ fn the_banners_commands_work_pasted_as_printed() {
     let _serve = Serve(child);
     // The banner ends with the sandbox-call line.
     let mut commands = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.expect("banner line");
         let line = line.trim();
         if line.starts_with("export TOKEN=") || line.starts_with("curl ") {
