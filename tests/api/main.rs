@@ -4,6 +4,7 @@ mod helpers;
 
 mod allocation;
 mod bindings;
+mod nul;
 mod numbers;
 mod reliability;
 mod webhooks;
