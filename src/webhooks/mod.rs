@@ -1,8 +1,9 @@
 //! Huawei's pushes to us: `POST /huawei/events` and `POST /huawei/cdr`. Both accept every
 //! notification type (dispatched on `eventType`), so one URL or two both work.
 //!
-//! A notification is answered 200 only after the webhook writer committed it; if the database
-//! cannot take it, 503 makes Huawei retry (up to 6 times over 5 hours).
+//! A notification is answered 200 only after the webhook writer committed it, at least raw; if
+//! the database is unavailable or the queue full, 503 makes Huawei retry (up to 6 times over 5
+//! hours). A failure a retry cannot cure stores it raw only and answers 200.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -411,6 +412,29 @@ fn clean(value: &mut serde_json::Value, path: &str, check: &mut TextCheck) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_skips_an_id_and_is_cleaned_from_other_text() {
+        let body = br#"{"eventType":"fee","feeLst":[
+            {"icid":"i\u0000","sessionId":"s1","callerNum":"+8613900000001"},
+            {"icid":"i2","sessionId":"s2","callerNum":"+86139\u000000000002","userData":"a\u0000b"}]}"#;
+        let n = parse("/huawei/cdr", body, true, None, None).unwrap();
+        assert!(matches!(&n.items[0], Item::Unusable(why) if why.starts_with(UNSTORABLE_TEXT)));
+        let Item::Cdr(record) = &n.items[1] else {
+            panic!("{:?}", n.items[1]);
+        };
+        assert_eq!(record.caller_num.as_deref(), Some("+8613900000002"));
+        assert_eq!(record.user_data.as_deref(), Some("ab"));
+        assert_eq!(n.cleaned_values, 2);
+        let note = n.parse_note.unwrap();
+        assert!(
+            note.contains("feeLst[1].userData: NUL characters removed"),
+            "{note}"
+        );
+        assert!(note.contains("unstorable_text: feeLst[0]"), "{note}");
+        // The raw body is kept as received.
+        assert!(n.body.contains(r"i\u0000"));
+    }
 
     #[test]
     fn allow_list_matches_cidrs_and_mapped_addresses() {
