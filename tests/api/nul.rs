@@ -13,6 +13,7 @@ on_both_backends!(
     a_nul_in_any_event_field_is_stored_raw_and_answered_200,
     a_nul_in_any_cdr_field_is_stored_raw_and_answered_200,
     a_nul_in_an_event_type_or_a_number_status_is_stored_raw_and_answered_200,
+    items_the_database_refuses_are_stored_raw_and_answered_200,
 );
 
 const UUID: &str = "0192f7a0-0000-7000-8000-000000000000";
@@ -300,5 +301,70 @@ async fn a_nul_in_an_event_type_or_a_number_status_is_stored_raw_and_answered_20
         )
         .await,
         1
+    );
+}
+
+/// A store failure a retry cannot cure (here a trigger refusing one caller's events) keeps the
+/// notification raw only, answered 200, instead of a 503 Huawei would retry in vain.
+async fn items_the_database_refuses_are_stored_raw_and_answered_200(app: TestApp) {
+    let refused = "+8613900000666";
+    let sql: Vec<String> = match app.app_db.backend() {
+        axe_gateway::config::Backend::Postgres => vec![
+            "CREATE FUNCTION refuse_event() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql"
+                .into(),
+            format!(
+                "CREATE TRIGGER refuse_event BEFORE INSERT ON call_events FOR EACH ROW \
+                 WHEN (NEW.caller = '{refused}') EXECUTE FUNCTION refuse_event()"
+            ),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER refuse_event BEFORE INSERT ON call_events \
+             WHEN NEW.caller = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+    };
+    app.app_db
+        .run(move |conn| {
+            use diesel::RunQueryDsl;
+            for q in &sql {
+                diesel::sql_query(q.as_str()).execute(conn)?;
+            }
+            Ok::<_, axe_gateway::db::DbError>(())
+        })
+        .await
+        .expect("trigger created");
+    let info = |caller: &str, at: &str| {
+        json!({"eventType": "callin", "statusInfo": {
+            "sessionId": "s-refused", "timestamp": at, "caller": caller, "called": X1}})
+    };
+    let (status, answer) = app
+        .push("/huawei/events", &info(refused, "2026-11-29 08:00:00"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.count("webhook_inbox").await,
+        1,
+        "the raw notification is kept"
+    );
+    assert_eq!(
+        app.count_where("webhook_inbox", "parse_note LIKE 'store_failed: %'")
+            .await,
+        1
+    );
+    assert_eq!(app.count("call_events").await, 0);
+    // Others are stored as usual.
+    let (status, _) = app
+        .push(
+            "/huawei/events",
+            &info("+8613900000101", "2026-11-29 08:00:01"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.count("call_events").await, 1);
+    let (_, metrics) = app.request("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("axe_webhook_skipped_total{reason=\"store_failed\"} 1"),
+        "{text}"
     );
 }
