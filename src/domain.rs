@@ -15,6 +15,37 @@ fn err(msg: impl Into<String>) -> ParseError {
     ParseError(msg.into())
 }
 
+/// Text both backends can store: PostgreSQL refuses a NUL (U+0000) in `text`, SQLite does not,
+/// so the check is made here for both and the two answer alike.
+pub fn storable_text(raw: &str) -> Result<&str, ParseError> {
+    if raw.contains('\0') {
+        return Err(err("must not contain a NUL character (U+0000)"));
+    }
+    Ok(raw)
+}
+
+/// The id of a row we created (a binding or a call): a UUID, in its canonical lower-case form.
+/// Anything else names no row, so callers answer 404 rather than ask the database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowId(String);
+
+impl RowId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
+        uuid::Uuid::parse_str(raw)
+            .map(|u| Self(u.to_string()))
+            .map_err(|_| err("is not an id this API returned"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A phone number in E.164 form with its leading `+` (`+8613800000001`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -22,6 +53,7 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         let digits = raw
             .strip_prefix('+')
             .ok_or_else(|| err("must be in E.164 form with a leading '+', e.g. +8613800000001"))?;
@@ -76,6 +108,7 @@ pub struct OrderId(String);
 
 impl OrderId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         if raw.is_empty() || raw.len() > 64 {
             return Err(err("must be 1 to 64 characters long"));
         }
@@ -136,6 +169,7 @@ pub struct ExtensionNumber(String);
 
 impl ExtensionNumber {
     pub fn parse(raw: &str, digits: ExtensionDigits) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         if raw.len() != usize::from(digits.get()) || !raw.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(format!("must be exactly {} digits", digits.get())));
         }
@@ -176,6 +210,7 @@ pub struct AreaCode(String);
 
 impl AreaCode {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         if !(3..=4).contains(&raw.len())
             || !raw.starts_with('0')
             || !raw.bytes().all(|b| b.is_ascii_digit())
@@ -200,6 +235,7 @@ pub struct UserData(String);
 
 impl UserData {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         if raw.is_empty() || raw.len() > 256 {
             return Err(err("must be 1 to 256 characters long"));
         }
@@ -225,6 +261,7 @@ pub struct ToneName(String);
 
 impl ToneName {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        storable_text(raw)?;
         if raw.is_empty() || raw.len() > 128 {
             return Err(err("must be 1 to 128 characters long"));
         }

@@ -4,14 +4,14 @@ use actix_web::{web, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
 
-use super::extract::{ApiClient, JsonBody};
+use super::extract::{ApiClient, JsonBody, Query};
 use super::views::{BindingView, Page};
 use crate::db::bindings::Filter;
 use crate::db::calls::CallStats;
 use crate::db::models::Binding;
 use crate::domain::{
     AreaCode, BindingStatus, ExtensionDigits, ExtensionNumber, OrderId, ParseError, PhoneNumber,
-    ToneName, TtlMinutes, UserData,
+    RowId, ToneName, TtlMinutes, UserData,
 };
 use crate::error::Problem;
 use crate::service::{
@@ -333,9 +333,9 @@ pub async fn create(
 
 /// Ids are UUIDs; anything else cannot name a binding (and must not reach the database as is).
 pub(crate) fn binding_id(raw: &str) -> Result<String, Problem> {
-    uuid::Uuid::parse_str(raw)
-        .map(|u| u.to_string())
-        .map_err(|_| Problem::not_found(format!("no binding {raw}")))
+    RowId::parse(raw)
+        .map(RowId::into_string)
+        .map_err(|_| Problem::not_found(format!("no binding {}", raw.escape_debug())))
 }
 
 pub async fn get(
@@ -453,7 +453,7 @@ impl ListQuery {
 pub async fn list(
     _client: ApiClient,
     svc: web::Data<BindingService>,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (filter, limit) = query.into_inner().parse()?;
     let (rows, more) = svc.list(filter, limit).await?;

@@ -7,9 +7,10 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::bindings::{binding_id, DEFAULT_PAGE, MAX_PAGE};
-use super::extract::ApiClient;
+use super::extract::{ApiClient, Query};
 use super::views::{utc, Page};
 use crate::db::calls::{CallEvent, CallRecord};
+use crate::domain::storable_text;
 use crate::error::Problem;
 use crate::service::calls::{CallDetail, CallService, RecordingError};
 
@@ -177,11 +178,19 @@ fn decode_cursor(raw: &str) -> Option<(NaiveDateTime, String)> {
     Some((at, id.to_owned()))
 }
 
+/// A call is found by our id (a UUID) or by Huawei's icid, so any other text is looked up; one
+/// the database cannot hold (a NUL) names no call.
+fn call_id(raw: &str) -> Result<String, Problem> {
+    storable_text(raw)
+        .map(str::to_owned)
+        .map_err(|_| Problem::not_found(format!("no call {}", raw.escape_debug())))
+}
+
 pub async fn of_binding(
     _client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
-    query: web::Query<CallsQuery>,
+    query: Query<CallsQuery>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let q = query.into_inner();
@@ -221,7 +230,8 @@ pub async fn get(
     svc: web::Data<CallService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(CallView::from(svc.get(path.into_inner()).await?)))
+    let id = call_id(&path)?;
+    Ok(HttpResponse::Ok().json(CallView::from(svc.get(id).await?)))
 }
 
 pub async fn recording(
@@ -229,7 +239,8 @@ pub async fn recording(
     svc: web::Data<CallService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    match svc.recording_url(path.into_inner()).await {
+    let id = call_id(&path)?;
+    match svc.recording_url(id).await {
         Ok(url) => Ok(HttpResponse::Ok().json(serde_json::json!({ "url": url }))),
         Err(RecordingError::NotRecorded) => Err(Problem::new(
             StatusCode::NOT_FOUND,

@@ -98,8 +98,25 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody
     }
 }
 
-/// Deserialises JSON, turning serde's message into a field-named problem.
+/// Deserialises JSON, turning serde's message into a field-named problem. A string holding a
+/// NUL is refused here, naming its field, as PostgreSQL cannot store one.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    // JSON can carry a NUL only as the escape `\u0000`, so most bodies skip the walk.
+    if body.windows(6).any(|w| w == b"\\u0000") {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            if let Some(field) = nul_field(&value, String::new()) {
+                let field = if field.is_empty() {
+                    "body".to_owned()
+                } else {
+                    field
+                };
+                return Err(Problem::invalid_field(
+                    &field,
+                    "must not contain a NUL character (U+0000)",
+                ));
+            }
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -115,6 +132,71 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         };
         Problem::invalid_field(&field, message)
     })
+}
+
+/// The path (`numbers[2].number`) of the first string or key in `value` holding a NUL.
+fn nul_field(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here.replace('\0', "\\u0000"))
+            } else {
+                nul_field(v, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// A query string parsed into `T` (as `web::Query`), refusing a NUL in any parameter's name or
+/// value with a 400 naming it, as PostgreSQL cannot store one.
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(req: &HttpRequest) -> Result<Query<T>, actix_web::Error> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        let field = if name.is_empty() {
+            "query".to_owned()
+        } else {
+            name.replace('\0', "\\u0000")
+        };
+        return Err(
+            Problem::invalid_field(&field, "must not contain a NUL character (U+0000)").into(),
+        );
+    }
+    // The error handler set by `query_config` names the field of any other error.
+    web::Query::<T>::extract(req)
+        .into_inner()
+        .map(|q| Query(q.into_inner()))
 }
 
 /// serde names missing and unknown fields only in its message: "missing field `order_id`".
@@ -166,5 +248,23 @@ mod tests {
         let e = parse_json::<Body>(br#"{"order_id":"#).unwrap_err();
         assert!(e.detail.contains("not valid JSON"), "{}", e.detail);
         assert_eq!(e.status, 400);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Batch {
+        numbers: Vec<Body>,
+    }
+
+    #[test]
+    fn a_nul_in_a_json_string_is_refused_naming_its_field() {
+        let e = parse_json::<Body>(br#"{"order_id":"a\u0000b"}"#).unwrap_err();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (400, "order_id"));
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},{"order_id":"\u0000"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "numbers[1].order_id");
+        // An escaped backslash followed by `u0000` is no NUL.
+        let ok = parse_json::<Body>(br#"{"order_id":"a\\u0000"}"#).unwrap();
+        assert_eq!(ok.order_id, "a\\u0000");
     }
 }

@@ -44,11 +44,26 @@ pub async fn metrics(
         "Items naming a binding or number the gateway does not know (stored unlinked).",
         &i.unlinked,
     );
+    let name = "axe_webhook_skipped_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Items kept raw only, by reason: unusable (no sessionId, bad timestamp, unknown status), unstorable_text (an id holding a NUL), store_failed (notifications whose items could not be stored)."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let unstorable = i.unstorable.load(Ordering::Relaxed);
+    let skipped = i.skipped.load(Ordering::Relaxed);
+    for (reason, value) in [
+        ("unusable", skipped.saturating_sub(unstorable)),
+        ("unstorable_text", unstorable),
+        ("store_failed", hooks.store_failed.load(Ordering::Relaxed)),
+    ] {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
+    }
     counter(
         &mut out,
-        "axe_webhook_skipped_total",
-        "Items kept raw only (no sessionId, bad timestamp, unknown status).",
-        &i.skipped,
+        "axe_webhook_cleaned_values_total",
+        "Text values stored with their NUL characters removed.",
+        &hooks.cleaned_values,
     );
     counter(
         &mut out,
@@ -59,7 +74,7 @@ pub async fn metrics(
     counter(
         &mut out,
         "axe_webhook_store_failures_total",
-        "Notifications that could not be stored (answered 503).",
+        "Notifications whose storing failed (answered 503, or stored raw only as store_failed).",
         &i.failed,
     );
     counter(

@@ -40,8 +40,13 @@ pub enum Item {
     Cdr(Box<CallRecord>),
     NumStatus(NumInfo),
     /// An item that cannot become a row (why, for the log); it survives in the raw inbox only.
+    /// A reason starting with [`UNSTORABLE_TEXT`] is counted apart.
     Unusable(String),
 }
+
+/// The reason of an item kept raw only because a value it needs (an id) cannot be stored as
+/// text (it holds a NUL, which PostgreSQL refuses) and would change meaning if cleaned.
+pub const UNSTORABLE_TEXT: &str = "unstorable_text";
 
 /// A notification to store: its raw form for the inbox and its parsed items.
 #[derive(Debug, Clone)]
@@ -57,6 +62,8 @@ pub struct Notification {
     pub body: String,
     pub parse_note: Option<String>,
     pub items: Vec<Item>,
+    /// Text values whose NUL characters were removed so that they could be stored.
+    pub cleaned_values: u32,
 }
 
 impl Notification {
@@ -80,6 +87,7 @@ impl Notification {
             body,
             parse_note: None,
             items: Vec::new(),
+            cleaned_values: 0,
         }
     }
 
@@ -207,6 +215,8 @@ pub struct Stored {
     pub unlinked: u32,
     /// Items that could not be stored as rows (kept raw in the inbox only).
     pub skipped: u32,
+    /// Of those, the items kept raw only for [`UNSTORABLE_TEXT`].
+    pub unstorable: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +237,8 @@ pub struct IngestMetrics {
     pub duplicates: AtomicU64,
     pub unlinked: AtomicU64,
     pub skipped: AtomicU64,
+    /// Of the skipped items, those kept raw only for [`UNSTORABLE_TEXT`].
+    pub unstorable: AtomicU64,
     pub batches: AtomicU64,
     pub failed: AtomicU64,
     /// Flushes of SQLite's WAL before answering (none on PostgreSQL, whose commit is durable).
@@ -474,6 +486,9 @@ impl Committed {
                     metrics
                         .skipped
                         .fetch_add(u64::from(s.skipped), Ordering::Relaxed);
+                    metrics
+                        .unstorable
+                        .fetch_add(u64::from(s.unstorable), Ordering::Relaxed);
                 }
                 Err(_) => {
                     metrics.failed.fetch_add(1, Ordering::Relaxed);
@@ -729,6 +744,9 @@ impl<'a> BatchCtx<'a> {
                 Item::NumStatus(info) => store_num_status(store, info, &mut stored)?,
                 Item::Unusable(why) => {
                     stored.skipped += 1;
+                    if why.starts_with(UNSTORABLE_TEXT) {
+                        stored.unstorable += 1;
+                    }
                     log::warn!("webhook: {why}; kept raw only");
                 }
             }
@@ -746,10 +764,10 @@ impl<'a> BatchCtx<'a> {
             parse_note: match (&n.parse_note, stored.skipped) {
                 (note, 0) => note.clone(),
                 (None, k) => Some(format!(
-                    "{k} item(s) kept raw only (no sessionId/icid or bad time)"
+                    "{k} item(s) kept raw only (no sessionId/icid, bad time, unknown status or an id holding a NUL)"
                 )),
                 (Some(note), k) => Some(format!(
-                    "{note}; {k} item(s) kept raw only (no sessionId/icid or bad time)"
+                    "{note}; {k} item(s) kept raw only (no sessionId/icid, bad time, unknown status or an id holding a NUL)"
                 )),
             },
             body: &n.body,

@@ -1,8 +1,9 @@
 //! Huawei's pushes to us: `POST /huawei/events` and `POST /huawei/cdr`. Both accept every
 //! notification type (dispatched on `eventType`), so one URL or two both work.
 //!
-//! A notification is answered 200 only after the webhook writer committed it; if the database
-//! cannot take it, 503 makes Huawei retry (up to 6 times over 5 hours).
+//! A notification is answered 200 only after the webhook writer committed it, at least raw; if
+//! the database is unavailable or the queue full, 503 makes Huawei retry (up to 6 times over 5
+//! hours). A failure a retry cannot cure stores it raw only and answers 200.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +16,11 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 pub use crate::config::AuthMode;
+use crate::domain::mask_phone;
 use crate::error::Problem;
 use crate::huawei::notify::{self, FeeInfo, NumInfo, StatusInfo};
 use crate::huawei::signer::{AkskError, AkskHeader, X_AKSK};
-use crate::service::ingest::{IngestError, Ingestor, Notification};
+use crate::service::ingest::{IngestError, Ingestor, Item, Notification, UNSTORABLE_TEXT};
 
 #[derive(Clone)]
 pub struct WebhookSettings {
@@ -55,6 +57,11 @@ pub struct WebhookMetrics {
     pub bad_requests: AtomicU64,
     pub too_large: AtomicU64,
     pub unavailable: AtomicU64,
+    /// Notifications whose items could not be stored (for a reason a retry cannot cure), kept
+    /// raw only.
+    pub store_failed: AtomicU64,
+    /// Text values whose NUL characters were removed before storing.
+    pub cleaned_values: AtomicU64,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -129,21 +136,57 @@ async fn receive(
         log::warn!("webhook: bad notification from {peer:?}: {}", p.detail);
     })?;
 
-    match ingestor.submit(notification).await {
-        Ok(_) => Ok(HttpResponse::Ok().finish()),
-        Err(e) => {
-            metrics.unavailable.fetch_add(1, Ordering::Relaxed);
-            log::error!("webhook: answering 503 so Huawei retries: {e}");
-            let detail = match e {
-                IngestError::Overloaded => "the gateway is overloaded; retry later",
-                _ => "the notification could not be stored; retry later",
+    metrics
+        .cleaned_values
+        .fetch_add(u64::from(notification.cleaned_values), Ordering::Relaxed);
+    // Kept in case the items cannot be stored: the raw notification is stored alone then.
+    let raw_only = Notification {
+        inbox_id: notification.inbox_id.clone(),
+        received_at: notification.received_at,
+        route: notification.route.clone(),
+        remote_addr: notification.remote_addr.clone(),
+        verified: notification.verified,
+        auth_note: notification.auth_note.clone(),
+        event_type: notification.event_type.clone(),
+        body: notification.body.clone(),
+        parse_note: notification.parse_note.clone(),
+        items: Vec::new(),
+        cleaned_values: 0,
+    };
+    let failure = match ingestor.submit(notification).await {
+        Ok(_) => return Ok(HttpResponse::Ok().finish()),
+        Err(IngestError::Database(e)) if !e.is_unavailable() => {
+            log::error!(
+                "webhook: the notification's items could not be stored ({e}); storing it raw only"
+            );
+            let note = format!("store_failed: {e}");
+            let raw_only = Notification {
+                parse_note: Some(match raw_only.parse_note {
+                    Some(n) => format!("{n}; {note}"),
+                    None => note,
+                }),
+                ..raw_only
             };
-            Err(Problem {
-                retry_after: Some(60),
-                ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
-            })
+            match ingestor.submit(raw_only).await {
+                Ok(_) => {
+                    metrics.store_failed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(HttpResponse::Ok().finish());
+                }
+                Err(e) => e,
+            }
         }
-    }
+        Err(e) => e,
+    };
+    metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+    log::error!("webhook: answering 503 so Huawei retries: {failure}");
+    let detail = match failure {
+        IngestError::Overloaded => "the gateway is overloaded; retry later",
+        _ => "the notification could not be stored; retry later",
+    };
+    Err(Problem {
+        retry_after: Some(60),
+        ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    })
 }
 
 fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
@@ -180,13 +223,34 @@ pub fn parse(
 ) -> Result<Notification, Problem> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Problem::invalid_field("body", "is not UTF-8 JSON"))?;
-    let value: serde_json::Value = serde_json::from_str(text)
+    let mut value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Problem::invalid_field("body", format!("is not JSON: {e}")))?;
     let event_type = value
         .get("eventType")
         .and_then(|v| v.as_str())
         .ok_or_else(|| Problem::invalid_field("eventType", "is missing"))?
         .to_owned();
+    // The inbox keeps the body as received (a NUL stays escaped there); only the values that
+    // become columns are checked. An unstorable type or id keeps the notification raw only.
+    if event_type.contains('\0') {
+        let mut n = Notification::new(
+            route.to_owned(),
+            peer.map(|ip| ip.to_string()),
+            verified,
+            auth_note,
+            event_type.replace('\0', ""),
+            text.to_owned(),
+        );
+        n.cleaned_values = 1;
+        n.items.push(Item::Unusable(format!(
+            "{UNSTORABLE_TEXT}: eventType holds a NUL character"
+        )));
+        n.parse_note = Some(format!(
+            "{UNSTORABLE_TEXT}: eventType holds a NUL character (removed in the event_type column)"
+        ));
+        return Ok(n);
+    }
+    let text_check = check_text(&mut value);
     // The envelope's parts are checked as Huawei types (a malformed one is a 400, whatever the
     // event type), read from the parsed tree by reference: a 50-CDR message is never copied.
     let not_huawei = |e: serde_json::Error| {
@@ -206,7 +270,7 @@ pub fn parse(
         .transpose()
         .map_err(not_huawei)?
         .flatten();
-    let mut notes = Vec::new();
+    let mut notes = text_check.notes;
     let mut notification = Notification::new(
         route.to_owned(),
         peer.map(|ip| ip.to_string()),
@@ -217,6 +281,9 @@ pub fn parse(
     );
     if notify::EVENT_TYPES.contains(&event_type.as_str()) {
         match status_info {
+            _ if text_check.skip_event => notification.items.push(Item::Unusable(format!(
+                "{UNSTORABLE_TEXT}: {event_type} event whose statusInfo.sessionId holds a NUL character"
+            ))),
             Some(info) => notification.push_event(&event_type, info),
             None => notes.push("no statusInfo".to_owned()),
         }
@@ -225,6 +292,12 @@ pub fn parse(
             notes.push("no feeLst".to_owned());
         }
         for (i, v) in fee_list.into_iter().flatten().enumerate() {
+            if text_check.skip_cdrs.contains(&i) {
+                notification.items.push(Item::Unusable(format!(
+                    "{UNSTORABLE_TEXT}: feeLst[{i}] whose sessionId or icid holds a NUL character"
+                )));
+                continue;
+            }
             match FeeInfo::from_value(v) {
                 Some(fee) => notification.push_cdr(fee, v),
                 None => notes.push(format!("feeLst[{i}] is not a CDR object")),
@@ -235,7 +308,15 @@ pub fn parse(
         if list.is_empty() {
             notes.push("no numInfo".to_owned());
         }
-        for info in list {
+        for (i, info) in list.into_iter().enumerate() {
+            if text_check.skip_numbers.contains(&i) {
+                let number = info.number.as_deref().unwrap_or_default();
+                notification.items.push(Item::Unusable(format!(
+                    "{UNSTORABLE_TEXT}: numInfo[{i}].number {} holds a NUL character",
+                    mask_phone(&number.replace('\0', ""))
+                )));
+                continue;
+            }
             notification.push_num_status(info);
         }
     } else {
@@ -244,13 +325,116 @@ pub fn parse(
             format!("{event_type:?} is not a notification type the gateway knows"),
         ));
     }
+    notification.cleaned_values = text_check.cleaned;
     notification.parse_note = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(notification)
+}
+
+/// What [`check_text`] found: the items to keep raw only, and the values it cleaned.
+#[derive(Debug, Default)]
+struct TextCheck {
+    skip_event: bool,
+    skip_cdrs: Vec<usize>,
+    skip_numbers: Vec<usize>,
+    cleaned: u32,
+    notes: Vec<String>,
+}
+
+/// PostgreSQL cannot store a NUL in text. An id holding one (`sessionId`, `icid`, a pool
+/// `number`) is not changed into another id: its item is kept raw only. Any other text is
+/// stored with its NULs removed, and the inbox row's note names the field.
+fn check_text(value: &mut serde_json::Value) -> TextCheck {
+    let mut check = TextCheck::default();
+    let has_nul = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.contains('\0'))
+    };
+    if let Some(info) = value.get_mut("statusInfo") {
+        check.skip_event = has_nul(info, "sessionId");
+        if check.skip_event {
+            check.notes.push(format!(
+                "{UNSTORABLE_TEXT}: statusInfo.sessionId holds a NUL character; kept raw only"
+            ));
+        } else {
+            clean(info, "statusInfo", &mut check);
+        }
+    }
+    if let Some(list) = value.get_mut("feeLst").and_then(|v| v.as_array_mut()) {
+        for (i, fee) in list.iter_mut().enumerate() {
+            if has_nul(fee, "sessionId") || has_nul(fee, "icid") {
+                check.skip_cdrs.push(i);
+                check.notes.push(format!(
+                    "{UNSTORABLE_TEXT}: feeLst[{i}].sessionId or icid holds a NUL character; kept raw only"
+                ));
+            } else {
+                clean(fee, &format!("feeLst[{i}]"), &mut check);
+            }
+        }
+    }
+    if let Some(list) = value.get_mut("numInfo").and_then(|v| v.as_array_mut()) {
+        for (i, info) in list.iter_mut().enumerate() {
+            if has_nul(info, "number") {
+                check.skip_numbers.push(i);
+                check.notes.push(format!(
+                    "{UNSTORABLE_TEXT}: numInfo[{i}].number holds a NUL character; kept raw only"
+                ));
+            } else {
+                clean(info, &format!("numInfo[{i}]"), &mut check);
+            }
+        }
+    }
+    check
+}
+
+/// Removes the NULs of every string in `value` (at `path`), noting each field cleaned.
+fn clean(value: &mut serde_json::Value, path: &str, check: &mut TextCheck) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            s.retain(|c| c != '\0');
+            check.cleaned += 1;
+            check.notes.push(format!("{path}: NUL characters removed"));
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                clean(v, &format!("{path}[{i}]"), check);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                clean(v, &format!("{path}.{}", k.replace('\0', "")), check);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_skips_an_id_and_is_cleaned_from_other_text() {
+        let body = br#"{"eventType":"fee","feeLst":[
+            {"icid":"i\u0000","sessionId":"s1","callerNum":"+8613900000001"},
+            {"icid":"i2","sessionId":"s2","callerNum":"+86139\u000000000002","userData":"a\u0000b"}]}"#;
+        let n = parse("/huawei/cdr", body, true, None, None).unwrap();
+        assert!(matches!(&n.items[0], Item::Unusable(why) if why.starts_with(UNSTORABLE_TEXT)));
+        let Item::Cdr(record) = &n.items[1] else {
+            panic!("{:?}", n.items[1]);
+        };
+        assert_eq!(record.caller_num.as_deref(), Some("+8613900000002"));
+        assert_eq!(record.user_data.as_deref(), Some("ab"));
+        assert_eq!(n.cleaned_values, 2);
+        let note = n.parse_note.unwrap();
+        assert!(
+            note.contains("feeLst[1].userData: NUL characters removed"),
+            "{note}"
+        );
+        assert!(note.contains("unstorable_text: feeLst[0]"), "{note}");
+        // The raw body is kept as received.
+        assert!(n.body.contains(r"i\u0000"));
+    }
 
     #[test]
     fn allow_list_matches_cidrs_and_mapped_addresses() {
