@@ -252,6 +252,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub db_timeout: Duration,
     pub workers: usize,
+    /// How long a SIGTERM/SIGINT waits for in-flight requests before it cuts them off.
+    pub shutdown_timeout: Duration,
     pub webhooks: WebhookConfig,
 }
 
@@ -450,6 +452,7 @@ impl Settings {
             db_pool_size,
             db_timeout: millis(src, "DB_TIMEOUT_MS", 5_000, 100, 60_000)?,
             workers: number(src, "WORKERS", 2, 1, 64)?,
+            shutdown_timeout: secs(src, "SHUTDOWN_TIMEOUT_SECS", 10, 1, 600)?,
             webhooks,
         })
     }

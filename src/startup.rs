@@ -119,7 +119,10 @@ impl Application {
             // without a cap tokio starts a thread whenever none is idle at that instant (49
             // under list load), each keeping its own allocator pages.
             .worker_max_blocking_threads(blocking_threads(settings.db_pool_size))
-            .shutdown_timeout(10)
+            // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (a create cut off
+            // here stays pending for the reconciler), then `run_until_stopped` stops the jobs;
+            // every notification answered 200 was committed before its answer.
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
             .listen(listener)?
             .run()
         };

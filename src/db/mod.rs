@@ -117,6 +117,21 @@ impl DbError {
         }
     }
 
+    /// PostgreSQL aborted the transaction because of another one (a deadlock between two
+    /// transactions that lock rows and unique keys in different orders, or a serialization
+    /// failure): nothing of it was written, and running it again can succeed.
+    pub fn is_transient_conflict(&self) -> bool {
+        match self {
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::SerializationFailure
+                ) || info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+
     /// Another writer got there first: a unique row it inserted (and has committed), a
     /// deadlock between the two, or a serialization failure. Trying again can succeed.
     pub fn is_write_conflict(&self) -> bool {

@@ -145,19 +145,36 @@ impl BindingService {
     /// one write transaction, so concurrent flows on the same binding cannot lose an update.
     async fn update<F>(&self, id: String, change: F) -> Result<Binding, ServiceError>
     where
-        F: FnOnce(&mut Binding, NaiveDateTime) + Send + 'static,
+        F: Fn(&mut Binding, NaiveDateTime) + Clone + Send + 'static,
     {
-        self.db
-            .write(move |conn| {
-                let before = lock(conn, &id)?;
-                let mut row = before.clone();
-                let now = db::now();
-                change(&mut row, now);
-                row.updated_at = now;
-                bindings::update(conn, &before, &row)?;
-                Ok(row)
-            })
-            .await
+        let mut attempt = 1;
+        loop {
+            let (row_id, change) = (id.clone(), change.clone());
+            let result = self
+                .db
+                .write(move |conn| {
+                    let before = lock(conn, &row_id)?;
+                    let mut row = before.clone();
+                    let now = db::now();
+                    change(&mut row, now);
+                    row.updated_at = now;
+                    bindings::update(conn, &before, &row)?;
+                    Ok(row)
+                })
+                .await;
+            match result {
+                // On PostgreSQL an update of a live row can deadlock with another instance
+                // reserving the same order (each waits for the other's unique key); the
+                // aborted one wrote nothing and runs again.
+                Err(ServiceError::Database(e))
+                    if e.is_transient_conflict() && attempt < RESERVE_ATTEMPTS =>
+                {
+                    log::debug!("updating binding {id}: {e}; trying again (attempt {attempt})");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Creates a binding, idempotently per (order_id, bind_num).
@@ -179,12 +196,26 @@ impl BindingService {
             .guard()
             .check()
             .map_err(|e| ServiceError::upstream(e, None))?;
-        let policy = self.policy;
-        let request = req.clone();
-        let reservation = self
-            .db
-            .write(move |conn| reserve(conn, &request, &policy))
-            .await;
+        let mut attempt = 1;
+        let reservation = loop {
+            let (policy, request) = (self.policy, req.clone());
+            match self
+                .db
+                .write(move |conn| reserve(conn, &request, &policy))
+                .await
+            {
+                // Two instances reserving for one order can deadlock on PostgreSQL (each holds
+                // a number's row and waits for the other's unique key); the loser was rolled
+                // back whole, so it simply runs again.
+                Err(ServiceError::Database(e))
+                    if e.is_transient_conflict() && attempt < RESERVE_ATTEMPTS =>
+                {
+                    log::debug!("reserving a binding: {e}; trying again (attempt {attempt})");
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
             Ok(Reservation::Existing(row)) => {
@@ -228,12 +259,12 @@ impl BindingService {
                     let active = self
                         .update(row.id.clone(), move |row, now| {
                             row.set_status(BindingStatus::Active);
-                            row.subscription_id = resp.subscription_id;
+                            row.subscription_id.clone_from(&resp.subscription_id);
                             if resp.virtual_num.is_some() {
-                                row.virtual_num = resp.virtual_num;
+                                row.virtual_num.clone_from(&resp.virtual_num);
                             }
                             if resp.extend_num.is_some() {
-                                row.extend_num = resp.extend_num;
+                                row.extend_num.clone_from(&resp.extend_num);
                             }
                             row.expires_at = ttl.map(|t| now + minutes(t));
                             row.last_error = None;
@@ -305,7 +336,9 @@ impl BindingService {
                     );
                     let note = format!("outcome unknown, reconciling: {}", e.summary());
                     let pending = self
-                        .update(row.id.clone(), move |row, _| row.last_error = Some(note))
+                        .update(row.id.clone(), move |row, _| {
+                            row.last_error = Some(note.clone())
+                        })
                         .await?;
                     return Ok(CreateOutcome::Pending(pending));
                 }
@@ -331,7 +364,7 @@ impl BindingService {
         let saved = self
             .update(row.id.clone(), move |row, _| {
                 row.set_status(BindingStatus::Failed);
-                row.last_error = Some(note);
+                row.last_error = Some(note.clone());
             })
             .await;
         if let Err(e) = saved {
@@ -467,10 +500,10 @@ impl BindingService {
             if let Some(r) = change.record {
                 row.record = r;
             }
-            if let Some(t) = change.record_hint_tone {
+            if let Some(t) = &change.record_hint_tone {
                 row.record_hint_tone = Some(t.as_str().to_owned());
             }
-            match change.callback {
+            match &change.callback {
                 Some(Callback::Num(n)) => {
                     row.callback_num = Some(n.as_str().to_owned());
                     row.callback_tone = None;
@@ -527,7 +560,7 @@ impl BindingService {
             if row.status().is_live() {
                 row.set_status(BindingStatus::Released);
                 row.released_at = Some(now);
-                row.last_error = note;
+                row.last_error.clone_from(&note);
             }
         })
         .await
@@ -578,8 +611,10 @@ impl BindingService {
                         let note = format!(
                             "outcome unknown and Huawei chose the number: {n} bindings at Huawei have this number and userData; check the Huawei console, then sync or release by hand"
                         );
-                        self.update(row.id.clone(), move |row, _| row.last_error = Some(note))
-                            .await?;
+                        self.update(row.id.clone(), move |row, _| {
+                            row.last_error = Some(note.clone())
+                        })
+                        .await?;
                         continue;
                     }
                     Err(e) => Err(e),
@@ -765,7 +800,7 @@ impl BindingService {
                     row.set_status(BindingStatus::Expired);
                     row.released_at = Some(now);
                 }
-                row.last_error = Some(note);
+                row.last_error = Some(note.clone());
             })
             .await;
         if let Err(e) = saved {
@@ -806,6 +841,10 @@ fn not_found(id: &str) -> ServiceError {
 
 /// Inside the write transaction: return the live binding of the pair, or allocate X+E and
 /// insert a pending row.
+/// Runs of a reservation or update that PostgreSQL aborted for a deadlock or serialization
+/// failure.
+const RESERVE_ATTEMPTS: u32 = 3;
+
 fn reserve(
     conn: &mut db::DbConn,
     req: &CreateBinding,

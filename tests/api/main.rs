@@ -8,5 +8,6 @@ mod bindings;
 mod nul;
 mod numbers;
 mod reliability;
+mod shutdown;
 mod upstream;
 mod webhooks;
