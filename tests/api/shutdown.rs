@@ -1,58 +1,33 @@
 //! SIGTERM during load: the gateway stops accepting, finishes what it took, stops its jobs and
 //! exits 0, and every create it answered is in the database.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-/// Kills the gateway if the test ends before it exited.
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::serve;
 
 #[actix_web::test]
 async fn sigterm_during_load_finishes_what_was_taken_and_exits_0() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_axe-gateway"))
-        .args(["serve", "--sandbox"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("SANDBOX_LISTEN_ADDR", "127.0.0.1:0")
-        .env("SHUTDOWN_TIMEOUT_SECS", "5")
-        .env("MAX_BINDINGS_PER_NUMBER", "9999")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve --sandbox");
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let mut serve = Serve(child);
+    let (mut serve, banner) = serve::start(
+        dir.path(),
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+            ("MAX_BINDINGS_PER_NUMBER", "9999"),
+        ],
+    );
+    let pid = serve.0.id();
     let (mut api, mut token) = (String::new(), String::new());
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("banner line");
-        let line = line.trim();
+    for line in &banner {
         if let Some(a) = line.strip_prefix("API:") {
             api = a.trim().to_owned();
         }
         if let Some(t) = line.strip_prefix("export TOKEN=") {
             token = t.to_owned();
         }
-        if line.contains(" sandbox-call ") {
-            break;
-        }
     }
-    std::thread::spawn(move || for _ in lines {});
     assert!(
         !api.is_empty() && !token.is_empty(),
         "banner: {api} {token}"
