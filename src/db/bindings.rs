@@ -176,7 +176,7 @@ pub fn held_by_another(
         .filter(dsl::id.ne(id))
         .filter(dsl::virtual_num.eq(virtual_num))
         .filter(dsl::extend_num.eq(extend_num))
-        .filter(dsl::status.eq_any(LIVE))
+        .filter(is_live())
         .count()
         .get_result::<i64>(conn)?;
     if on_number > 0 {

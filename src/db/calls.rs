@@ -253,6 +253,19 @@ pub struct CallStats {
     pub last_event: Option<String>,
 }
 
+/// The latest event of the latest call of the `bindings` row in scope: a correlated look-up
+/// in `calls_by_binding`.
+macro_rules! latest_call_event {
+    () => {
+        calls::table
+            .filter(calls::binding_id.eq(bindings::id.nullable()))
+            .order((calls::started_at.desc(), calls::id.desc()))
+            .select(calls::last_event)
+            .limit(1)
+            .single_value()
+    };
+}
+
 /// A binding with its call statistics. On PostgreSQL one statement (one round trip): the
 /// statistics view is joined on the binding's id, which PostgreSQL pushes into the view as a
 /// look-up in `calls_by_binding`, and the latest event is a correlated look-up in the same
@@ -274,12 +287,7 @@ pub fn binding_with_stats(
         DbConn::Postgres(c) => c,
     };
     type Stats = Option<(i64, i64, i64, Option<NaiveDateTime>)>;
-    let latest_call_event = calls::table
-        .filter(calls::binding_id.eq(bindings::id.nullable()))
-        .order((calls::started_at.desc(), calls::id.desc()))
-        .select(calls::last_event)
-        .limit(1)
-        .single_value();
+    let latest_call_event = latest_call_event!();
     let row: Option<(super::models::Binding, Stats, Option<String>)> = bindings::table
         .left_join(s::binding_call_stats.on(s::binding_id.eq(bindings::id)))
         .filter(bindings::id.eq(id))
@@ -363,12 +371,7 @@ pub fn stats_of(
         .load(conn)?;
     // The latest event of each binding's latest call, for all of them in one query: a
     // correlated subquery per binding that reads one entry of `calls_by_binding`.
-    let latest_call_event = calls::table
-        .filter(calls::binding_id.eq(bindings::id.nullable()))
-        .order((calls::started_at.desc(), calls::id.desc()))
-        .select(calls::last_event)
-        .limit(1)
-        .single_value();
+    let latest_call_event = latest_call_event!();
     if rows.is_empty() {
         return Ok(Default::default());
     }

@@ -344,15 +344,6 @@ impl Db {
             .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
         f(&mut conn)
     }
-
-    /// `SELECT 1`, for the health check.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| {
-            conn.batch_execute("SELECT 1").map_err(DbError::from)?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 /// Copies SQLite's write-ahead log back into the database file in the background.
