@@ -147,29 +147,36 @@ impl BindingService {
     where
         F: Fn(&mut Binding, NaiveDateTime) + Clone + Send + 'static,
     {
+        self.write_retrying(move |conn| {
+            let before = lock(conn, &id)?;
+            let mut row = before.clone();
+            let now = db::now();
+            change(&mut row, now);
+            row.updated_at = now;
+            bindings::update(conn, &before, &row)?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Runs `work` in a write transaction, and again (up to [`WRITE_ATTEMPTS`] runs) when
+    /// PostgreSQL aborted it as a deadlock victim or for a serialization failure: two instances
+    /// working on one order can each wait for the other's unique key (a reservation against an
+    /// activation), and the aborted one wrote nothing.
+    async fn write_retrying<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        F: Fn(&mut db::DbConn) -> Result<T, ServiceError> + Clone + Send + 'static,
+        T: Send + 'static,
+    {
         let mut attempt = 1;
         loop {
-            let (row_id, change) = (id.clone(), change.clone());
-            let result = self
-                .db
-                .write(move |conn| {
-                    let before = lock(conn, &row_id)?;
-                    let mut row = before.clone();
-                    let now = db::now();
-                    change(&mut row, now);
-                    row.updated_at = now;
-                    bindings::update(conn, &before, &row)?;
-                    Ok(row)
-                })
-                .await;
-            match result {
-                // On PostgreSQL an update of a live row can deadlock with another instance
-                // reserving the same order (each waits for the other's unique key); the
-                // aborted one wrote nothing and runs again.
+            match self.db.write(work.clone()).await {
                 Err(ServiceError::Database(e))
-                    if e.is_transient_conflict() && attempt < RESERVE_ATTEMPTS =>
+                    if e.is_transient_conflict() && attempt < WRITE_ATTEMPTS =>
                 {
-                    log::debug!("updating binding {id}: {e}; trying again (attempt {attempt})");
+                    log::debug!(
+                        "write transaction aborted: {e}; running it again (attempt {attempt})"
+                    );
                     attempt += 1;
                 }
                 other => return other,
@@ -196,26 +203,10 @@ impl BindingService {
             .guard()
             .check()
             .map_err(|e| ServiceError::upstream(e, None))?;
-        let mut attempt = 1;
-        let reservation = loop {
-            let (policy, request) = (self.policy, req.clone());
-            match self
-                .db
-                .write(move |conn| reserve(conn, &request, &policy))
-                .await
-            {
-                // Two instances reserving for one order can deadlock on PostgreSQL (each holds
-                // a number's row and waits for the other's unique key); the loser was rolled
-                // back whole, so it simply runs again.
-                Err(ServiceError::Database(e))
-                    if e.is_transient_conflict() && attempt < RESERVE_ATTEMPTS =>
-                {
-                    log::debug!("reserving a binding: {e}; trying again (attempt {attempt})");
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
+        let (policy, request) = (self.policy, req.clone());
+        let reservation = self
+            .write_retrying(move |conn| reserve(conn, &request, &policy))
+            .await;
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
             Ok(Reservation::Existing(row)) => {
@@ -841,9 +832,8 @@ fn not_found(id: &str) -> ServiceError {
 
 /// Inside the write transaction: return the live binding of the pair, or allocate X+E and
 /// insert a pending row.
-/// Runs of a reservation or update that PostgreSQL aborted for a deadlock or serialization
-/// failure.
-const RESERVE_ATTEMPTS: u32 = 3;
+/// Runs of a write transaction that PostgreSQL aborts for a deadlock or serialization failure.
+const WRITE_ATTEMPTS: u32 = 3;
 
 fn reserve(
     conn: &mut db::DbConn,
