@@ -14,65 +14,55 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// `Q`, prepared once per connection and SQL text (see the module's documentation). Run a
-/// `SELECT` with `load`/`get_result`, a write with [`Prepared::run`].
+/// `SELECT` with `load`/`get_result`, a write with [`PreparedWrite::run`].
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared<Q>(pub Q);
-
-impl<Q> QueryId for Prepared<Q> {
-    type QueryId = ();
-    // Not keyed by type: two executions of one `Q` may write different text.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q: Query> Query for Prepared<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<Q, DB> QueryFragment<DB> for Prepared<Q>
-where
-    Q: QueryFragment<DB>,
-    DB: Backend,
-{
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    // The cache key is the SQL text and bind types, so any text is safe to cache.
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl<Q: Query, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
 /// A write (`INSERT`, `UPDATE`, `DELETE` without `RETURNING`), prepared like [`Prepared`].
 #[derive(Debug, Clone, Copy)]
 pub struct PreparedWrite<Q>(pub Q);
 
-impl<Q> QueryId for PreparedWrite<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// What makes both wrappers kept prepared by their text: no type-based key, and a statement
+/// that is always safe to cache.
+macro_rules! keyed_by_text {
+    ($wrapper:ident) => {
+        impl<Q> QueryId for $wrapper<Q> {
+            type QueryId = ();
+            // Not keyed by type: two executions of one `Q` may write different text.
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<Q, DB> QueryFragment<DB> for $wrapper<Q>
+        where
+            Q: QueryFragment<DB>,
+            DB: Backend,
+        {
+            fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+                self.0.walk_ast(pass)
+            }
+
+            // The cache key is the SQL text and bind types, so any text is safe to cache.
+            fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+                Ok(true)
+            }
+        }
+    };
 }
+
+keyed_by_text!(Prepared);
+keyed_by_text!(PreparedWrite);
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q: Query, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
 /// A write returns no rows; typed as untyped rows so that it runs through diesel's `load`,
 /// which hands the statement cache the query itself. `execute` hands it a reference, whose
 /// blanket `QueryFragment` impl would not ask this type whether it may be cached.
 impl<Q> Query for PreparedWrite<Q> {
     type SqlType = diesel::sql_types::Untyped;
-}
-
-impl<Q, DB> QueryFragment<DB> for PreparedWrite<Q>
-where
-    Q: QueryFragment<DB>,
-    DB: Backend,
-{
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(true)
-    }
 }
 
 impl<Q, Conn> RunQueryDsl<Conn> for PreparedWrite<Q> {}
