@@ -427,7 +427,7 @@ fn try_it_lines(gateway: SocketAddr, sandbox_url: &str, demo_token: Option<&str>
         "  /huawei/events and /huawei/cdr; see them with GET /v1/bindings/{id}/calls):".into(),
     );
     lines.push(format!(
-        "  curl -s -X POST http://{gateway}/v1/bindings -H \"Authorization: Bearer $TOKEN\" \
+        "  curl -sS -X POST http://{gateway}/v1/bindings -H \"Authorization: Bearer $TOKEN\" \
          -H 'Content-Type: application/json' \
          -d '{{\"order_id\":\"demo-1\",\"bind_num\":\"+8613800000001\",\"area_code\":\"0755\"}}'"
     ));
