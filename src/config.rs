@@ -255,6 +255,8 @@ pub struct Settings {
     /// How long a SIGTERM/SIGINT waits for in-flight requests before it cuts them off.
     pub shutdown_timeout: Duration,
     pub webhooks: WebhookConfig,
+    /// How often the metrics' database gauges (bindings, number pool) are recounted.
+    pub metrics_refresh: Duration,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -454,6 +456,7 @@ impl Settings {
             workers: number(src, "WORKERS", 2, 1, 64)?,
             shutdown_timeout: secs(src, "SHUTDOWN_TIMEOUT_SECS", 10, 1, 600)?,
             webhooks,
+            metrics_refresh: secs(src, "METRICS_REFRESH_SECS", 15, 1, 3_600)?,
         })
     }
 

@@ -14,6 +14,10 @@ use crate::service::{FieldError, ServiceError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+fn current_request_id() -> Option<String> {
+    crate::telemetry::request_id::current().map(|id| id.to_string())
+}
+
 /// Huawei's side of an upstream failure, as shown to clients.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamInfo {
@@ -40,6 +44,9 @@ pub struct Problem {
     pub binding_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamInfo>,
+    /// The request's id (as in `X-Request-Id`), to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<u32>,
 }
@@ -55,6 +62,7 @@ impl Problem {
             errors: Vec::new(),
             binding_id: None,
             upstream: None,
+            request_id: current_request_id(),
             retry_after: None,
         }
     }
@@ -175,7 +183,16 @@ impl ResponseError for Problem {
         if let Some(secs) = self.retry_after {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        resp.body(serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
+        // Built outside the request (a problem made by a background task and rendered later)
+        // it takes the id of the request it is rendered for.
+        let body = match (&self.request_id, current_request_id()) {
+            (None, Some(id)) => serde_json::to_string(&Self {
+                request_id: Some(id),
+                ..self.clone()
+            }),
+            _ => serde_json::to_string(self),
+        };
+        resp.body(body.unwrap_or_else(|_| "{}".into()))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod sandbox;
 pub mod service;
 pub mod startup;
+pub mod telemetry;
 pub mod timestamp;
 pub mod webhooks;
 

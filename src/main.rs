@@ -7,7 +7,10 @@ use clap::Parser;
 async fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported by the variable it breaks.
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = axe_gateway::telemetry::logging::init() {
+        eprintln!("axe-gateway: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     match cli::run(cli::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,6 +15,7 @@ use crate::service::allocation::Limits;
 use crate::service::calls::CallService;
 use crate::service::ingest::{IngestSettings, Ingestor};
 use crate::service::{BindingService, NumberService, Policy};
+use crate::telemetry::{self, Metrics};
 use crate::webhooks::{self, WebhookMetrics, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,7 @@ pub struct Application {
     port: u16,
     server: Server,
     jobs: Jobs,
+    gauges: actix_rt::task::JoinHandle<()>,
     db: Db,
 }
 
@@ -59,7 +61,9 @@ impl Application {
 
         let policy = policy(&settings, &huawei);
         // One guard for the endpoint, shared by every worker's client and the jobs.
-        let guard = UpstreamGuard::new(&huawei.base_url, settings.resilience);
+        // This application's own metrics (not a process-wide recorder): see telemetry::metrics.
+        let metrics = Metrics::new();
+        let guard = UpstreamGuard::observed(&huawei.base_url, settings.resilience, metrics.clone());
         let port = listener.local_addr()?.port();
         let digits = settings.extension_digits;
         let hooks = &settings.webhooks;
@@ -71,6 +75,7 @@ impl Application {
                 writers: hooks.writers,
             },
         )?);
+        ingestor.observe_batch_sizes(metrics.webhook_batch_size());
         let webhook_settings = web::Data::new(WebhookSettings {
             auth: hooks.auth,
             app_key: huawei.app_key.clone(),
@@ -81,25 +86,22 @@ impl Application {
         });
         let webhook_metrics = web::Data::new(WebhookMetrics::default());
         let server = {
-            let (db, huawei, tokens, guard) =
-                (db.clone(), huawei.clone(), tokens.clone(), guard.clone());
+            let (db, huawei, tokens, guard, metrics) = (
+                db.clone(),
+                huawei.clone(),
+                tokens.clone(),
+                guard.clone(),
+                web::Data::new(metrics.clone()),
+            );
             HttpServer::new(move || {
                 // One Huawei client per worker: awc clients are !Send.
                 let client = || HuaweiClient::new(huawei.clone(), guard.clone());
                 let bindings = BindingService::new(db.clone(), client(), policy);
                 let calls = CallService::new(db.clone(), client());
                 App::new()
-                    // Path only, never the query string: it can carry phone numbers.
-                    .wrap(
-                        middleware::Logger::new(r#"%{r}a "%{method}xi %U" %s %b %Dms"#)
-                            .custom_request_replace("method", |req| req.method().to_string())
-                            .exclude("/healthz")
-                            .exclude("/readyz")
-                            .exclude("/metrics")
-                            // Huawei pushes thousands a second; they are counted in /metrics
-                            // and every refusal is logged by the webhook handler itself.
-                            .exclude_regex("^/huawei/"),
-                    )
+                    // Request id, request metrics and the access log, around everything.
+                    .wrap(middleware::from_fn(telemetry::http::observe))
+                    .app_data(metrics.clone())
                     .app_data(web::Data::new(bindings))
                     .app_data(web::Data::new(NumberService::new(db.clone(), policy)))
                     .app_data(web::Data::new(tokens.clone()))
@@ -136,11 +138,19 @@ impl Application {
                 expire_every: settings.expiry_interval,
                 inbox_retention: settings.webhooks.retention,
             },
+            metrics.clone(),
+        );
+        let gauges = telemetry::gauges::spawn(
+            db.clone(),
+            metrics,
+            policy.limits.room(),
+            settings.metrics_refresh,
         );
         Ok(Self {
             port,
             server,
             jobs,
+            gauges,
             db,
         })
     }
@@ -161,6 +171,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.jobs.stop();
+        self.gauges.abort();
         result
     }
 }

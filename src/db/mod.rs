@@ -15,6 +15,7 @@ pub(crate) use prepared::{Prepared, PreparedWrite};
 mod pg_writer;
 pub mod schema;
 mod sqlite_writer;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,6 +285,15 @@ impl Db {
         &self.url
     }
 
+    /// The pool's connections: (idle, in use).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.idle_connections,
+            state.connections.saturating_sub(state.idle_connections),
+        )
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool. The connection is checked
     /// out inside the closure (checkout itself can block) and returned when `f` ends.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
@@ -299,13 +309,14 @@ impl Db {
                 Err(_) => return Err(E::from(DbError::Overloaded)),
             };
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
+        // The request's id goes along, so what the work logs names its request.
+        actix_web::web::block(crate::telemetry::request_id::carry(move || {
             let _permit = permit;
             let mut conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
             f(&mut conn)
-        })
+        }))
         .await
         .map_err(|_| E::from(DbError::Blocking))?
     }

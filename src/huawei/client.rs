@@ -107,7 +107,13 @@ impl HuaweiClient {
         let body = serde_json::to_vec(req).map_err(|e| HuaweiError::Encode(e.to_string()))?;
         self.guard
             .run(Repeat::Never, || {
-                self.call(Method::POST, wire::BINDING_PATH, None, Some(body.clone()))
+                self.call(
+                    "bind",
+                    Method::POST,
+                    wire::BINDING_PATH,
+                    None,
+                    Some(body.clone()),
+                )
             })
             .await
     }
@@ -118,6 +124,7 @@ impl HuaweiClient {
         self.guard
             .run(Repeat::Safe, || {
                 self.call(
+                    "unbind",
                     Method::DELETE,
                     wire::BINDING_PATH,
                     Some(query.clone()),
@@ -132,7 +139,13 @@ impl HuaweiClient {
         let body = serde_json::to_vec(req).map_err(|e| HuaweiError::Encode(e.to_string()))?;
         self.guard
             .run(Repeat::Safe, || {
-                self.call(Method::PUT, wire::BINDING_PATH, None, Some(body.clone()))
+                self.call(
+                    "modify",
+                    Method::PUT,
+                    wire::BINDING_PATH,
+                    None,
+                    Some(body.clone()),
+                )
             })
             .await
     }
@@ -142,7 +155,13 @@ impl HuaweiClient {
         let query = query_string(sel)?;
         self.guard
             .run(Repeat::Safe, || {
-                self.call(Method::GET, wire::BINDING_PATH, Some(query.clone()), None)
+                self.call(
+                    "query",
+                    Method::GET,
+                    wire::BINDING_PATH,
+                    Some(query.clone()),
+                    None,
+                )
             })
             .await
     }
@@ -164,6 +183,7 @@ impl HuaweiClient {
                 .guard
                 .run(Repeat::Safe, || {
                     self.call(
+                        "list_bindings",
                         Method::GET,
                         wire::BINDING_LIST_PATH,
                         Some(query.clone()),
@@ -196,6 +216,7 @@ impl HuaweiClient {
                 .guard
                 .run(Repeat::Safe, || {
                     self.call(
+                        "list_numbers",
                         Method::GET,
                         wire::NUMBER_COUNT_PATH,
                         Some(query.clone()),
@@ -220,7 +241,9 @@ impl HuaweiClient {
     pub async fn recording_link(&self, q: &RecordingQuery) -> Result<String, HuaweiError> {
         let query = query_string(q)?;
         self.guard
-            .run(Repeat::Safe, || self.recording_link_once(&query))
+            .run(Repeat::Safe, || {
+                self.observed("recording_link", self.recording_link_once(&query))
+            })
             .await
     }
 
@@ -269,7 +292,37 @@ impl HuaweiClient {
             .force_close()
     }
 
+    /// Runs one request to Huawei (one attempt of a call), recording it in the endpoint's
+    /// metrics: the one place Huawei requests are counted and timed.
+    async fn observed<T>(
+        &self,
+        op: &'static str,
+        request: impl std::future::Future<Output = Result<T, HuaweiError>>,
+    ) -> Result<T, HuaweiError> {
+        let started = std::time::Instant::now();
+        let outcome = request.await;
+        if let Some(metrics) = self.guard.metrics() {
+            metrics.huawei_request(op, result_label(&outcome), started.elapsed());
+        }
+        outcome
+    }
+
     async fn call<T>(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        query: Option<String>,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, HuaweiError>
+    where
+        T: DeserializeOwned + HasResult,
+    {
+        self.observed(op, self.call_once(method, path, query, body))
+            .await
+    }
+
+    async fn call_once<T>(
         &self,
         method: Method,
         path: &str,
@@ -304,6 +357,32 @@ impl HuaweiClient {
                 },
             ))
         }
+    }
+}
+
+/// A request's result as a metrics label: Huawei's resultcode when it answered, else how the
+/// request failed. Codes are Huawei's few fixed values; anything else (a proxy's garbage) is
+/// `other`, so an answer cannot mint series.
+fn result_label<T>(outcome: &Result<T, HuaweiError>) -> &str {
+    match outcome {
+        Ok(_) => wire::codes::SUCCESS,
+        Err(HuaweiError::Rejected { resultcode, .. })
+            if !resultcode.is_empty()
+                && resultcode.len() <= 12
+                && resultcode.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            resultcode
+        }
+        Err(HuaweiError::Rejected { .. }) => "other",
+        Err(HuaweiError::Transport(TransportFailure::Timeout)) => "timeout",
+        Err(HuaweiError::Transport(TransportFailure::NotSent(_))) => "unreachable",
+        Err(
+            HuaweiError::Transport(TransportFailure::AfterSend(_))
+            | HuaweiError::BadResponse { .. },
+        ) => "unknown_outcome",
+        // Never sent: neither is counted as a request, but a label is still needed.
+        Err(HuaweiError::NotCalled { .. }) => "not_called",
+        Err(HuaweiError::Encode(_)) => "not_sent",
     }
 }
 

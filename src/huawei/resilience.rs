@@ -89,6 +89,8 @@ pub struct UpstreamGuard {
     state: Mutex<State>,
     slots: Semaphore,
     rate: Option<DefaultDirectRateLimiter>,
+    /// Where every client of this endpoint records its requests.
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl std::fmt::Debug for UpstreamGuard {
@@ -126,6 +128,24 @@ impl Drop for Admission<'_> {
 
 impl UpstreamGuard {
     pub fn new(endpoint: &str, config: Resilience) -> Arc<Self> {
+        Self::build(endpoint, config, None)
+    }
+
+    /// Like [`UpstreamGuard::new`], and every client of the endpoint records its requests in
+    /// `metrics`.
+    pub fn observed(
+        endpoint: &str,
+        config: Resilience,
+        metrics: crate::telemetry::Metrics,
+    ) -> Arc<Self> {
+        Self::build(endpoint, config, Some(metrics))
+    }
+
+    fn build(
+        endpoint: &str,
+        config: Resilience,
+        metrics: Option<crate::telemetry::Metrics>,
+    ) -> Arc<Self> {
         let slots = usize::try_from(config.max_concurrency)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
@@ -137,7 +157,17 @@ impl UpstreamGuard {
             rate: config
                 .max_rps
                 .map(|rps| RateLimiter::direct(Quota::per_second(rps))),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> Option<&crate::telemetry::Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Whether the breaker refuses calls now (open, or half-open with its probe in flight).
+    pub fn circuit_open(&self) -> bool {
+        self.check().is_err()
     }
 
     /// A guard that never refuses, limits or repeats anything.

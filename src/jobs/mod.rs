@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::db::{calls, Db};
 use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
 use crate::service::{BindingService, Policy};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
@@ -37,15 +38,19 @@ pub fn spawn(
     guard: Arc<UpstreamGuard>,
     policy: Policy,
     schedule: Schedule,
+    metrics: Metrics,
 ) -> Jobs {
     let reconciler = {
-        let (db, huawei, guard) = (db.clone(), huawei.clone(), guard.clone());
+        let (db, huawei, guard, metrics) =
+            (db.clone(), huawei.clone(), guard.clone(), metrics.clone());
         actix_rt::spawn(async move {
             let svc = BindingService::new(db, HuaweiClient::new(huawei, guard), policy);
             let mut tick = actix_rt::time::interval(schedule.reconcile_every);
             loop {
                 tick.tick().await;
-                match svc.reconcile_pending().await {
+                let run = svc.reconcile_pending().await;
+                metrics.job_run("reconcile", run.is_ok());
+                match run {
                     Ok(0) => {}
                     Ok(n) => log::info!(settled = n; "reconciler settled {n} pending binding(s)"),
                     Err(e) => log::warn!("reconciler run failed, will retry: {e}"),
@@ -54,7 +59,7 @@ pub fn spawn(
         })
     };
     let purge = {
-        let db = db.clone();
+        let (db, metrics) = (db.clone(), metrics.clone());
         actix_rt::spawn(async move {
             // Hourly is plenty for a retention counted in days.
             let mut tick = actix_rt::time::interval(
@@ -66,6 +71,7 @@ pub fn spawn(
                     - chrono::Duration::from_std(schedule.inbox_retention)
                         .unwrap_or(chrono::Duration::MAX);
                 let mut total = 0;
+                let mut ok = true;
                 loop {
                     // Small batches, so the webhook writer is never held up for long.
                     match db
@@ -76,10 +82,12 @@ pub fn spawn(
                         Ok(n) => total += n,
                         Err(e) => {
                             log::warn!("webhook inbox purge failed, will retry: {e}");
+                            ok = false;
                             break;
                         }
                     }
                 }
+                metrics.job_run("purge", ok);
                 if total > 0 {
                     log::info!(purged = total; "purged {total} raw webhook notification(s) past retention");
                 }
@@ -91,12 +99,16 @@ pub fn spawn(
         let mut tick = actix_rt::time::interval(schedule.expire_every);
         loop {
             tick.tick().await;
-            match svc.expire_due().await {
+            let run = svc.expire_due().await;
+            metrics.job_run("expire", run.is_ok());
+            match run {
                 Ok(0) => {}
                 Ok(n) => log::info!(expired = n; "{n} binding(s) expired"),
                 Err(e) => log::warn!("expiry sweep failed, will retry: {e}"),
             }
-            match svc.end_quarantines().await {
+            let run = svc.end_quarantines().await;
+            metrics.job_run("quarantine", run.is_ok());
+            match run {
                 Ok(0) => {}
                 Ok(n) => log::info!(ended = n; "quarantine over for {n} extension(s)"),
                 Err(e) => log::warn!("quarantine sweep failed, will retry: {e}"),

@@ -246,6 +246,10 @@ pub struct IngestMetrics {
     /// Their total duration, in microseconds: when the disk is slow, this is what bounds
     /// ingest (each flush answers one or more committed batches).
     pub wal_flush_micros: AtomicU64,
+    /// Notifications waiting in the writers' queues.
+    pub queued: AtomicU64,
+    /// Notifications per batch, once the application's metrics are attached.
+    pub batch_size: std::sync::OnceLock<metrics::Histogram>,
 }
 
 impl IngestMetrics {
@@ -337,6 +341,11 @@ impl Ingestor {
         &self.metrics
     }
 
+    /// Records each batch's size in `histogram` from now on.
+    pub fn observe_batch_sizes(&self, histogram: metrics::Histogram) {
+        let _ = self.metrics.batch_size.set(histogram);
+    }
+
     /// Whether every writer and acknowledger thread still runs (they end only by panicking
     /// while the gateway runs).
     pub fn writers_running(&self) -> bool {
@@ -351,7 +360,13 @@ impl Ingestor {
             reply,
         };
         let shard = &self.shards[shard_of(&job.notification, self.shards.len())];
-        match shard.try_send(job) {
+        // Counted before the send, so the writer never takes out one not yet counted.
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = shard.try_send(job);
+        if sent.is_err() {
+            self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(IngestError::Stopped),
@@ -429,6 +444,12 @@ fn writer_loop(
             }
         }
         metrics.batches.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .queued
+            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        if let Some(sizes) = metrics.batch_size.get() {
+            sizes.record(batch.len() as f64);
+        }
         let results = store_batch(&mut connector, &batch, &mut cache);
         let committed = Committed {
             jobs: batch,

@@ -10,5 +10,6 @@ mod numbers;
 mod reliability;
 mod serve;
 mod shutdown;
+mod telemetry;
 mod upstream;
 mod webhooks;

@@ -18,6 +18,19 @@ impl Drop for Serve {
 /// `PATH`), and returns it with its banner's lines, up to the `sandbox-call` line. The rest of
 /// its stdout keeps being read, as a terminal would.
 pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>) {
+    let (serve, banner, _) = spawn(dir, env, false);
+    (serve, banner)
+}
+
+/// The log lines the gateway has written to stderr so far.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Like [`start`], and collects the gateway's log (its stderr) line by line.
+pub fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>, Logs) {
+    spawn(dir, env, true)
+}
+
+fn spawn(dir: &std::path::Path, env: &[(&str, &str)], logged: bool) -> (Serve, Vec<String>, Logs) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_axe-gateway"))
         .args(["serve", "--sandbox"])
         .current_dir(dir)
@@ -28,10 +41,23 @@ pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if logged {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("start serve --sandbox");
     let stdout = child.stdout.take().expect("stdout");
+    let logs = Logs::default();
+    if let Some(stderr) = child.stderr.take() {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
     let serve = Serve(child);
     let mut banner = Vec::new();
     let mut lines = BufReader::new(stdout).lines();
@@ -45,5 +71,5 @@ pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    (serve, banner)
+    (serve, banner, logs)
 }
