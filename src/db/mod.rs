@@ -331,7 +331,13 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         match &self.writer {
-            Some(writer) => writer.submit(f, self.wait).await,
+            // The request's id goes along to the writer thread, like `run`'s.
+            Some(writer) => {
+                let id = crate::telemetry::request_id::current();
+                let work =
+                    move |conn: &mut DbConn| crate::telemetry::request_id::with_id(id, || f(conn));
+                writer.submit(work, self.wait).await
+            }
             None => self.run(move |conn| write_transaction(conn, f)).await,
         }
     }

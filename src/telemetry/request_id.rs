@@ -91,19 +91,22 @@ pub fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
 /// calling task) as its thread's id.
 pub fn carry<T>(work: impl FnOnce() -> T) -> impl FnOnce() -> T {
     let id = current();
-    move || {
-        let previous = THREAD_ID.with(|t| t.replace(id));
-        // Restored even if `work` panics, so a pooled thread never keeps a finished request's id.
-        struct Restore(Option<RequestId>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                THREAD_ID.with(|t| *t.borrow_mut() = previous);
-            }
+    move || with_id(id, work)
+}
+
+/// Runs `work` with `id` (taken with [`current`] before the work was handed over) as this
+/// thread's request id.
+pub fn with_id<T>(id: Option<RequestId>, work: impl FnOnce() -> T) -> T {
+    // Restored even if `work` panics, so a pooled thread never keeps a finished request's id.
+    struct Restore(Option<RequestId>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            THREAD_ID.with(|t| *t.borrow_mut() = previous);
         }
-        let _restore = Restore(previous);
-        work()
     }
+    let _restore = Restore(THREAD_ID.with(|t| t.replace(id)));
+    work()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use axe_gateway::sandbox::{Fault, Op};
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TOKEN};
@@ -94,6 +95,22 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         .create(json!({"bind_num": "+8613800000001", "order_id": "m-1"}))
         .await;
     let id = created["id"].as_str().unwrap();
+    // Huawei refuses the next create: counted under its resultcode.
+    app.sandbox.push_fault(
+        Op::Bind,
+        Fault::Reject {
+            http_status: 403,
+            resultcode: "1010002".into(),
+            resultdesc: "Invalid request.".into(),
+        },
+    );
+    let (status, body) = app
+        .post(
+            "/v1/bindings",
+            &json!({"bind_num": "+8613800000002", "order_id": "m-2"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
     assert_eq!(app.get(&format!("/v1/bindings/{id}")).await.0, 200);
     let missing = "0193a5c2-7b1e-7c3d-9f00-1a2b3c4d5e6f";
     assert_eq!(app.get(&format!("/v1/bindings/{missing}")).await.0, 404);
@@ -136,8 +153,18 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         "{text}"
     );
     assert_eq!(
-        value(r#"axe_huawei_request_duration_seconds_count{op="bind"}"#),
+        value(r#"axe_huawei_requests_total{op="bind",result="1010002"}"#),
         Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"axe_http_requests_total{route="/v1/bindings",method="POST",status="422"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"axe_huawei_request_duration_seconds_count{op="bind"}"#),
+        Some(2.0),
         "{text}"
     );
     assert_eq!(value("axe_huawei_circuit_open"), Some(0.0), "{text}");
@@ -284,8 +311,9 @@ fn address_and_token(banner: &[String]) -> (String, String) {
     (host, token)
 }
 
-/// One HTTP/1.1 request over a plain socket (the test runs outside any async runtime).
-fn send(address: &str, request_line: &str, token: &str, id: &str) -> String {
+/// One HTTP/1.1 request over a plain socket (the test runs outside any async runtime), with a
+/// JSON body if given.
+fn send(address: &str, request_line: &str, token: &str, id: &str, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -293,7 +321,9 @@ fn send(address: &str, request_line: &str, token: &str, id: &str) -> String {
     write!(
         stream,
         "{request_line} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
-         X-Request-Id: {id}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+         X-Request-Id: {id}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
@@ -325,6 +355,7 @@ fn json_logs_are_one_object_per_line_with_the_request_id_and_masked_numbers() {
         "DELETE /v1/numbers/+8617000000001",
         &token,
         "del-1",
+        "",
     );
     assert!(
         answer.to_ascii_lowercase().contains("x-request-id: del-1"),
@@ -335,6 +366,7 @@ fn json_logs_are_one_object_per_line_with_the_request_id_and_masked_numbers() {
         "GET /v1/bindings?bind_num=%2B8613800000001&limit=5",
         &token,
         "list-1",
+        "",
     );
     let lines = wait_for_line(&logs, |l| l.contains("\"list-1\""));
     let mut access = BTreeMap::new();
@@ -374,7 +406,7 @@ fn text_logs_name_the_request_on_each_line() {
     let dir = tempfile::tempdir().expect("dir");
     let (_serve, banner, logs) = serve::start_logged(dir.path(), &[("RUST_LOG", "info")]);
     let (address, token) = address_and_token(&banner);
-    send(&address, "GET /v1/numbers", &token, "text-1");
+    send(&address, "GET /v1/numbers", &token, "text-1", "");
     let lines = wait_for_line(&logs, |l| l.contains("[req=text-1]"));
     let line = lines.iter().find(|l| l.contains("[req=text-1]")).unwrap();
     assert!(line.contains("INFO"), "{line}");
@@ -384,4 +416,27 @@ fn text_logs_name_the_request_on_each_line() {
         serde_json::from_str::<Value>(line).is_err(),
         "text by default: {line}"
     );
+
+    // A create logs from the service layer too (its reservation is written on the database's
+    // own threads): each of its lines names the request.
+    let answer = send(
+        &address,
+        "POST /v1/bindings",
+        &token,
+        "create-1",
+        r#"{"bind_num": "+8613800000009", "order_id": "log-1"}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let lines = wait_for_line(&logs, |l| {
+        l.contains("[req=create-1]") && l.contains("access")
+    });
+    let service: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("axe_gateway::service::bindings") && l.contains("log-1"))
+        .collect();
+    assert!(!service.is_empty(), "{lines:#?}");
+    for line in service {
+        assert!(line.contains("[req=create-1]"), "{line}");
+        assert!(!line.contains("8613800000009"), "masked: {line}");
+    }
 }
