@@ -257,6 +257,8 @@ pub struct Settings {
     pub webhooks: WebhookConfig,
     /// How often the metrics' database gauges (bindings, number pool) are recounted.
     pub metrics_refresh: Duration,
+    /// Where `/metrics` is served instead of `listen_addr`, when set.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -457,6 +459,15 @@ impl Settings {
             shutdown_timeout: secs(src, "SHUTDOWN_TIMEOUT_SECS", 10, 1, 600)?,
             webhooks,
             metrics_refresh: secs(src, "METRICS_REFRESH_SECS", 15, 1, 3_600)?,
+            metrics_addr: match src.get("METRICS_ADDR") {
+                None => None,
+                Some(raw) => Some(raw.trim().parse().map_err(|_| {
+                    bad(
+                        "METRICS_ADDR",
+                        format!("{raw:?} is not host:port, e.g. 127.0.0.1:9100"),
+                    )
+                })?),
+            },
         })
     }
 
@@ -585,6 +596,14 @@ mod tests {
         let mut e = env(PROD);
         e.insert("LISTEN_ADDR", "nowhere");
         assert_eq!(Settings::load(&e, false).unwrap_err().var, "LISTEN_ADDR");
+        let mut e = env(PROD);
+        e.insert("METRICS_ADDR", "9100");
+        assert_eq!(Settings::load(&e, false).unwrap_err().var, "METRICS_ADDR");
+        e.insert("METRICS_ADDR", "0.0.0.0:9100");
+        assert_eq!(
+            Settings::load(&e, false).unwrap().metrics_addr,
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
         let mut e = env(PROD);
         e.remove("API_TOKENS");
         assert_eq!(Settings::load(&e, false).unwrap_err().var, "API_TOKENS");

@@ -33,6 +33,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`METRICS_ADDR`), and its port.
+    metrics_server: Option<(Server, u16)>,
     jobs: Jobs,
     gauges: actix_rt::task::JoinHandle<()>,
     db: Db,
@@ -85,6 +87,8 @@ impl Application {
             max_body_bytes: hooks.max_body_bytes,
         });
         let webhook_metrics = web::Data::new(WebhookMetrics::default());
+        let metrics_listener = settings.metrics_addr.map(TcpListener::bind).transpose()?;
+        let metrics_here = metrics_listener.is_none();
         let server = {
             let (db, huawei, tokens, guard, metrics) = (
                 db.clone(),
@@ -93,6 +97,7 @@ impl Application {
                 guard.clone(),
                 web::Data::new(metrics.clone()),
             );
+            let (ingestor, webhook_metrics) = (ingestor.clone(), webhook_metrics.clone());
             HttpServer::new(move || {
                 // One Huawei client per worker: awc clients are !Send.
                 let client = || HuaweiClient::new(huawei.clone(), guard.clone());
@@ -114,6 +119,11 @@ impl Application {
                     .app_data(webhook_metrics.clone())
                     .configure(webhooks::configure)
                     .configure(api::configure)
+                    .configure(|cfg| {
+                        if metrics_here {
+                            api::configure_metrics(cfg);
+                        }
+                    })
                     .default_service(web::to(api::not_found))
             })
             .workers(settings.workers)
@@ -127,6 +137,31 @@ impl Application {
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
             .listen(listener)?
             .run()
+        };
+        let metrics_server = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let (db, guard, metrics) =
+                    (db.clone(), guard.clone(), web::Data::new(metrics.clone()));
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(middleware::from_fn(telemetry::http::observe))
+                        .app_data(metrics.clone())
+                        .app_data(web::Data::new(db.clone()))
+                        .app_data(ingestor.clone())
+                        .app_data(web::Data::from(guard.clone()))
+                        .app_data(webhook_metrics.clone())
+                        .configure(api::configure_metrics)
+                        .default_service(web::to(api::not_found))
+                })
+                .workers(1)
+                // Stopped with the API's server, which handles the signals.
+                .disable_signals()
+                .listen(listener)?
+                .run();
+                Some((server, port))
+            }
         };
         let jobs = jobs::spawn(
             db.clone(),
@@ -149,6 +184,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics_server,
             jobs,
             gauges,
             db,
@@ -159,6 +195,11 @@ impl Application {
         self.port
     }
 
+    /// The port of `/metrics`' own listener, when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -167,9 +208,18 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server stops (signal or handle), then stops the jobs.
+    /// Serves until the server stops (signal or handle), then stops `/metrics`' own listener
+    /// and the jobs.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         self.jobs.stop();
         self.gauges.abort();
         result

@@ -29,11 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
-            web::resource("/metrics")
-                .route(web::get().to(metrics::metrics))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
             web::scope("/v1")
                 .service(
                     web::resource("/bindings")
@@ -87,6 +82,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 ),
         );
+}
+
+/// `GET /metrics`, registered by the caller on the API's listener or on its own
+/// (`METRICS_ADDR`). Needs as app data: `Metrics`, `Ingestor`, `WebhookMetrics`, `Db` and the
+/// `UpstreamGuard`.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::metrics))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// For unknown paths (register with `App::default_service`).

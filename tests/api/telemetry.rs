@@ -440,3 +440,26 @@ fn text_logs_name_the_request_on_each_line() {
         assert!(!line.contains("8613800000009"), "masked: {line}");
     }
 }
+
+#[test]
+fn metrics_addr_moves_metrics_off_the_api_listener() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("dir");
+    let (_serve, banner) = serve::start(dir.path(), &[("METRICS_ADDR", &metrics_addr)]);
+    let (address, token) = address_and_token(&banner);
+    let answer = send(&metrics_addr, "GET /metrics", &token, "scrape-1", "");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split_once("\r\n\r\n").expect("head and body").1;
+    parse_prometheus(body);
+    assert!(body.contains("axe_build_info{"), "{body}");
+    let answer = send(&address, "GET /metrics", &token, "scrape-2", "");
+    assert!(
+        answer.starts_with("HTTP/1.1 404"),
+        "not on the API's listener: {answer}"
+    );
+}
