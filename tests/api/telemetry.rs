@@ -14,6 +14,11 @@ use crate::{on_both_backends, serve};
 on_both_backends! {
     metrics_count_requests_by_route_and_huawei_calls_by_result with &[("METRICS_REFRESH_SECS", "1")],
     request_ids_are_kept_or_replaced_and_returned_everywhere,
+    an_open_breaker_shows_and_refused_calls_are_not_counted_as_requests with &[
+        ("HUAWEI_BREAKER_FAILURES", "1"),
+        ("HUAWEI_BREAKER_COOLDOWN_SECS", "60"),
+        ("HUAWEI_RETRIES", "0"),
+    ],
 }
 
 /// Parses Prometheus' text exposition strictly enough to catch a malformed line: every sample
@@ -212,6 +217,48 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         samples
             .get(r#"axe_jobs_runs_total{job="reconcile",result="ok"}"#)
             .is_some_and(|n| *n >= 1.0),
+        "{text}"
+    );
+}
+
+async fn an_open_breaker_shows_and_refused_calls_are_not_counted_as_requests(app: TestApp) {
+    app.pool_numbers().await;
+    let (_, samples) = scrape(&app).await;
+    assert_eq!(samples.get("axe_huawei_circuit_open"), Some(&0.0));
+    app.sandbox.push_fault(
+        Op::Bind,
+        Fault::Reject {
+            http_status: 500,
+            resultcode: "1010001".into(),
+            resultdesc: "Internal system error.".into(),
+        },
+    );
+    for (order, expected) in [("br-1", 502), ("br-2", 503)] {
+        let (status, body) = app
+            .post(
+                "/v1/bindings",
+                &json!({"bind_num": "+8613800000001", "order_id": order}),
+            )
+            .await;
+        assert_eq!(status, expected, "{body}");
+    }
+    let (text, samples) = scrape(&app).await;
+    assert_eq!(samples.get("axe_huawei_circuit_open"), Some(&1.0), "{text}");
+    let bind_requests: Vec<(&String, &f64)> = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(r#"axe_huawei_requests_total{op="bind""#))
+        .collect();
+    assert_eq!(
+        bind_requests,
+        [(
+            &r#"axe_huawei_requests_total{op="bind",result="1010001"}"#.to_owned(),
+            &1.0
+        )],
+        "the refused create never reached Huawei: {text}"
+    );
+    assert_eq!(
+        samples.get(r#"axe_http_requests_total{route="/v1/bindings",method="POST",status="503"}"#),
+        Some(&1.0),
         "{text}"
     );
 }
