@@ -77,14 +77,12 @@ pub fn current() -> Option<RequestId> {
         .or_else(|| THREAD_ID.with(|t| t.borrow().clone()))
 }
 
-/// Calls `f` with the current id without cloning it (the log formatter, on every line).
+/// Calls `f` with the current id (the log formatter, on every line: no allocation).
 pub fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
-    let mut f = Some(f);
-    if let Ok(r) = TASK_ID.try_with(|id| (f.take().expect("called once"))(Some(id.as_str()))) {
-        return r;
+    match TASK_ID.try_with(Clone::clone) {
+        Ok(id) => f(Some(id.as_str())),
+        Err(_) => THREAD_ID.with(|t| f(t.borrow().as_ref().map(RequestId::as_str))),
     }
-    let f = f.take().expect("not called yet");
-    THREAD_ID.with(|t| f(t.borrow().as_ref().map(RequestId::as_str)))
 }
 
 /// Wraps blocking work so that it runs with the current request id (captured now, on the
