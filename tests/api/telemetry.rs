@@ -117,6 +117,14 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(app.get(&format!("/v1/bindings/{id}")).await.0, 200);
+    // A call to the binding: Huawei's pushes go through the webhook writer.
+    let call = axe_gateway::sandbox::CallSpec::new(
+        created["virtual_num"].as_str().unwrap(),
+        created["extend_num"].as_str().unwrap(),
+        "+8613900000001",
+    );
+    let played = app.sandbox.play_call(call).await.expect("played");
+    assert!(played.all_delivered, "{played:?}");
     let missing = "0193a5c2-7b1e-7c3d-9f00-1a2b3c4d5e6f";
     assert_eq!(app.get(&format!("/v1/bindings/{missing}")).await.0, 404);
     assert_eq!(app.get("/v1/no/such/route").await.0, 404);
@@ -190,7 +198,28 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         "{text}"
     );
     assert_eq!(value("axe_webhook_queue_depth"), Some(0.0), "{text}");
-    assert!(value("axe_webhook_notifications_total").is_some(), "{text}");
+    let stored = value("axe_webhook_notifications_total").unwrap_or_default();
+    assert!(stored >= 1.0, "{text}");
+    // Every stored notification went through one of the writer's batches.
+    assert_eq!(value("axe_webhook_batch_size_sum"), Some(stored), "{text}");
+    assert_eq!(
+        value("axe_webhook_batch_size_count"),
+        value("axe_webhook_batches_total"),
+        "{text}"
+    );
+    let pushes = |route: &str| {
+        value(&format!(
+            r#"axe_http_requests_total{{route="{route}",method="POST",status="200"}}"#
+        ))
+        .unwrap_or_default()
+    };
+    assert!(pushes("/huawei/events") >= 1.0, "{text}");
+    assert!(pushes("/huawei/cdr") >= 1.0, "{text}");
+    assert_eq!(
+        pushes("/huawei/events") + pushes("/huawei/cdr"),
+        stored,
+        "{text}"
+    );
 
     // The database gauges follow within a refresh (1 s here): one active binding, two normal
     // numbers in 0755, and their room less the one extension now held (200 per number).
