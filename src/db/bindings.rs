@@ -83,7 +83,7 @@ pub fn find_live(
 }
 
 /// Filters of the list endpoint; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Filter {
     pub order_id: Option<String>,
     pub bind_num: Option<String>,
@@ -93,6 +93,12 @@ pub struct Filter {
     /// Only rows whose id sorts before this one (the cursor: ids are UUIDv7, time-ordered).
     pub before_id: Option<String>,
 }
+
+crate::debug_masking!(
+    Filter {
+        order_id, subscription_id, status, before_id
+    } masking { bind_num, virtual_num }
+);
 
 /// Newest first (ids are time-ordered UUIDv7, and unique, so paging by id is stable).
 pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Binding>, DbError> {

@@ -25,7 +25,7 @@ pub struct InboxRow<'a> {
     pub body: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[derive(Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = calls)]
 pub struct Call {
     pub id: String,
@@ -48,6 +48,14 @@ pub struct Call {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+crate::debug_masking!(
+    Call {
+        id, session_id, binding_id, subscription_id, extend_num, icid, started_at, answered_at,
+        ended_at, talk_seconds, last_event, last_event_at, state_code, has_cdr, created_at,
+        updated_at
+    } masking { virtual_num, caller, called }
+);
 
 impl Call {
     /// A call known so far only by its session: nothing folded into it yet.
@@ -81,7 +89,7 @@ impl Call {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = call_events)]
 pub struct CallEvent {
     /// Row number, given by the database on insert (0 until then).
@@ -102,7 +110,14 @@ pub struct CallEvent {
     pub received_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+crate::debug_masking!(
+    CallEvent {
+        id, call_id, binding_id, session_id, event_type, event_at, state_code, state_desc,
+        digit_info, subscription_id, user_data, inbox_id, received_at
+    } masking { caller, called }
+);
+
+#[derive(Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = call_records)]
 pub struct CallRecord {
     /// Row number, given by the database on insert (0 until then).
@@ -150,6 +165,17 @@ pub struct CallRecord {
     pub inbox_id: String,
     pub received_at: NaiveDateTime,
 }
+
+crate::debug_masking!(
+    CallRecord {
+        id, dedup_key, call_id, binding_id, icid, session_id, subscription_id, direction, sp_id,
+        app_key, call_in_time, fwd_start_time, fwd_alerting_time, fwd_answer_time, call_end_time,
+        fwd_unaswrsn, fail_time, ul_fail_reason, sip_status_code, call_out_unaswrsn, record_flag,
+        record_start_time, record_object_name, record_bucket_name, record_domain,
+        record_file_download_url, service_type, host_name, extend_num, user_data, area_code,
+        call_duration, call_rel_direction, talk_seconds, raw, inbox_id, received_at
+    } masking { bind_num, caller_num, callee_num, fwd_display_num, fwd_dst_num }
+);
 
 /// An event or CDR row as the webhook writer inserts it: the row as parsed from its
 /// notification, borrowed so the writer never copies it, with the call and binding the writer

@@ -43,7 +43,7 @@ pub mod codes {
 }
 
 /// Body of `POST /rest/caas/extendnumber/v1.0` (CreateAXEBinding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,8 +76,15 @@ pub struct BindRequest {
     pub user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    BindRequest {
+        area_code, area_match_mode, extend_num, display_num_mode, record_flag, record_hint_tone,
+        callback_tone, time_unit, bind_expired_time, callback_expired_time, user_data
+    } masking { virtual_num, bind_num, callback_num }
+);
+
 /// Response of CreateAXEBinding.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindResponse {
     pub resultcode: String,
@@ -91,8 +98,14 @@ pub struct BindResponse {
     pub extend_num: Option<String>,
 }
 
+crate::debug_masking!(
+    BindResponse {
+        resultcode, resultdesc, subscription_id, extend_num
+    } masking { virtual_num }
+);
+
 /// Body of `PUT /rest/caas/extendnumber/v1.0` (ModifyAXEBinding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModifyRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,8 +132,15 @@ pub struct ModifyRequest {
     pub callback_expired_time: Option<i64>,
 }
 
+crate::debug_masking!(
+    ModifyRequest {
+        subscription_id, extend_num, display_num_mode, record_flag, record_hint_tone, callback_tone,
+        time_unit, bind_expired_time, callback_expired_time
+    } masking { virtual_num, callback_num }
+);
+
 /// Which binding an unbind or query names: `subscriptionId` wins over the X+E pair.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindingSelector {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +150,8 @@ pub struct BindingSelector {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extend_num: Option<String>,
 }
+
+crate::debug_masking!(BindingSelector { subscription_id, extend_num } masking { virtual_num });
 
 impl BindingSelector {
     pub fn by_subscription(id: impl Into<String>) -> Self {
@@ -157,7 +179,7 @@ pub struct BasicResponse {
 }
 
 /// Response of QueryAXEBinding v1.0 (single binding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryResponse {
     pub resultcode: String,
@@ -191,8 +213,16 @@ pub struct QueryResponse {
     pub user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    QueryResponse {
+        resultcode, resultdesc, subscription_id, extend_num, display_num_mode, record_flag,
+        record_hint_tone, callback_tone, time_unit, bind_expired_time, callback_expired_time,
+        user_data
+    } masking { virtual_num, bind_num, callback_num }
+);
+
 /// Query of `GET /rest/caas/extendnumber/v2.0` listing the bindings on one X.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBindingsQuery {
     pub virtual_num: String,
@@ -200,8 +230,10 @@ pub struct ListBindingsQuery {
     pub limit: u32,
 }
 
+crate::debug_masking!(ListBindingsQuery { cursor, limit } masking { virtual_num });
+
 /// One binding of a v2.0 listing: the v1.0 query's fields that identify it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +244,12 @@ pub struct ListedBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
 }
+
+crate::debug_masking!(
+    ListedBinding {
+        subscription_id, extend_num, user_data
+    } masking { virtual_num, bind_num }
+);
 
 /// Response of a v2.0 listing. Huawei's page does not give this schema (reference §7.2, §15):
 /// these names are the gateway's assumption, served by the sandbox, with the spellings Huawei
@@ -237,7 +275,7 @@ pub struct ListNumbersQuery {
 }
 
 /// One number of the count listing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NumberCount {
     #[serde(alias = "number")]
@@ -245,6 +283,8 @@ pub struct NumberCount {
     #[serde(default, alias = "count")]
     pub bind_count: u32,
 }
+
+crate::debug_masking!(NumberCount { bind_count } masking { virtual_num });
 
 /// Response of the count listing; same caveat as [`ListBindingsResponse`] (reference §7.3).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{self, Refusal, AUTHORIZATION_MISSING, INVALID_REST_API};
 use super::{CallSpec, Fault, Op, PlayError, Sandbox, SandboxBinding, SandboxConfig};
-use crate::domain::{mask_phone, AreaCode, PhoneNumber};
+use crate::domain::{mask_phone, mask_phones, AreaCode, PhoneNumber};
 use crate::huawei::signer::{self, AkskError, AkskHeader};
 use crate::huawei::wire::{
     self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsResponse,
@@ -149,7 +149,7 @@ fn admit(sb: &Sandbox, req: &HttpRequest, op: Option<Op>) -> Result<Option<Fault
                 req.method(),
                 req.path(),
                 r.code,
-                r.desc
+                mask_phones(&r.desc)
             );
             Err(r)
         }
@@ -282,7 +282,7 @@ async fn bind(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> Htt
             )
         }
         Err(r) => {
-            log::info!("sandbox: bind refused: {} {}", r.code, r.desc);
+            log::info!("sandbox: bind refused: {} {}", r.code, mask_phones(&r.desc));
             refused(&r)
         }
     })
