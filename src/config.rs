@@ -261,6 +261,27 @@ impl WebhookConfig {
     }
 }
 
+/// How long personal data is kept (docs/PRIVACY.md), and how often the purge job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Calls, with their events and CDRs, are deleted this long after they started.
+    pub calls: Duration,
+    /// The A and callback numbers of a binding are masked this long after it ended.
+    pub bindings: Duration,
+    pub purge_interval: Duration,
+}
+
+impl Retention {
+    fn load(src: &dyn Source) -> Result<Self, ConfigError> {
+        let days = |var| secs(src, var, 180, 1, 3650).map(|d| d * 86_400);
+        Ok(Self {
+            calls: days("CALL_RETENTION_DAYS")?,
+            bindings: days("BINDING_RETENTION_DAYS")?,
+            purge_interval: secs(src, "PURGE_INTERVAL_SECS", 3600, 1, 86_400)?,
+        })
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -286,6 +307,7 @@ pub struct Settings {
     /// How long a SIGTERM/SIGINT waits for in-flight requests before it cuts them off.
     pub shutdown_timeout: Duration,
     pub webhooks: WebhookConfig,
+    pub retention: Retention,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -485,6 +507,7 @@ impl Settings {
             workers: number(src, "WORKERS", 2, 1, 64)?,
             shutdown_timeout: secs(src, "SHUTDOWN_TIMEOUT_SECS", 10, 1, 600)?,
             webhooks,
+            retention: Retention::load(src)?,
         })
     }
 
@@ -581,6 +604,35 @@ mod tests {
         assert_eq!(s.extension_digits.get(), 4);
         assert_eq!(s.max_bindings_per_number, 200);
         assert_eq!(s.extension_quarantine, Duration::from_secs(86_400));
+        assert_eq!(
+            s.retention,
+            Retention {
+                calls: Duration::from_secs(180 * 86_400),
+                bindings: Duration::from_secs(180 * 86_400),
+                purge_interval: Duration::from_secs(3600),
+            }
+        );
+    }
+
+    #[test]
+    fn retention_is_set_in_days_and_bounded() {
+        let mut e = env(PROD);
+        e.insert("CALL_RETENTION_DAYS", "30");
+        e.insert("BINDING_RETENTION_DAYS", "7");
+        e.insert("PURGE_INTERVAL_SECS", "60");
+        let r = Settings::load(&e, false).unwrap().retention;
+        assert_eq!(r.calls, Duration::from_secs(30 * 86_400));
+        assert_eq!(r.bindings, Duration::from_secs(7 * 86_400));
+        assert_eq!(r.purge_interval, Duration::from_secs(60));
+        for (var, bad) in [
+            ("CALL_RETENTION_DAYS", "0"),
+            ("BINDING_RETENTION_DAYS", "3651"),
+            ("PURGE_INTERVAL_SECS", "0"),
+        ] {
+            let mut e = env(PROD);
+            e.insert(var, bad);
+            assert_eq!(Settings::load(&e, false).unwrap_err().var, var);
+        }
     }
 
     #[test]

@@ -549,6 +549,27 @@ pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Resu
     )
 }
 
+/// Deletes up to `limit` calls that started before `cutoff`, with their events and CDRs, and
+/// returns how many calls it deleted. One transaction per batch, so a call never loses its
+/// events without going itself.
+pub fn purge_calls(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    super::write_transaction(conn, |conn| {
+        let ids: Vec<String> = calls::table
+            .filter(calls::started_at.lt(cutoff))
+            .select(calls::id)
+            .limit(limit)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(call_events::table.filter(call_events::call_id.eq_any(&ids)))
+            .execute(conn)?;
+        diesel::delete(call_records::table.filter(call_records::call_id.eq_any(&ids)))
+            .execute(conn)?;
+        Ok(diesel::delete(calls::table.filter(calls::id.eq_any(&ids))).execute(conn)?)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::record_dedup_key;

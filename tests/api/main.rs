@@ -8,6 +8,7 @@ mod bindings;
 mod nul;
 mod numbers;
 mod reliability;
+mod retention;
 mod serve;
 mod shutdown;
 mod upstream;
