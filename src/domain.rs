@@ -166,8 +166,11 @@ impl<T: fmt::Debug + ?Sized> fmt::Debug for Masked<'_, T> {
 /// a field added later cannot slip out unmasked unnoticed.
 #[macro_export]
 macro_rules! debug_masking {
-    ($ty:ident { $($plain:ident),* $(,)? } masking { $($masked:ident),+ $(,)? }) => {
-        impl ::std::fmt::Debug for $ty {
+    (
+        $ty:ident $(<$lt:lifetime>)? { $($plain:ident),* $(,)? }
+        masking { $($masked:ident),+ $(,)? }
+    ) => {
+        impl $(<$lt>)? ::std::fmt::Debug for $ty $(<$lt>)? {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let $ty { $($plain,)* $($masked,)+ } = self;
                 f.debug_struct(stringify!($ty))

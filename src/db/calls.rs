@@ -10,7 +10,7 @@ use super::schema::{
 use super::{on_backend, DbConn, DbError};
 
 /// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct InboxRow<'a> {
     pub id: &'a str,
     pub received_at: NaiveDateTime,
@@ -24,6 +24,12 @@ pub struct InboxRow<'a> {
     pub parse_note: Option<String>,
     pub body: &'a str,
 }
+
+crate::debug_masking!(
+    InboxRow<'a> {
+        id, received_at, route, remote_addr, verified, auth_note, event_type, items, duplicates
+    } masking { parse_note, body }
+);
 
 #[derive(Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = calls)]

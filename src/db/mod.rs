@@ -53,8 +53,9 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// The storage layer's one error type.
-#[derive(Debug, thiserror::Error)]
+/// The storage layer's one error type. `Debug` shows the (masked) `Display` text: diesel's own
+/// `Debug` would show the database's message as it came.
+#[derive(thiserror::Error)]
 pub enum DbError {
     // The database's own messages may quote a value (a number among them): each is shown
     // through `mask_phones`, however the error is logged.
@@ -79,6 +80,12 @@ pub enum DbError {
     /// every CDR looked up first.
     #[error("a CDR taken for new was stored already: {}", mask_phones(.0))]
     RecordStoredMeanwhile(String),
+}
+
+impl std::fmt::Debug for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DbError").field(&self.to_string()).finish()
+    }
 }
 
 /// PostgreSQL ending a session (terminated backend, shutdown, restart): diesel reports it as
@@ -554,6 +561,19 @@ mod tests {
         assert!(unknown("terminating connection due to administrator command").is_unavailable());
         assert!(unknown("server closed the connection unexpectedly").is_unavailable());
         assert!(!unknown("syntax error at or near \"SELEC\"").is_unavailable());
+    }
+
+    #[test]
+    fn values_the_database_quotes_are_masked_in_display_and_debug() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let e = super::DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("invalid input syntax for type bigint: \"+8613800000001\"".to_owned()),
+        ));
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("8613800000001"), "{shown}");
+            assert!(shown.contains("+86138****0001"), "{shown}");
+        }
     }
 
     use super::*;

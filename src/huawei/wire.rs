@@ -100,8 +100,8 @@ pub struct BindResponse {
 
 crate::debug_masking!(
     BindResponse {
-        resultcode, resultdesc, subscription_id, extend_num
-    } masking { virtual_num }
+        resultcode, subscription_id, extend_num
+    } masking { resultdesc, virtual_num }
 );
 
 /// Body of `PUT /rest/caas/extendnumber/v1.0` (ModifyAXEBinding).
@@ -171,12 +171,14 @@ impl BindingSelector {
 }
 
 /// `resultcode`/`resultdesc`: the whole response of unbind and modify, and the head of all others.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BasicResponse {
     pub resultcode: String,
     #[serde(default)]
     pub resultdesc: String,
 }
+
+crate::debug_masking!(BasicResponse { resultcode } masking { resultdesc });
 
 /// Response of QueryAXEBinding v1.0 (single binding).
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -215,10 +217,10 @@ pub struct QueryResponse {
 
 crate::debug_masking!(
     QueryResponse {
-        resultcode, resultdesc, subscription_id, extend_num, display_num_mode, record_flag,
+        resultcode, subscription_id, extend_num, display_num_mode, record_flag,
         record_hint_tone, callback_tone, time_unit, bind_expired_time, callback_expired_time,
         user_data
-    } masking { virtual_num, bind_num, callback_num }
+    } masking { resultdesc, virtual_num, bind_num, callback_num }
 );
 
 /// Query of `GET /rest/caas/extendnumber/v2.0` listing the bindings on one X.
@@ -254,7 +256,7 @@ crate::debug_masking!(
 /// Response of a v2.0 listing. Huawei's page does not give this schema (reference §7.2, §15):
 /// these names are the gateway's assumption, served by the sandbox, with the spellings Huawei
 /// is likely to use accepted too. An absent or empty cursor ends the listing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBindingsResponse {
     pub resultcode: String,
@@ -265,6 +267,10 @@ pub struct ListBindingsResponse {
     #[serde(default, alias = "bindList", alias = "bindingList")]
     pub bindings: Vec<ListedBinding>,
 }
+
+crate::debug_masking!(
+    ListBindingsResponse { resultcode, next_cursor, bindings } masking { resultdesc }
+);
 
 /// Query of `GET /rest/caas/virtualnumber/v1.0` listing the app's numbers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -287,7 +293,7 @@ pub struct NumberCount {
 crate::debug_masking!(NumberCount { bind_count } masking { virtual_num });
 
 /// Response of the count listing; same caveat as [`ListBindingsResponse`] (reference §7.3).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListNumbersResponse {
     pub resultcode: String,
@@ -298,6 +304,10 @@ pub struct ListNumbersResponse {
     #[serde(default, alias = "numberList")]
     pub numbers: Vec<NumberCount>,
 }
+
+crate::debug_masking!(
+    ListNumbersResponse { resultcode, next_cursor, numbers } masking { resultdesc }
+);
 
 /// Query of `GET /rest/provision/voice/record/v1.0`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -310,6 +320,41 @@ pub struct RecordingQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_masks_the_numbers_of_requests_and_answers() {
+        let req = BindRequest {
+            virtual_num: Some("+8617000000009".into()),
+            bind_num: "+8613800000001".into(),
+            callback_num: Some("+8613800000002".into()),
+            extend_num: Some("0042".into()),
+            ..BindRequest::default()
+        };
+        let answer = QueryResponse {
+            resultcode: "1010002".into(),
+            resultdesc: "bindNum +8613800000001 is invalid".into(),
+            bind_num: Some("+8613800000001".into()),
+            ..QueryResponse::default()
+        };
+        let fee = crate::huawei::notify::FeeInfo {
+            caller_num: Some("+8613900000001".into()),
+            callee_num: Some("8613800000001".into()),
+            ..Default::default()
+        };
+        let shown = format!("{req:?} {answer:#?} {fee:?}");
+        for number in [
+            "8617000000009",
+            "8613800000001",
+            "8613800000002",
+            "8613900000001",
+        ] {
+            assert!(!shown.contains(number), "{number} in {shown}");
+        }
+        // What is no number stays readable.
+        for kept in ["0042", "1010002", "+86138****0001", "86138****0001"] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
+    }
 
     #[test]
     fn bind_request_omits_absent_options_and_uses_huawei_names() {

@@ -167,7 +167,7 @@ impl CallSpec {
 }
 
 /// One HTTP delivery of one notification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// `callin` … `disconnect`, `fee` or `numStatus`.
     pub event_type: String,
@@ -187,6 +187,10 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+crate::debug_masking!(
+    Delivery { event_type, timestamp, url, duplicate, attempts, http_status } masking { error }
+);
 
 impl Delivery {
     pub fn delivered(&self) -> bool {

@@ -13,12 +13,14 @@ pub(crate) const INVALID_REST_API: &str = "1010006";
 pub(crate) const NO_NUMBER_IN_AREA: &str = "1012006";
 
 /// A refused request: the HTTP status and Huawei's `resultcode`/`resultdesc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub status: u16,
     pub code: String,
     pub desc: String,
 }
+
+crate::debug_masking!(Refusal { status, code } masking { desc });
 
 impl Refusal {
     pub fn new(status: u16, code: &str, desc: impl Into<String>) -> Self {
