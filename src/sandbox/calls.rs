@@ -737,7 +737,7 @@ impl Sandbox {
                     signer::X_AKSK,
                     signer::x_aksk_header(
                         &self.config.app_key,
-                        &self.config.app_secret,
+                        secrecy::ExposeSecret::expose_secret(&self.config.app_secret),
                         &nonce,
                         &created,
                     ),

@@ -48,7 +48,7 @@ use state::{NumberEntry, Recording, State};
 #[derive(Clone)]
 pub struct SandboxConfig {
     pub app_key: String,
-    pub app_secret: String,
+    pub app_secret: secrecy::SecretString,
     /// Extension length of the app: 10^digits - 1 bindings fit on one X.
     pub extension_digits: ExtensionDigits,
     /// How far `Created` may lie from the sandbox's wall clock (Huawei's is unpublished).
@@ -70,7 +70,7 @@ impl SandboxConfig {
     pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
         Self {
             app_key: app_key.into(),
-            app_secret: app_secret.into(),
+            app_secret: secrecy::SecretString::from(app_secret.into()),
             extension_digits: ExtensionDigits::default(),
             max_clock_skew: chrono::Duration::minutes(15),
             adopt_unknown_numbers: false,
@@ -84,7 +84,7 @@ impl std::fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxConfig")
             .field("app_key", &self.app_key)
-            .field("app_secret", &"<redacted>")
+            .field("app_secret", &self.app_secret)
             .field("extension_digits", &self.extension_digits)
             .field("max_clock_skew", &self.max_clock_skew)
             .field("adopt_unknown_numbers", &self.adopt_unknown_numbers)

@@ -127,7 +127,10 @@ fn authenticate(cfg: &SandboxConfig, req: &HttpRequest) -> Result<(), Refusal> {
             .and_then(|v| v.to_str().ok())
             .ok_or(AkskError::MissingHeader)?;
         let h = AkskHeader::parse(raw)?;
-        h.verify(&cfg.app_key, &cfg.app_secret)?;
+        h.verify(
+            &cfg.app_key,
+            secrecy::ExposeSecret::expose_secret(&cfg.app_secret),
+        )?;
         h.check_fresh(Utc::now(), cfg.max_clock_skew)
     };
     check().map_err(|e| aksk_refusal(&e))
