@@ -5,6 +5,7 @@ mod helpers;
 mod allocation;
 mod banner;
 mod bindings;
+mod log_scan;
 mod nul;
 mod numbers;
 mod reliability;

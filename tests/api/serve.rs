@@ -1,8 +1,9 @@
 //! The real binary, `serve --sandbox`, as a newcomer starts it: free ports, its own directory
 //! (so its own SQLite file), and its banner read from stdout.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 /// The gateway process; killed when dropped, however the test ends.
 pub struct Serve(pub Child);
@@ -18,6 +19,27 @@ impl Drop for Serve {
 /// `PATH`), and returns it with its banner's lines, up to the `sandbox-call` line. The rest of
 /// its stdout keeps being read, as a terminal would.
 pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>) {
+    let (serve, banner, _) = start_with(dir, env, false);
+    (serve, banner)
+}
+
+/// Everything a process wrote after its banner, stdout and stderr (its log) alike.
+pub type Output = Arc<Mutex<String>>;
+
+/// Like [`start`], and keeps everything the gateway writes after its banner, on stdout and on
+/// stderr (its log), for the test to read.
+pub fn start_recording(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Serve, Vec<String>, Output) {
+    start_with(dir, env, true)
+}
+
+fn start_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    record: bool,
+) -> (Serve, Vec<String>, Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_axe-gateway"))
         .args(["serve", "--sandbox"])
         .current_dir(dir)
@@ -28,9 +50,24 @@ pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if record {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("start serve --sandbox");
+    let output = Output::default();
+    if let Some(mut stderr) = child.stderr.take() {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                output.lock().expect("output").push_str(&text);
+            }
+        });
+    }
     let stdout = child.stdout.take().expect("stdout");
     let serve = Serve(child);
     let mut banner = Vec::new();
@@ -44,6 +81,15 @@ pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    (serve, banner)
+    let kept = output.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if record {
+                let mut out = kept.lock().expect("output");
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    });
+    (serve, banner, output)
 }
