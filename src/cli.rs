@@ -65,7 +65,7 @@ pub enum NumbersCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct SandboxCallArgs {
     /// The sandbox (`serve --sandbox` prints it).
     #[arg(long, env = "SANDBOX_URL", default_value = "http://127.0.0.1:8090")]
@@ -105,6 +105,27 @@ pub struct SandboxCallArgs {
     /// Deliver the events in a shuffled order.
     #[arg(long)]
     pub out_of_order: bool,
+}
+
+impl std::fmt::Debug for SandboxCallArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::domain::Masked;
+        f.debug_struct("SandboxCallArgs")
+            .field("sandbox_url", &self.sandbox_url)
+            .field("binding", &self.binding)
+            .field("latest", &self.latest)
+            .field("gateway_url", &self.gateway_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("virtual_num", &Masked(&self.virtual_num))
+            .field("extend_num", &self.extend_num)
+            .field("caller", &Masked(&self.caller))
+            .field("outcome", &self.outcome)
+            .field("talk_seconds", &self.talk_seconds)
+            .field("record", &self.record)
+            .field("duplicates", &self.duplicates)
+            .field("out_of_order", &self.out_of_order)
+            .finish()
+    }
 }
 
 /// Demo virtual numbers the sandbox owns and `serve --sandbox` pools (fictitious numbers).
@@ -451,7 +472,12 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
     let listener = TcpListener::bind(settings.listen_addr)?;
     let gateway_addr = listener.local_addr()?;
     let (huawei, sandbox) = if use_sandbox {
-        let secret = uuid::Uuid::new_v4().simple().to_string();
+        // HUAWEI_APP_SECRET when set (so the secret is known, e.g. to sign test pushes),
+        // otherwise a fresh one per run.
+        let secret = std::env::var("HUAWEI_APP_SECRET")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let mut config = SandboxConfig::new("sandbox-app-key", secret.clone());
         config.extension_digits = settings.extension_digits;
         // Numbers a newcomer adds with POST /v1/numbers must work without touching the sandbox.
@@ -469,7 +495,7 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
             HuaweiSettings {
                 base_url,
                 app_key: "sandbox-app-key".into(),
-                app_secret: secret,
+                app_secret: secret.into(),
                 connect_timeout: settings.huawei_connect_timeout,
                 request_timeout: settings.huawei_request_timeout,
             },

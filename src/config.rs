@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::domain::ExtensionDigits;
 use crate::huawei::{HuaweiSettings, Resilience};
 
@@ -30,12 +32,21 @@ pub enum Backend {
     Postgres,
 }
 
-/// A validated `DATABASE_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated `DATABASE_URL`. Its `Debug` shows it without a password.
+#[derive(Clone)]
 pub struct DatabaseUrl {
     pub backend: Backend,
-    /// What diesel's connection takes: a file path for SQLite, the URL itself for PostgreSQL.
-    pub target: String,
+    /// What diesel's connection takes: a file path for SQLite, the URL itself for PostgreSQL,
+    /// password included, so it is kept where it cannot be printed by accident.
+    pub target: SecretString,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
 }
 
 impl DatabaseUrl {
@@ -51,13 +62,13 @@ impl DatabaseUrl {
             }
             return Ok(Self {
                 backend: Backend::Sqlite,
-                target: path.to_owned(),
+                target: path.into(),
             });
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self {
                 backend: Backend::Postgres,
-                target: raw.to_owned(),
+                target: raw.into(),
             });
         }
         Err(format!(
@@ -69,29 +80,47 @@ impl DatabaseUrl {
     /// The URL for logs, without any password.
     pub fn redacted(&self) -> String {
         match self.backend {
-            Backend::Sqlite => format!("sqlite://{}", self.target),
-            Backend::Postgres => redact_url(&self.target),
+            Backend::Sqlite => format!("sqlite://{}", self.target.expose_secret()),
+            Backend::Postgres => redact_url(self.target.expose_secret()),
         }
     }
 }
 
+/// The URL without its password, and without any `password=` query parameter (libpq takes one
+/// there too). A URL that does not parse is shown as its scheme only: it may hold anything.
 fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("****"));
+            }
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" { "****".into() } else { v };
+                        (k.into_owned(), v.into_owned())
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        _ => raw.to_owned(),
+        Err(_) => match raw.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:****"),
+            None => "****".to_owned(),
+        },
     }
 }
 
-/// API clients: bearer token → client name (recorded as `created_by`).
+/// API clients: bearer token → client name (recorded as `created_by`). The tokens are kept as
+/// secrets: nothing prints them.
 #[derive(Clone, Default)]
-pub struct ApiTokens(HashMap<String, String>);
+pub struct ApiTokens(Vec<(SecretString, String)>);
 
 impl std::fmt::Debug for ApiTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.0.values().collect();
+        let mut names: Vec<&String> = self.0.iter().map(|(_, name)| name).collect();
         names.sort();
         f.debug_struct("ApiTokens")
             .field("clients", &names)
@@ -103,7 +132,8 @@ impl ApiTokens {
     /// `client-name:token,other:token2`. Names are `[A-Za-z0-9._-]`, tokens at least 16
     /// characters, and neither may repeat.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut map = HashMap::new();
+        let mut tokens = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut names = std::collections::HashSet::new();
         for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, token) = pair
@@ -127,18 +157,19 @@ impl ApiTokens {
             if !names.insert(name.to_owned()) {
                 return Err(format!("client {name:?} is listed twice"));
             }
-            if map.insert(token.to_owned(), name.to_owned()).is_some() {
+            if !seen.insert(token) {
                 return Err("two clients share one token".into());
             }
+            tokens.push((SecretString::from(token), name.to_owned()));
         }
-        if map.is_empty() {
+        if tokens.is_empty() {
             return Err("at least one client-name:token pair is required".into());
         }
-        Ok(Self(map))
+        Ok(Self(tokens))
     }
 
     pub fn single(name: &str, token: &str) -> Self {
-        Self(HashMap::from([(token.to_owned(), name.to_owned())]))
+        Self(vec![(SecretString::from(token), name.to_owned())])
     }
 
     /// The client that owns `token`, compared in constant time against every known token.
@@ -146,7 +177,7 @@ impl ApiTokens {
         use subtle::ConstantTimeEq;
         let mut found = None;
         for (known, name) in &self.0 {
-            if bool::from(known.as_bytes().ct_eq(token.as_bytes())) {
+            if bool::from(known.expose_secret().as_bytes().ct_eq(token.as_bytes())) {
                 found = Some(name.as_str());
             }
         }
@@ -230,6 +261,27 @@ impl WebhookConfig {
     }
 }
 
+/// How long personal data is kept (docs/PRIVACY.md), and how often the purge job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Calls, with their events and CDRs, are deleted this long after they started.
+    pub calls: Duration,
+    /// The A and callback numbers of a binding are masked this long after it ended.
+    pub bindings: Duration,
+    pub purge_interval: Duration,
+}
+
+impl Retention {
+    fn load(src: &dyn Source) -> Result<Self, ConfigError> {
+        let days = |var| secs(src, var, 180, 1, 3650).map(|d| d * 86_400);
+        Ok(Self {
+            calls: days("CALL_RETENTION_DAYS")?,
+            bindings: days("BINDING_RETENTION_DAYS")?,
+            purge_interval: secs(src, "PURGE_INTERVAL_SECS", 3600, 1, 86_400)?,
+        })
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -259,6 +311,7 @@ pub struct Settings {
     pub metrics_refresh: Duration,
     /// Where `/metrics` is served instead of `listen_addr`, when set.
     pub metrics_addr: Option<SocketAddr>,
+    pub retention: Retention,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -364,7 +417,7 @@ impl Settings {
             Some(HuaweiSettings {
                 base_url,
                 app_key: required(src, "HUAWEI_APP_KEY")?,
-                app_secret: required(src, "HUAWEI_APP_SECRET")?,
+                app_secret: required(src, "HUAWEI_APP_SECRET")?.into(),
                 connect_timeout,
                 request_timeout,
             })
@@ -468,6 +521,7 @@ impl Settings {
                     )
                 })?),
             },
+            retention: Retention::load(src)?,
         })
     }
 
@@ -559,11 +613,40 @@ mod tests {
     fn defaults_select_sqlite_and_localhost() {
         let s = Settings::load(&env(PROD), false).unwrap();
         assert_eq!(s.database_url.backend, Backend::Sqlite);
-        assert_eq!(s.database_url.target, "axe-gateway.db");
+        assert_eq!(s.database_url.target.expose_secret(), "axe-gateway.db");
         assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.extension_digits.get(), 4);
         assert_eq!(s.max_bindings_per_number, 200);
         assert_eq!(s.extension_quarantine, Duration::from_secs(86_400));
+        assert_eq!(
+            s.retention,
+            Retention {
+                calls: Duration::from_secs(180 * 86_400),
+                bindings: Duration::from_secs(180 * 86_400),
+                purge_interval: Duration::from_secs(3600),
+            }
+        );
+    }
+
+    #[test]
+    fn retention_is_set_in_days_and_bounded() {
+        let mut e = env(PROD);
+        e.insert("CALL_RETENTION_DAYS", "30");
+        e.insert("BINDING_RETENTION_DAYS", "7");
+        e.insert("PURGE_INTERVAL_SECS", "60");
+        let r = Settings::load(&e, false).unwrap().retention;
+        assert_eq!(r.calls, Duration::from_secs(30 * 86_400));
+        assert_eq!(r.bindings, Duration::from_secs(7 * 86_400));
+        assert_eq!(r.purge_interval, Duration::from_secs(60));
+        for (var, bad) in [
+            ("CALL_RETENTION_DAYS", "0"),
+            ("BINDING_RETENTION_DAYS", "3651"),
+            ("PURGE_INTERVAL_SECS", "0"),
+        ] {
+            let mut e = env(PROD);
+            e.insert(var, bad);
+            assert_eq!(Settings::load(&e, false).unwrap_err().var, var);
+        }
     }
 
     #[test]
@@ -576,6 +659,41 @@ mod tests {
         let s = Settings::load(&e, false).unwrap();
         assert_eq!(s.database_url.backend, Backend::Postgres);
         assert!(!s.database_url.redacted().contains("pw"));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let mut e = env(PROD);
+        e.insert(
+            "DATABASE_URL",
+            "postgres://postgres:db-pass-1@127.0.0.1/test?password=db-pass-2&sslmode=disable",
+        );
+        e.insert("HUAWEI_APP_SECRET", "app-secret-0123456789");
+        let s = Settings::load(&e, false).unwrap();
+        let shown = format!("{s:?} {s:#?}");
+        for secret in [
+            "db-pass-1",
+            "db-pass-2",
+            "app-secret-0123456789",
+            "0123456789abcdef",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("sslmode=disable"),
+            "the rest stays readable: {shown}"
+        );
+        assert_eq!(
+            s.database_url.target.expose_secret(),
+            "postgres://postgres:db-pass-1@127.0.0.1/test?password=db-pass-2&sslmode=disable"
+        );
+        assert_eq!(
+            s.huawei().app_secret.expose_secret(),
+            "app-secret-0123456789"
+        );
+        // A URL that does not even parse is not echoed back in the start-up error either.
+        let err = DatabaseUrl::parse("mysql://root:hunter2hunter2@[bad").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Domain newtypes: every value that crosses an edge (HTTP body, query string, config, Huawei
 //! response) is parsed into one of these once, so the inner layers never re-check them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -46,8 +47,9 @@ impl RowId {
     }
 }
 
-/// A phone number in E.164 form with its leading `+` (`+8613800000001`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// A phone number in E.164 form with its leading `+` (`+8613800000001`). `Debug` and `Display`
+/// both show it masked.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct PhoneNumber(String);
 
@@ -77,21 +79,119 @@ impl PhoneNumber {
     }
 }
 
-/// Masks any phone-like string for logs, whether or not it parsed.
+/// Masks any phone-like string for logs, whether or not it parsed. At least four digits are
+/// always hidden, and a short value is hidden whole.
 pub fn mask_phone(raw: &str) -> String {
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let sign = if digits.len() < raw.len() { "+" } else { "" };
+        return format!("{sign}{}", mask_digits(digits));
+    }
     let chars: Vec<char> = raw.chars().collect();
     if chars.len() <= 8 {
         return "****".to_owned();
     }
-    let head: String = chars[..6].iter().collect();
+    let head: String = chars[..(chars.len() - 8).min(6)].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{head}****{tail}")
+}
+
+/// A run of digits, masked: up to five leading and the last four digits are kept, at least four
+/// in between become `****`; eight digits or fewer become `****` whole.
+fn mask_digits(digits: &str) -> String {
+    let len = digits.len();
+    if len <= 8 {
+        return "****".to_owned();
+    }
+    let head = (len - 8).min(5);
+    format!("{}****{}", &digits[..head], &digits[len - 4..])
+}
+
+/// Shortest digit run taken for a phone number in free text (a local number without its area
+/// code has seven).
+const PHONE_RUN_DIGITS: usize = 7;
+
+/// Masks everything in free text that may be a phone number: a run of seven or more digits,
+/// with or without a leading `+` or its URL encoding `%2B`, wherever it stands (inside a word, a
+/// URL or JSON). Text from outside (Huawei's error descriptions and bodies, database and parser
+/// messages) passes through this before it is logged or stored.
+pub fn mask_phones(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let long_run = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut out = String::new();
+    // Start of the text not yet copied to `out`.
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let run = long_run(i);
+        if run >= PHONE_RUN_DIGITS {
+            out.push_str(&text[copied..i]);
+            out.push_str(&mask_digits(&text[i..i + run]));
+            copied = i + run;
+        }
+        i += run;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// A field shown through [`mask_phones`] by a masking `Debug` ([`crate::debug_masking`]).
+pub struct Masked<'a, T: ?Sized>(pub &'a T);
+
+impl<T: fmt::Debug + ?Sized> fmt::Debug for Masked<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if f.alternate() {
+            format!("{:#?}", self.0)
+        } else {
+            format!("{:?}", self.0)
+        };
+        f.write_str(&mask_phones(&shown))
+    }
+}
+
+/// `Debug` for a struct with phone numbers in plain `String` fields: the fields after `masking`
+/// are shown through [`mask_phones`]. Every field must be named (the struct is destructured), so
+/// a field added later cannot slip out unmasked unnoticed.
+#[macro_export]
+macro_rules! debug_masking {
+    (
+        $ty:ident $(<$lt:lifetime>)? { $($plain:ident),* $(,)? }
+        masking { $($masked:ident),+ $(,)? }
+    ) => {
+        impl $(<$lt>)? ::std::fmt::Debug for $ty $(<$lt>)? {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let $ty { $($plain,)* $($masked,)+ } = self;
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($plain), $plain))*
+                    $(.field(stringify!($masked), &$crate::domain::Masked($masked)))+
+                    .finish()
+            }
+        }
+    };
 }
 
 impl fmt::Display for PhoneNumber {
     /// Display is masked on purpose: a number formatted into a log line by accident stays private.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({:?})", self.masked())
     }
 }
 
@@ -451,6 +551,80 @@ mod tests {
         assert_eq!(n.masked(), "+86138****0001");
         assert_eq!(n.to_string(), "+86138****0001");
         assert_eq!(mask_phone("123"), "****");
+        assert_eq!(format!("{n:?}"), r#"PhoneNumber("+86138****0001")"#);
+        assert_eq!(
+            format!("{:?}", Some(&n)),
+            r#"Some(PhoneNumber("+86138****0001"))"#
+        );
+        // However short, at least four digits stay hidden.
+        assert_eq!(mask_phone("+12345678"), "+****");
+        assert_eq!(mask_phone("+123456789"), "+1****6789");
+        assert_eq!(mask_phone("8613800000001"), "86138****0001");
+        assert_eq!(mask_phone("not a number at all"), "not a **** all");
+    }
+
+    #[test]
+    fn phone_numbers_in_free_text_are_masked_wherever_they_stand() {
+        for (text, shown) in [
+            (
+                "bindNum +8613800000001 is invalid",
+                "bindNum +86138****0001 is invalid",
+            ),
+            (
+                "GET /rest/x?virtualNum=%2B8617000000001&extendNum=0001",
+                "GET /rest/x?virtualNum=%2B86170****0001&extendNum=0001",
+            ),
+            (
+                r#"{"callerNum":"8613800000001"}"#,
+                r#"{"callerNum":"86138****0001"}"#,
+            ),
+            ("tel13800000001x", "tel138****0001x"),
+            ("call 5551234 now", "call **** now"),
+            (
+                "a,+8613800000001,+8613800000002",
+                "a,+86138****0001,+86138****0002",
+            ),
+        ] {
+            assert_eq!(mask_phones(text), shown, "{text}");
+        }
+        // Short numbers are not phone numbers: codes, ports, extensions stay readable.
+        for kept in [
+            "HTTP 500: code 101000",
+            "extension 0042 on port 8080",
+            "",
+            "+",
+        ] {
+            assert!(matches!(mask_phones(kept), Cow::Borrowed(_)), "{kept}");
+        }
+        let masked = mask_phones("+8613800000001 and 008613800000002");
+        assert_eq!(
+            mask_phones(&masked),
+            masked,
+            "masking twice changes nothing"
+        );
+    }
+
+    #[test]
+    fn masking_debug_hides_numbers_in_plain_string_fields() {
+        struct Row {
+            id: u32,
+            note: &'static str,
+            bind_num: String,
+            callback_num: Option<String>,
+        }
+        crate::debug_masking!(Row { id, note } masking { bind_num, callback_num });
+        let row = Row {
+            id: 7,
+            note: "kept 1234567",
+            bind_num: "+8613800000001".into(),
+            callback_num: Some("+8613800000002".into()),
+        };
+        let shown = format!("{row:?}");
+        assert_eq!(
+            shown,
+            r#"Row { id: 7, note: "kept 1234567", bind_num: "+86138****0001", callback_num: Some("+86138****0002") }"#
+        );
+        assert!(!format!("{row:#?}").contains("8613800000001"));
     }
 
     #[test]

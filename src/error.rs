@@ -29,8 +29,9 @@ pub struct UpstreamInfo {
     pub http_status: Option<u16>,
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document. Its `Debug` and `Display` (which actix-web logs for an error
+/// response at debug level) mask phone numbers: a client's detail may echo one.
+#[derive(Clone, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,
@@ -50,6 +51,12 @@ pub struct Problem {
     #[serde(skip)]
     pub retry_after: Option<u32>,
 }
+
+crate::debug_masking!(
+    Problem {
+        type_uri, title, status, code, binding_id, request_id, retry_after
+    } masking { detail, errors, upstream }
+);
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
@@ -168,7 +175,13 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status,
+            self.code,
+            crate::domain::mask_phones(&self.detail)
+        )
     }
 }
 
@@ -225,6 +238,7 @@ impl From<ServiceError> for Problem {
                 }
             }
             ServiceError::Database(db) if db.is_unavailable() => {
+                // DbError's text masks numbers (the database may quote a value).
                 log::error!("database unavailable: {db}");
                 Self {
                     retry_after: Some(5),

@@ -172,6 +172,9 @@ impl Application {
                 reconcile_every: settings.reconcile_interval,
                 expire_every: settings.expiry_interval,
                 inbox_retention: settings.webhooks.retention,
+                purge_every: settings.retention.purge_interval,
+                call_retention: settings.retention.calls,
+                binding_retention: settings.retention.bindings,
             },
             metrics.clone(),
         );

@@ -21,7 +21,7 @@ use crate::service::{
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBindingBody {
     order_id: String,
@@ -38,9 +38,16 @@ pub struct CreateBindingBody {
     user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    CreateBindingBody {
+        order_id, area_code, extend_num, record, record_hint_tone, callback_tone, ttl_minutes,
+        callback_ttl_minutes, user_data
+    } masking { bind_num, virtual_num, callback_num }
+);
+
 /// A PATCH body, a JSON Merge Patch (RFC 7396): an absent member is left as it is, `null`
 /// removes it where Huawei can (see [`ModifyBindingBody::parse`]).
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyBindingBody {
     #[serde(default)]
@@ -59,6 +66,12 @@ pub struct ModifyBindingBody {
     #[serde(default)]
     user_data: Patch<serde_json::Value>,
 }
+
+crate::debug_masking!(
+    ModifyBindingBody {
+        record, record_hint_tone, callback_tone, ttl_minutes, callback_ttl_minutes, user_data
+    } masking { callback_num }
+);
 
 /// A member of a merge patch: absent, `null`, or a value.
 #[derive(Debug, Default, PartialEq)]
@@ -380,7 +393,7 @@ pub async fn sync(
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     order_id: Option<String>,
@@ -391,6 +404,12 @@ pub struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
 }
+
+crate::debug_masking!(
+    ListQuery {
+        order_id, subscription_id, status, limit, cursor
+    } masking { bind_num, virtual_num }
+);
 
 const PLUS_HINT: &str = " (in a query string, send '+' as %2B)";
 

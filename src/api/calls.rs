@@ -14,7 +14,7 @@ use crate::domain::storable_text;
 use crate::error::Problem;
 use crate::service::calls::{CallDetail, CallService, RecordingError};
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct EventView {
     pub event_type: String,
     pub at: String,
@@ -26,6 +26,12 @@ pub struct EventView {
     pub subscription_id: Option<String>,
     pub received_at: String,
 }
+
+crate::debug_masking!(
+    EventView {
+        event_type, at, state_code, state_desc, digit_info, subscription_id, received_at
+    } masking { caller, called }
+);
 
 impl From<CallEvent> for EventView {
     fn from(e: CallEvent) -> Self {
@@ -44,7 +50,7 @@ impl From<CallEvent> for EventView {
 }
 
 /// The CDR's fields, as Huawei sent them (times in UTC).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct RecordView {
     pub icid: Option<String>,
     pub direction: Option<i32>,
@@ -71,6 +77,15 @@ pub struct RecordView {
     pub talk_seconds: Option<i32>,
     pub received_at: String,
 }
+
+crate::debug_masking!(
+    RecordView {
+        icid, direction, call_in_time, fwd_start_time, fwd_alerting_time, fwd_answer_time,
+        call_end_time, fwd_unaswrsn, fail_time, ul_fail_reason, sip_status_code, record_flag,
+        record_start_time, record_object_name, record_domain, service_type, extend_num, user_data,
+        talk_seconds, received_at
+    } masking { caller_num, callee_num, fwd_display_num, fwd_dst_num }
+);
 
 impl From<CallRecord> for RecordView {
     fn from(r: CallRecord) -> Self {
@@ -103,7 +118,7 @@ impl From<CallRecord> for RecordView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct CallView {
     pub id: String,
     pub session_id: String,
@@ -126,6 +141,13 @@ pub struct CallView {
     pub events: Vec<EventView>,
     pub record: Option<RecordView>,
 }
+
+crate::debug_masking!(
+    CallView {
+        id, session_id, binding_id, subscription_id, extend_num, icid, outcome, started_at,
+        answered_at, ended_at, talk_seconds, last_event, state_code, recorded, events, record
+    } masking { virtual_num, caller, called }
+);
 
 impl From<CallDetail> for CallView {
     fn from(d: CallDetail) -> Self {

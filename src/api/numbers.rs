@@ -17,12 +17,14 @@ pub const MAX_BATCH: usize = 1000;
 /// about 85 KB pretty-printed, so the API's usual 64 KiB is too small.
 pub const MAX_BATCH_BODY_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddNumberBody {
     number: String,
     area_code: String,
 }
+
+crate::debug_masking!(AddNumberBody { area_code } masking { number });
 
 pub async fn add(
     client: ApiClient,

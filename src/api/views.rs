@@ -12,7 +12,7 @@ pub fn utc(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct BindingView {
     pub id: String,
     pub order_id: String,
@@ -43,6 +43,15 @@ pub struct BindingView {
     pub last_call_at: Option<String>,
     pub last_event: Option<String>,
 }
+
+crate::debug_masking!(
+    BindingView {
+        id, order_id, status, extend_num, subscription_id, area_code, number_choice, record,
+        record_hint_tone, callback_tone, ttl_minutes, callback_ttl_minutes, expires_at, user_data,
+        created_by, created_at, updated_at, released_at, last_error, call_count, answered_count,
+        total_talk_seconds, last_call_at, last_event
+    } masking { bind_num, virtual_num, callback_num }
+);
 
 impl BindingView {
     pub fn new(b: Binding, stats: CallStats) -> Self {
@@ -84,7 +93,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct NumberView {
     pub number: String,
     pub area_code: String,
@@ -96,6 +105,13 @@ pub struct NumberView {
     pub created_at: String,
     pub updated_at: String,
 }
+
+crate::debug_masking!(
+    NumberView {
+        area_code, status, status_cause, live_bindings, quarantined_extensions, free_extensions,
+        created_at, updated_at
+    } masking { number }
+);
 
 impl From<NumberUsage> for NumberView {
     fn from(u: NumberUsage) -> Self {

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::models::Binding;
 use super::schema::bindings::dsl;
 use super::{numbers, on_backend, DbConn, DbError, Prepared, PreparedWrite};
-use crate::domain::BindingStatus;
+use crate::domain::{mask_phone, BindingStatus};
 
 pub(super) const LIVE: [&str; 2] = ["pending", "active"];
 
@@ -83,7 +83,7 @@ pub fn find_live(
 }
 
 /// Filters of the list endpoint; all optional, combined with AND.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Filter {
     pub order_id: Option<String>,
     pub bind_num: Option<String>,
@@ -93,6 +93,12 @@ pub struct Filter {
     /// Only rows whose id sorts before this one (the cursor: ids are UUIDv7, time-ordered).
     pub before_id: Option<String>,
 }
+
+crate::debug_masking!(
+    Filter {
+        order_id, subscription_id, status, before_id
+    } masking { bind_num, virtual_num }
+);
 
 /// Newest first (ids are time-ordered UUIDv7, and unique, so paging by id is stable).
 pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Binding>, DbError> {
@@ -281,4 +287,46 @@ fn tally(numbers: Vec<Option<String>>) -> std::collections::BTreeMap<String, i32
         *out.entry(x).or_insert(0) += 1;
     }
     out
+}
+
+/// Masks the A and callback numbers (`+86138****0001`) of up to `limit` bindings that ended
+/// before `cutoff` (released or expired at `released_at`; failed at `updated_at`), in place, and
+/// returns how many it masked. A masked value contains `*`, so it can neither match a lookup by
+/// a real number nor take part in the live-only unique index on (order, A number).
+pub fn mask_ended(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        bind_num: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        callback_num: Option<String>,
+    }
+
+    super::write_transaction(conn, |conn| {
+        // The condition of the partial index `bindings_personal_data_due`, literally.
+        let due: Vec<Due> = diesel::sql_query(
+            "SELECT id, bind_num, callback_num FROM bindings \
+             WHERE bindings.status IN ('failed', 'released', 'expired') \
+               AND NOT bindings.personal_data_masked \
+               AND COALESCE(bindings.released_at, bindings.updated_at) < $1 \
+             LIMIT $2",
+        )
+        .bind::<Timestamp, _>(cutoff)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+        for row in &due {
+            diesel::update(dsl::bindings.find(&row.id))
+                .set((
+                    dsl::bind_num.eq(mask_phone(&row.bind_num)),
+                    dsl::callback_num.eq(row.callback_num.as_deref().map(mask_phone)),
+                    dsl::personal_data_masked.eq(true),
+                ))
+                .execute(conn)?;
+        }
+        Ok(due.len())
+    })
 }

@@ -10,7 +10,7 @@ use super::schema::{
 use super::{on_backend, DbConn, DbError};
 
 /// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct InboxRow<'a> {
     pub id: &'a str,
     pub received_at: NaiveDateTime,
@@ -25,7 +25,13 @@ pub struct InboxRow<'a> {
     pub body: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+crate::debug_masking!(
+    InboxRow<'a> {
+        id, received_at, route, remote_addr, verified, auth_note, event_type, items, duplicates
+    } masking { parse_note, body }
+);
+
+#[derive(Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = calls)]
 pub struct Call {
     pub id: String,
@@ -48,6 +54,14 @@ pub struct Call {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+crate::debug_masking!(
+    Call {
+        id, session_id, binding_id, subscription_id, extend_num, icid, started_at, answered_at,
+        ended_at, talk_seconds, last_event, last_event_at, state_code, has_cdr, created_at,
+        updated_at
+    } masking { virtual_num, caller, called }
+);
 
 impl Call {
     /// A call known so far only by its session: nothing folded into it yet.
@@ -81,7 +95,7 @@ impl Call {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = call_events)]
 pub struct CallEvent {
     /// Row number, given by the database on insert (0 until then).
@@ -102,7 +116,14 @@ pub struct CallEvent {
     pub received_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+crate::debug_masking!(
+    CallEvent {
+        id, call_id, binding_id, session_id, event_type, event_at, state_code, state_desc,
+        digit_info, subscription_id, user_data, inbox_id, received_at
+    } masking { caller, called }
+);
+
+#[derive(Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = call_records)]
 pub struct CallRecord {
     /// Row number, given by the database on insert (0 until then).
@@ -150,6 +171,17 @@ pub struct CallRecord {
     pub inbox_id: String,
     pub received_at: NaiveDateTime,
 }
+
+crate::debug_masking!(
+    CallRecord {
+        id, dedup_key, call_id, binding_id, icid, session_id, subscription_id, direction, sp_id,
+        app_key, call_in_time, fwd_start_time, fwd_alerting_time, fwd_answer_time, call_end_time,
+        fwd_unaswrsn, fail_time, ul_fail_reason, sip_status_code, call_out_unaswrsn, record_flag,
+        record_start_time, record_object_name, record_bucket_name, record_domain,
+        record_file_download_url, service_type, host_name, extend_num, user_data, area_code,
+        call_duration, call_rel_direction, talk_seconds, raw, inbox_id, received_at
+    } masking { bind_num, caller_num, callee_num, fwd_display_num, fwd_dst_num }
+);
 
 /// An event or CDR row as the webhook writer inserts it: the row as parsed from its
 /// notification, borrowed so the writer never copies it, with the call and binding the writer
@@ -521,6 +553,27 @@ pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Resu
         diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
             .execute(conn)?,
     )
+}
+
+/// Deletes up to `limit` calls that started before `cutoff`, with their events and CDRs, and
+/// returns how many calls it deleted. One transaction per batch, so a call never loses its
+/// events without going itself.
+pub fn purge_calls(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+    super::write_transaction(conn, |conn| {
+        let ids: Vec<String> = calls::table
+            .filter(calls::started_at.lt(cutoff))
+            .select(calls::id)
+            .limit(limit)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(call_events::table.filter(call_events::call_id.eq_any(&ids)))
+            .execute(conn)?;
+        diesel::delete(call_records::table.filter(call_records::call_id.eq_any(&ids)))
+            .execute(conn)?;
+        Ok(diesel::delete(calls::table.filter(calls::id.eq_any(&ids))).execute(conn)?)
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! through each (SQLite suite and PostgreSQL suite).
 
 use chrono::NaiveDateTime;
+use secrecy::ExposeSecret;
 
 use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
 pub use super::sqlite_writer::{SqliteWriter, WalSync};
@@ -199,7 +200,7 @@ impl IngestConnector {
                 let writer = match &mut self.sqlite {
                     Some(w) => w,
                     slot => {
-                        let opened = SqliteWriter::open(&self.db.url().target)?;
+                        let opened = SqliteWriter::open(self.db.url().target.expose_secret())?;
                         self.wal_sync = opened.wal_sync().cloned();
                         slot.insert(opened)
                     }

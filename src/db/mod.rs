@@ -24,8 +24,10 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::prelude::*;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use secrecy::ExposeSecret;
 
 use crate::config::{Backend, DatabaseUrl};
+use crate::domain::mask_phones;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -52,16 +54,19 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// The storage layer's one error type.
-#[derive(Debug, thiserror::Error)]
+/// The storage layer's one error type. `Debug` shows the (masked) `Display` text: diesel's own
+/// `Debug` would show the database's message as it came.
+#[derive(thiserror::Error)]
 pub enum DbError {
-    #[error("database query failed: {0}")]
+    // The database's own messages may quote a value (a number among them): each is shown
+    // through `mask_phones`, however the error is logged.
+    #[error("database query failed: {}", mask_phones(&.0.to_string()))]
     Query(#[from] diesel::result::Error),
-    #[error("no database connection available: {0}")]
+    #[error("no database connection available: {}", mask_phones(.0))]
     Unavailable(String),
-    #[error("database query failed: {0}")]
+    #[error("database query failed: {}", mask_phones(&.0.to_string()))]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed: {}", mask_phones(.0))]
     Migration(String),
     #[error("database work was cancelled or panicked")]
     Blocking,
@@ -69,13 +74,19 @@ pub enum DbError {
     #[error("the database is saturated: too much work is waiting for it")]
     Overloaded,
     /// Rows about to be written do not fit together: a bug, reported instead of writing them.
-    #[error("inconsistent write: {0}")]
+    #[error("inconsistent write: {}", mask_phones(.0))]
     Inconsistent(String),
     /// A CDR the webhook writer took for new was stored already (by another writer, or under
     /// another session): the transaction is rolled back and the notification stored again with
     /// every CDR looked up first.
-    #[error("a CDR taken for new was stored already: {0}")]
+    #[error("a CDR taken for new was stored already: {}", mask_phones(.0))]
     RecordStoredMeanwhile(String),
+}
+
+impl std::fmt::Debug for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DbError").field(&self.to_string()).finish()
+    }
 }
 
 /// PostgreSQL ending a session (terminated backend, shutdown, restart): diesel reports it as
@@ -187,8 +198,12 @@ impl ManageConnection for DbConnManager {
 
 fn establish(url: &DatabaseUrl) -> ConnectionResult<DbConn> {
     Ok(match url.backend {
-        Backend::Sqlite => DbConn::Sqlite(diesel::SqliteConnection::establish(&url.target)?),
-        Backend::Postgres => DbConn::Postgres(diesel::PgConnection::establish(&url.target)?),
+        Backend::Sqlite => DbConn::Sqlite(diesel::SqliteConnection::establish(
+            url.target.expose_secret(),
+        )?),
+        Backend::Postgres => {
+            DbConn::Postgres(diesel::PgConnection::establish(url.target.expose_secret())?)
+        }
     })
 }
 
@@ -263,7 +278,9 @@ impl Db {
         let (checkpointer, writer) = match url.backend {
             Backend::Sqlite => (
                 Some(Checkpointer::spawn(url)?),
-                Some(Arc::new(group_commit::GroupCommit::spawn(&url.target)?)),
+                Some(Arc::new(group_commit::GroupCommit::spawn(
+                    url.target.expose_secret(),
+                )?)),
             ),
             Backend::Postgres => (None, None),
         };
@@ -378,7 +395,7 @@ impl Checkpointer {
 
     /// Starts the thread; it stops once the returned handle and all its clones are dropped.
     fn spawn(url: &DatabaseUrl) -> Result<Arc<Checkpointer>, DbError> {
-        let mut conn = diesel::SqliteConnection::establish(&url.target)
+        let mut conn = diesel::SqliteConnection::establish(url.target.expose_secret())
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
         conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;")?;
         let handle = Arc::new(Checkpointer);
@@ -561,6 +578,19 @@ mod tests {
         assert!(unknown("terminating connection due to administrator command").is_unavailable());
         assert!(unknown("server closed the connection unexpectedly").is_unavailable());
         assert!(!unknown("syntax error at or near \"SELEC\"").is_unavailable());
+    }
+
+    #[test]
+    fn values_the_database_quotes_are_masked_in_display_and_debug() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let e = super::DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("invalid input syntax for type bigint: \"+8613800000001\"".to_owned()),
+        ));
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("8613800000001"), "{shown}");
+            assert!(shown.contains("+86138****0001"), "{shown}");
+        }
     }
 
     use super::*;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{bindings, virtual_numbers};
 use crate::domain::{BindingStatus, NumberChoice, NumberStatus};
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[derive(Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
 #[diesel(table_name = bindings, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct Binding {
     pub id: String,
@@ -34,6 +34,14 @@ pub struct Binding {
     /// Counted in its number's `quarantined_extensions` until the quarantine is over.
     pub in_quarantine: bool,
 }
+
+crate::debug_masking!(
+    Binding {
+        id, order_id, status, extend_num, number_choice, subscription_id, area_code, record,
+        record_hint_tone, callback_tone, ttl_minutes, callback_ttl_minutes, expires_at, user_data,
+        created_by, created_at, updated_at, released_at, last_error, in_quarantine
+    } masking { bind_num, virtual_num, callback_num }
+);
 
 impl Binding {
     /// The status; a value outside the CHECK constraint cannot be stored, so this falls back to
@@ -82,9 +90,7 @@ pub enum Usage {
     Quarantined,
 }
 
-#[derive(
-    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable,
-)]
+#[derive(Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable)]
 #[diesel(
     table_name = virtual_numbers,
     primary_key(number),
@@ -103,6 +109,13 @@ pub struct VirtualNumber {
     /// Ended bindings on this number whose extension is still in quarantine.
     pub quarantined_extensions: i32,
 }
+
+crate::debug_masking!(
+    VirtualNumber {
+        area_code, status, status_cause, created_at, updated_at, live_bindings,
+        quarantined_extensions
+    } masking { number }
+);
 
 impl VirtualNumber {
     pub fn status(&self) -> NumberStatus {

@@ -25,6 +25,7 @@ diesel::table! {
         released_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         in_quarantine -> Bool,
+        personal_data_masked -> Bool,
     }
 }
 

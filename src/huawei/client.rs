@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use awc::error::{ConnectError, SendRequestError};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::error::{HuaweiError, TransportFailure};
@@ -28,6 +29,8 @@ use super::wire::{
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Items asked for per listing page (the count API allows 1–100).
 const LIST_PAGE: u32 = 100;
+/// Most of an unusable answer copied into an error (and so into logs and `last_error`).
+const MAX_ERROR_TEXT: usize = 200;
 /// Pages read at most in one listing, so a cursor that never ends cannot loop for ever.
 const MAX_LIST_PAGES: usize = 1_000;
 
@@ -37,7 +40,7 @@ const MAX_LIST_PAGES: usize = 1_000;
 pub struct HuaweiSettings {
     pub base_url: String,
     pub app_key: String,
-    pub app_secret: String,
+    pub app_secret: SecretString,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -47,7 +50,7 @@ impl std::fmt::Debug for HuaweiSettings {
         f.debug_struct("HuaweiSettings")
             .field("base_url", &self.base_url)
             .field("app_key", &self.app_key)
-            .field("app_secret", &"<redacted>")
+            .field("app_secret", &self.app_secret)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .finish()
@@ -197,10 +200,11 @@ impl HuaweiClient {
                 None => return Ok(all),
             }
         }
-        Err(HuaweiError::BadResponse {
-            http_status: 200,
-            detail: format!("the binding listing did not end within {MAX_LIST_PAGES} pages"),
-        })
+        Err(HuaweiError::bad_response(
+            200,
+            &format!("the binding listing did not end within {MAX_LIST_PAGES} pages"),
+            MAX_ERROR_TEXT,
+        ))
     }
 
     /// The app's numbers and how many bindings each holds (QueryAXEBindingCount, paged).
@@ -230,10 +234,11 @@ impl HuaweiClient {
                 None => return Ok(all),
             }
         }
-        Err(HuaweiError::BadResponse {
-            http_status: 200,
-            detail: format!("the number listing did not end within {MAX_LIST_PAGES} pages"),
-        })
+        Err(HuaweiError::bad_response(
+            200,
+            &format!("the number listing did not end within {MAX_LIST_PAGES} pages"),
+            MAX_ERROR_TEXT,
+        ))
     }
 
     /// GetRecordingDownloadUrl: Huawei answers 301 with the URL in `Location`; we read it and do
@@ -266,9 +271,12 @@ impl HuaweiClient {
                 .get("Location")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
-                .ok_or(HuaweiError::BadResponse {
-                    http_status: status.as_u16(),
-                    detail: "redirect without a Location header".into(),
+                .ok_or_else(|| {
+                    HuaweiError::bad_response(
+                        status.as_u16(),
+                        "redirect without a Location header",
+                        MAX_ERROR_TEXT,
+                    )
                 });
         }
         let body = read_body(&mut resp, self.settings.request_timeout).await?;
@@ -280,7 +288,7 @@ impl HuaweiClient {
         let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
         let x_aksk = signer::x_aksk_header(
             &self.settings.app_key,
-            &self.settings.app_secret,
+            self.settings.app_secret.expose_secret(),
             &nonce,
             &created,
         );
@@ -417,20 +425,26 @@ async fn read_body(
 ) -> Result<actix_web::web::Bytes, HuaweiError> {
     match actix_rt::time::timeout(timeout, resp.body().limit(MAX_RESPONSE_BYTES)).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(HuaweiError::Transport(TransportFailure::AfterSend(
-            format!("reading the response body failed: {e}"),
+        Ok(Err(e)) => Err(HuaweiError::Transport(TransportFailure::after_send(
+            &format!("reading the response body failed: {e}"),
         ))),
         Err(_) => Err(HuaweiError::Transport(TransportFailure::Timeout)),
     }
 }
 
 fn parse_body<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, HuaweiError> {
-    serde_json::from_slice(body).map_err(|e| HuaweiError::BadResponse {
-        http_status: status,
-        detail: format!(
-            "response is not Huawei's JSON ({e}): {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        ),
+    serde_json::from_slice(body).map_err(|e| {
+        // The body may echo the request, numbers and all: `bad_response` masks them before
+        // this text reaches a log or `bindings.last_error`.
+        let start = body.len().min(MAX_ERROR_TEXT * 2);
+        HuaweiError::bad_response(
+            status,
+            &format!(
+                "response is not Huawei's JSON ({e}): {}",
+                String::from_utf8_lossy(&body[..start])
+            ),
+            MAX_ERROR_TEXT,
+        )
     })
 }
 
@@ -444,30 +458,34 @@ fn parse_body<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Huawei
 /// before any response head, which is exactly a lost answer.
 fn classify_send_error(e: SendRequestError) -> HuaweiError {
     let text = e.to_string();
+    let (not_sent, after_send) = (
+        || TransportFailure::not_sent(&text),
+        || TransportFailure::after_send(&text),
+    );
     HuaweiError::Transport(match e {
         SendRequestError::Url(_)
         | SendRequestError::Http(_)
-        | SendRequestError::TunnelNotSupported => TransportFailure::NotSent(text),
+        | SendRequestError::TunnelNotSupported => not_sent(),
         SendRequestError::Connect(c) => match c {
-            ConnectError::Disconnected | ConnectError::H2(_) => TransportFailure::AfterSend(text),
+            ConnectError::Disconnected | ConnectError::H2(_) => after_send(),
             ConnectError::SslIsNotSupported
             | ConnectError::Resolver(_)
             | ConnectError::NoRecords
             | ConnectError::Timeout
             | ConnectError::Unresolved
-            | ConnectError::Io(_) => TransportFailure::NotSent(text),
+            | ConnectError::Io(_) => not_sent(),
             // awc may add kinds: unknown ones are treated as the unsafe case.
-            _ => TransportFailure::AfterSend(text),
+            _ => after_send(),
         },
         SendRequestError::Timeout => TransportFailure::Timeout,
         SendRequestError::Send(_)
         | SendRequestError::Response(_)
         | SendRequestError::H2(_)
         | SendRequestError::Body(_)
-        | SendRequestError::Custom(..) => TransportFailure::AfterSend(text),
+        | SendRequestError::Custom(..) => after_send(),
         // awc may add kinds: unknown ones are treated as the unsafe case.
         #[allow(unreachable_patterns)]
-        _ => TransportFailure::AfterSend(text),
+        _ => after_send(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! given a meaning (reference §13).
 
 use super::wire::{codes, BasicResponse};
+use crate::domain::mask_phones;
 
 /// How a call failed before a Huawei answer was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,10 @@ pub enum Refusal {
     Saturated,
 }
 
+/// Text that came from Huawei or the transport (`resultdesc`, an unreadable body, a socket
+/// error) is held with its phone numbers masked, so whatever logs or stores an error cannot
+/// leak one: see the constructors [`HuaweiError::rejected`], [`HuaweiError::bad_response`] and
+/// [`TransportFailure::not_sent`] / [`TransportFailure::after_send`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HuaweiError {
     #[error("Huawei answered {resultcode} ({resultdesc}) with HTTP {http_status}")]
@@ -79,12 +84,37 @@ pub enum UpstreamKind {
     Other,
 }
 
+impl TransportFailure {
+    pub fn not_sent(text: &str) -> Self {
+        Self::NotSent(mask_phones(text).into_owned())
+    }
+
+    pub fn after_send(text: &str) -> Self {
+        Self::AfterSend(mask_phones(text).into_owned())
+    }
+}
+
 impl HuaweiError {
+    /// Huawei's refusal, its text masked (Huawei echoes parameters, numbers among them).
     pub fn rejected(http_status: u16, basic: BasicResponse) -> Self {
         Self::Rejected {
             http_status,
+            // Huawei's codes have seven digits: kept as they are, they are no number.
             resultcode: basic.resultcode,
-            resultdesc: basic.resultdesc,
+            resultdesc: mask_phones(&basic.resultdesc).into_owned(),
+        }
+    }
+
+    /// A response we could not use; `detail` is masked, then cut to at most `max_bytes`.
+    pub fn bad_response(http_status: u16, detail: &str, max_bytes: usize) -> Self {
+        let masked = mask_phones(detail);
+        let mut end = masked.len().min(max_bytes);
+        while !masked.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::BadResponse {
+            http_status,
+            detail: masked[..end].to_owned(),
         }
     }
 
@@ -154,15 +184,16 @@ impl HuaweiError {
         }
     }
 
-    /// One line for `bindings.last_error` and logs: Huawei's code and text when there are some.
+    /// One line for `bindings.last_error` and logs: Huawei's code and text when there are some,
+    /// phone numbers masked (also in an error built without the masking constructors).
     pub fn summary(&self) -> String {
         match self {
             Self::Rejected {
                 resultcode,
                 resultdesc,
                 ..
-            } => format!("{resultcode}: {resultdesc}"),
-            other => other.to_string(),
+            } => format!("{resultcode}: {}", mask_phones(resultdesc)),
+            other => mask_phones(&other.to_string()).into_owned(),
         }
     }
 }
@@ -257,6 +288,42 @@ mod tests {
             rejected(502, "9999999", "").kind(),
             UpstreamKind::UpstreamFault
         );
+    }
+
+    #[test]
+    fn numbers_in_huawei_text_are_masked_before_anyone_sees_them() {
+        let e = HuaweiError::rejected(
+            400,
+            BasicResponse {
+                resultcode: "1010002".into(),
+                resultdesc: "Invalid request. bindNum +8613800000001 is invalid".into(),
+            },
+        );
+        assert_eq!(e.resultcode(), Some("1010002"), "codes stay readable");
+        assert!(e.summary().starts_with("1010002: "), "{}", e.summary());
+        for shown in [e.summary(), e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("8613800000001"), "{shown}");
+            assert!(shown.contains("+86138****0001"), "{shown}");
+        }
+        let body = format!("<html>{}%2B8613800000001</html>", "x".repeat(180));
+        let e = HuaweiError::bad_response(502, &body, 200);
+        let shown = format!("{e} {e:?} {}", e.summary());
+        assert!(!shown.contains("8613800000001"), "{shown}");
+        assert!(shown.contains("%2B86138****"), "{shown}");
+        // Cut on a character boundary, never inside one.
+        let e = HuaweiError::bad_response(502, &"é".repeat(150), 201);
+        assert!(matches!(e, HuaweiError::BadResponse { detail, .. } if detail.len() == 200));
+        let e = HuaweiError::Transport(TransportFailure::after_send(
+            "connection reset by http://h/x?virtualNum=%2B8617000000001",
+        ));
+        assert!(!e.summary().contains("8617000000001"), "{}", e.summary());
+        // Built directly, without the masking constructor: the summary still masks.
+        let raw = HuaweiError::Rejected {
+            http_status: 400,
+            resultcode: "1".into(),
+            resultdesc: "A=+8613800000001".into(),
+        };
+        assert!(!raw.summary().contains("8613800000001"));
     }
 
     #[test]

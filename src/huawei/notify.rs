@@ -64,7 +64,7 @@ pub struct Notification {
 }
 
 /// `statusInfo` of a call event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusInfo {
     #[serde(
@@ -129,8 +129,15 @@ pub struct StatusInfo {
     pub extend_num: Option<String>,
 }
 
+crate::debug_masking!(
+    StatusInfo {
+        session_id, timestamp, subscription_id, user_data, digit_info, state_code, state_desc,
+        extend_num
+    } masking { caller, called }
+);
+
 /// One CDR of a `fee` notification (`feeLst[]`), every documented field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeeInfo {
     #[serde(
@@ -342,8 +349,18 @@ pub struct FeeInfo {
     pub call_rel_direction: Option<String>,
 }
 
+crate::debug_masking!(
+    FeeInfo {
+        direction, sp_id, app_key, icid, session_id, subscription_id, call_in_time, fwd_start_time,
+        fwd_alerting_time, fwd_answer_time, call_end_time, fwd_unaswrsn, fail_time, ul_fail_reason,
+        sip_status_code, call_out_unaswrsn, record_flag, record_start_time, record_object_name,
+        record_bucket_name, record_domain, record_file_download_url, service_type, host_name,
+        extend_num, user_data, area_code, call_duration, call_rel_direction
+    } masking { bind_num, caller_num, callee_num, fwd_display_num, fwd_dst_num }
+);
+
 /// One entry of a `numStatus` notification.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NumInfo {
     #[serde(
@@ -365,6 +382,8 @@ pub struct NumInfo {
     )]
     pub cause: Option<String>,
 }
+
+crate::debug_masking!(NumInfo { status, cause } masking { number });
 
 /// A string, or a number written as a string; `null` and anything else become `None`.
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

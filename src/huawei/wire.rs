@@ -43,7 +43,7 @@ pub mod codes {
 }
 
 /// Body of `POST /rest/caas/extendnumber/v1.0` (CreateAXEBinding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,8 +76,15 @@ pub struct BindRequest {
     pub user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    BindRequest {
+        area_code, area_match_mode, extend_num, display_num_mode, record_flag, record_hint_tone,
+        callback_tone, time_unit, bind_expired_time, callback_expired_time, user_data
+    } masking { virtual_num, bind_num, callback_num }
+);
+
 /// Response of CreateAXEBinding.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindResponse {
     pub resultcode: String,
@@ -91,8 +98,14 @@ pub struct BindResponse {
     pub extend_num: Option<String>,
 }
 
+crate::debug_masking!(
+    BindResponse {
+        resultcode, subscription_id, extend_num
+    } masking { resultdesc, virtual_num }
+);
+
 /// Body of `PUT /rest/caas/extendnumber/v1.0` (ModifyAXEBinding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModifyRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,8 +132,15 @@ pub struct ModifyRequest {
     pub callback_expired_time: Option<i64>,
 }
 
+crate::debug_masking!(
+    ModifyRequest {
+        subscription_id, extend_num, display_num_mode, record_flag, record_hint_tone, callback_tone,
+        time_unit, bind_expired_time, callback_expired_time
+    } masking { virtual_num, callback_num }
+);
+
 /// Which binding an unbind or query names: `subscriptionId` wins over the X+E pair.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BindingSelector {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +150,8 @@ pub struct BindingSelector {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extend_num: Option<String>,
 }
+
+crate::debug_masking!(BindingSelector { subscription_id, extend_num } masking { virtual_num });
 
 impl BindingSelector {
     pub fn by_subscription(id: impl Into<String>) -> Self {
@@ -149,15 +171,17 @@ impl BindingSelector {
 }
 
 /// `resultcode`/`resultdesc`: the whole response of unbind and modify, and the head of all others.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BasicResponse {
     pub resultcode: String,
     #[serde(default)]
     pub resultdesc: String,
 }
 
+crate::debug_masking!(BasicResponse { resultcode } masking { resultdesc });
+
 /// Response of QueryAXEBinding v1.0 (single binding).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryResponse {
     pub resultcode: String,
@@ -191,8 +215,16 @@ pub struct QueryResponse {
     pub user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    QueryResponse {
+        resultcode, subscription_id, extend_num, display_num_mode, record_flag,
+        record_hint_tone, callback_tone, time_unit, bind_expired_time, callback_expired_time,
+        user_data
+    } masking { resultdesc, virtual_num, bind_num, callback_num }
+);
+
 /// Query of `GET /rest/caas/extendnumber/v2.0` listing the bindings on one X.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBindingsQuery {
     pub virtual_num: String,
@@ -200,8 +232,10 @@ pub struct ListBindingsQuery {
     pub limit: u32,
 }
 
+crate::debug_masking!(ListBindingsQuery { cursor, limit } masking { virtual_num });
+
 /// One binding of a v2.0 listing: the v1.0 query's fields that identify it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,10 +247,16 @@ pub struct ListedBinding {
     pub user_data: Option<String>,
 }
 
+crate::debug_masking!(
+    ListedBinding {
+        subscription_id, extend_num, user_data
+    } masking { virtual_num, bind_num }
+);
+
 /// Response of a v2.0 listing. Huawei's page does not give this schema (reference §7.2, §15):
 /// these names are the gateway's assumption, served by the sandbox, with the spellings Huawei
 /// is likely to use accepted too. An absent or empty cursor ends the listing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBindingsResponse {
     pub resultcode: String,
@@ -228,6 +268,10 @@ pub struct ListBindingsResponse {
     pub bindings: Vec<ListedBinding>,
 }
 
+crate::debug_masking!(
+    ListBindingsResponse { resultcode, next_cursor, bindings } masking { resultdesc }
+);
+
 /// Query of `GET /rest/caas/virtualnumber/v1.0` listing the app's numbers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,7 +281,7 @@ pub struct ListNumbersQuery {
 }
 
 /// One number of the count listing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NumberCount {
     #[serde(alias = "number")]
@@ -246,8 +290,10 @@ pub struct NumberCount {
     pub bind_count: u32,
 }
 
+crate::debug_masking!(NumberCount { bind_count } masking { virtual_num });
+
 /// Response of the count listing; same caveat as [`ListBindingsResponse`] (reference §7.3).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListNumbersResponse {
     pub resultcode: String,
@@ -258,6 +304,10 @@ pub struct ListNumbersResponse {
     #[serde(default, alias = "numberList")]
     pub numbers: Vec<NumberCount>,
 }
+
+crate::debug_masking!(
+    ListNumbersResponse { resultcode, next_cursor, numbers } masking { resultdesc }
+);
 
 /// Query of `GET /rest/provision/voice/record/v1.0`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -270,6 +320,41 @@ pub struct RecordingQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_masks_the_numbers_of_requests_and_answers() {
+        let req = BindRequest {
+            virtual_num: Some("+8617000000009".into()),
+            bind_num: "+8613800000001".into(),
+            callback_num: Some("+8613800000002".into()),
+            extend_num: Some("0042".into()),
+            ..BindRequest::default()
+        };
+        let answer = QueryResponse {
+            resultcode: "1010002".into(),
+            resultdesc: "bindNum +8613800000001 is invalid".into(),
+            bind_num: Some("+8613800000001".into()),
+            ..QueryResponse::default()
+        };
+        let fee = crate::huawei::notify::FeeInfo {
+            caller_num: Some("+8613900000001".into()),
+            callee_num: Some("8613800000001".into()),
+            ..Default::default()
+        };
+        let shown = format!("{req:?} {answer:#?} {fee:?}");
+        for number in [
+            "8617000000009",
+            "8613800000001",
+            "8613800000002",
+            "8613900000001",
+        ] {
+            assert!(!shown.contains(number), "{number} in {shown}");
+        }
+        // What is no number stays readable.
+        for kept in ["0042", "1010002", "+86138****0001", "86138****0001"] {
+            assert!(shown.contains(kept), "{kept} not in {shown}");
+        }
+    }
 
     #[test]
     fn bind_request_omits_absent_options_and_uses_huawei_names() {

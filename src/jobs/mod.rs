@@ -1,11 +1,13 @@
 //! Background work: the reconciler (settles bindings whose create outcome was unknown), the
-//! expiry sweep, and the purge of raw webhook notifications past their retention. Both run once at start-up and then periodically, on the actix system's own
-//! thread with their own Huawei client (awc clients cannot be shared across threads).
+//! expiry sweep, and the purge of personal data past its retention (raw webhook notifications,
+//! calls with their events and CDRs, the numbers of ended bindings). Each runs once at start-up
+//! and then periodically, on the actix system's own thread with their own Huawei client (awc
+//! clients cannot be shared across threads).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::{calls, Db};
+use crate::db::{bindings, calls, Db, DbConn, DbError};
 use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
 use crate::service::{BindingService, Policy};
 use crate::telemetry::Metrics;
@@ -16,6 +18,11 @@ pub struct Schedule {
     pub expire_every: Duration,
     /// Raw webhook notifications older than this are purged (parsed rows are kept).
     pub inbox_retention: Duration,
+    pub purge_every: Duration,
+    /// Calls older than this are deleted with their events and CDRs.
+    pub call_retention: Duration,
+    /// Bindings ended longer ago than this have their A and callback numbers masked.
+    pub binding_retention: Duration,
 }
 
 /// Handles of the running jobs; dropping it does not stop them, [`Jobs::stop`] does.
@@ -61,10 +68,7 @@ pub fn spawn(
     let purge = {
         let (db, metrics) = (db.clone(), metrics.clone());
         actix_rt::spawn(async move {
-            // Hourly is plenty for a retention counted in days.
-            let mut tick = actix_rt::time::interval(
-                Duration::from_secs(3600).min(schedule.expire_every * 120),
-            );
+            let mut tick = actix_rt::time::interval(schedule.purge_every);
             loop {
                 tick.tick().await;
                 let cutoff = crate::db::now()
@@ -91,6 +95,7 @@ pub fn spawn(
                 if total > 0 {
                     log::info!(purged = total; "purged {total} raw webhook notification(s) past retention");
                 }
+                purge_calls_and_ended_bindings(&db, schedule).await;
             }
         })
     };
@@ -117,5 +122,44 @@ pub fn spawn(
     });
     Jobs {
         handles: vec![reconciler, expiry, purge],
+    }
+}
+
+/// Deletes calls (with their events and CDRs) older than the call retention, and masks the
+/// numbers of bindings ended longer ago than the binding retention.
+async fn purge_calls_and_ended_bindings(db: &Db, schedule: Schedule) {
+    let cutoff =
+        |age| crate::db::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+    let started = cutoff(schedule.call_retention);
+    in_batches(db, "call(s) with their events and CDRs", move |conn| {
+        calls::purge_calls(conn, started, 500)
+    })
+    .await;
+    let ended = cutoff(schedule.binding_retention);
+    in_batches(db, "ended binding(s)' numbers (masked)", move |conn| {
+        bindings::mask_ended(conn, ended, 500)
+    })
+    .await;
+}
+
+/// Runs one purge step until it finds nothing more: small batches, so the webhook writer is
+/// never held up for long.
+async fn in_batches<F>(db: &Db, what: &'static str, step: F)
+where
+    F: Fn(&mut DbConn) -> Result<usize, DbError> + Clone + Send + 'static,
+{
+    let mut total = 0;
+    loop {
+        match db.run(step.clone()).await {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                log::warn!("purge of {what} past retention failed, will retry: {e}");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        log::info!(purged = total; "purged {total} {what} past retention");
     }
 }

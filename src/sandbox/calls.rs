@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::State;
 use super::{Sandbox, SandboxBinding};
-use crate::domain::{mask_phone, NumberStatus, PhoneNumber};
+use crate::domain::{mask_phone, mask_phones, NumberStatus, PhoneNumber};
 use crate::huawei::client::install_crypto_provider;
 use crate::huawei::notify::{self, FeeInfo, Notification, NumInfo, StatusInfo};
 use crate::huawei::{signer, wire};
@@ -107,7 +107,7 @@ fn default_talk_seconds() -> u32 {
 
 /// A call to play. The binding is found by `virtual_num` + `extend_num` (what the caller dials)
 /// or by `subscription_id`; the gateway's own binding ids mean nothing to the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallSpec {
     /// X, E.164. May be left out when `subscription_id` names a binding.
@@ -139,6 +139,12 @@ pub struct CallSpec {
     pub out_of_order: bool,
 }
 
+crate::debug_masking!(
+    CallSpec {
+        extend_num, subscription_id, outcome, talk_seconds, record, duplicates, out_of_order
+    } masking { virtual_num, caller }
+);
+
 impl CallSpec {
     /// An answered 30-second call from `caller` to X+E, otherwise defaults.
     pub fn new(
@@ -161,7 +167,7 @@ impl CallSpec {
 }
 
 /// One HTTP delivery of one notification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// `callin` … `disconnect`, `fee` or `numStatus`.
     pub event_type: String,
@@ -182,6 +188,10 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
+crate::debug_masking!(
+    Delivery { event_type, timestamp, url, duplicate, attempts, http_status } masking { error }
+);
+
 impl Delivery {
     pub fn delivered(&self) -> bool {
         self.http_status == Some(200)
@@ -189,7 +199,7 @@ impl Delivery {
 }
 
 /// What [`Sandbox::play_call`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayedCall {
     pub session_id: String,
     pub icid: String,
@@ -218,6 +228,13 @@ pub struct PlayedCall {
     /// Every delivery was eventually answered 200.
     pub all_delivered: bool,
 }
+
+crate::debug_masking!(
+    PlayedCall {
+        session_id, icid, subscription_id, extend_num, outcome, state_code, talk_seconds,
+        record_object_name, record_domain, deliveries, all_delivered
+    } masking { virtual_num, caller }
+);
 
 /// Why a call (or a number status) could not be played.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -720,7 +737,7 @@ impl Sandbox {
                     signer::X_AKSK,
                     signer::x_aksk_header(
                         &self.config.app_key,
-                        &self.config.app_secret,
+                        secrecy::ExposeSecret::expose_secret(&self.config.app_secret),
                         &nonce,
                         &created,
                     ),
@@ -744,8 +761,10 @@ impl Sandbox {
                 d.event_type,
                 d.url,
                 if duplicate { " (duplicate)" } else { "" },
-                d.http_status
-                    .map_or_else(|| d.error.clone().unwrap_or_default(), |s| s.to_string()),
+                d.http_status.map_or_else(
+                    || mask_phones(d.error.as_deref().unwrap_or_default()).into_owned(),
+                    |s| s.to_string()
+                ),
                 d.attempts
             );
             if d.delivered() {

@@ -34,6 +34,7 @@ mod tests;
 
 pub use calls::{play_call_remote, CallSpec, Delivery, Outcome, PlayError, PlayedCall};
 
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ use state::{NumberEntry, Recording, State};
 #[derive(Clone)]
 pub struct SandboxConfig {
     pub app_key: String,
-    pub app_secret: String,
+    pub app_secret: secrecy::SecretString,
     /// Extension length of the app: 10^digits - 1 bindings fit on one X.
     pub extension_digits: ExtensionDigits,
     /// How far `Created` may lie from the sandbox's wall clock (Huawei's is unpublished).
@@ -69,7 +70,7 @@ impl SandboxConfig {
     pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
         Self {
             app_key: app_key.into(),
-            app_secret: app_secret.into(),
+            app_secret: secrecy::SecretString::from(app_secret.into()),
             extension_digits: ExtensionDigits::default(),
             max_clock_skew: chrono::Duration::minutes(15),
             adopt_unknown_numbers: false,
@@ -83,7 +84,7 @@ impl std::fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxConfig")
             .field("app_key", &self.app_key)
-            .field("app_secret", &"<redacted>")
+            .field("app_secret", &self.app_secret)
             .field("extension_digits", &self.extension_digits)
             .field("max_clock_skew", &self.max_clock_skew)
             .field("adopt_unknown_numbers", &self.adopt_unknown_numbers)
@@ -97,7 +98,7 @@ impl std::fmt::Debug for SandboxConfig {
 /// (`None` when the request left them out); `time_unit` and `bind_expired_time` keep their
 /// bind-time values across modifies, like Huawei's query does, while `expires_at` is the real
 /// deadline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct SandboxBinding {
     pub subscription_id: String,
     pub virtual_num: String,
@@ -115,6 +116,14 @@ pub struct SandboxBinding {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+crate::debug_masking!(
+    SandboxBinding {
+        subscription_id, extend_num, record_flag, record_hint_tone, callback_tone, time_unit,
+        bind_expired_time, callback_expired_time, user_data, display_num_mode, created_at,
+        expires_at
+    } masking { virtual_num, bind_num, callback_num }
+);
 
 /// Requests that reached each handler (refused ones included), and authentication refusals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -139,8 +148,9 @@ pub enum Op {
 }
 
 /// A misbehaviour to inject. Faults wait in a FIFO queue; each request that passes
-/// authentication takes the first one queued for its operation (or for `Any`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// authentication takes the first one queued for its operation (or for `Any`). `Debug` masks
+/// phone numbers in a rejection's text.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer this instead of acting.
     Reject {
@@ -162,6 +172,29 @@ pub enum Fault {
     /// Act, then close the connection without answering (the binding exists, the answer is
     /// lost). Same note as [`Fault::DropBeforeCommit`].
     DropAfterCommit,
+}
+
+impl fmt::Debug for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reject {
+                http_status,
+                resultcode,
+                resultdesc,
+            } => f
+                .debug_struct("Reject")
+                .field("http_status", http_status)
+                .field("resultcode", resultcode)
+                .field("resultdesc", &crate::domain::Masked(resultdesc))
+                .finish(),
+            Self::HangAfterApply(d) => f.debug_tuple("HangAfterApply").field(d).finish(),
+            Self::HangBeforeApply(d) => f.debug_tuple("HangBeforeApply").field(d).finish(),
+            Self::Drop => f.write_str("Drop"),
+            Self::Latency(d) => f.debug_tuple("Latency").field(d).finish(),
+            Self::DropBeforeCommit => f.write_str("DropBeforeCommit"),
+            Self::DropAfterCommit => f.write_str("DropAfterCommit"),
+        }
+    }
 }
 
 /// The emulator. Cheap to clone; all clones share one state.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{self, Refusal, AUTHORIZATION_MISSING, INVALID_REST_API};
 use super::{CallSpec, Fault, Op, PlayError, Sandbox, SandboxBinding, SandboxConfig};
-use crate::domain::{mask_phone, AreaCode, PhoneNumber};
+use crate::domain::{mask_phone, mask_phones, AreaCode, PhoneNumber};
 use crate::huawei::signer::{self, AkskError, AkskHeader};
 use crate::huawei::wire::{
     self, codes, BasicResponse, BindRequest, BindResponse, BindingSelector, ListBindingsResponse,
@@ -127,7 +127,10 @@ fn authenticate(cfg: &SandboxConfig, req: &HttpRequest) -> Result<(), Refusal> {
             .and_then(|v| v.to_str().ok())
             .ok_or(AkskError::MissingHeader)?;
         let h = AkskHeader::parse(raw)?;
-        h.verify(&cfg.app_key, &cfg.app_secret)?;
+        h.verify(
+            &cfg.app_key,
+            secrecy::ExposeSecret::expose_secret(&cfg.app_secret),
+        )?;
         h.check_fresh(Utc::now(), cfg.max_clock_skew)
     };
     check().map_err(|e| aksk_refusal(&e))
@@ -149,7 +152,7 @@ fn admit(sb: &Sandbox, req: &HttpRequest, op: Option<Op>) -> Result<Option<Fault
                 req.method(),
                 req.path(),
                 r.code,
-                r.desc
+                mask_phones(&r.desc)
             );
             Err(r)
         }
@@ -282,7 +285,7 @@ async fn bind(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes) -> Htt
             )
         }
         Err(r) => {
-            log::info!("sandbox: bind refused: {} {}", r.code, r.desc);
+            log::info!("sandbox: bind refused: {} {}", r.code, mask_phones(&r.desc));
             refused(&r)
         }
     })

@@ -26,7 +26,7 @@ pub(crate) struct Recording {
 /// The live bindings with their indexes, so that no sandbox request costs time in proportion to
 /// how many there are. The fields are private: every change goes through a method that keeps
 /// all of them in step.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Bindings {
     by_id: HashMap<String, SandboxBinding>,
     /// X -> E -> subscription id. Ordered so that listing comes out by X then E and a number's
@@ -35,6 +35,8 @@ pub(crate) struct Bindings {
     /// (deadline, subscription id) of every binding that expires, soonest first.
     by_expiry: BTreeSet<(DateTime<Utc>, String)>,
 }
+
+crate::debug_masking!(Bindings { by_id, by_expiry } masking { by_number });
 
 impl Bindings {
     pub fn get(&self, id: &str) -> Option<&SandboxBinding> {
@@ -144,7 +146,7 @@ impl Bindings {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct State {
     pub numbers: BTreeMap<String, NumberEntry>,
     pub bindings: Bindings,
@@ -158,6 +160,12 @@ pub(crate) struct State {
     /// base so session ids of a restarted sandbox do not repeat).
     pub call_seq: u64,
 }
+
+crate::debug_masking!(
+    State {
+        bindings, recordings, faults, stats, clock_offset, call_seq
+    } masking { numbers }
+);
 
 /// When a binding made or modified at `now` expires: `amount` units of `time_unit` ("0" hours,
 /// the default, or "1" minutes); absent or 0 never expires.

@@ -13,12 +13,14 @@ pub(crate) const INVALID_REST_API: &str = "1010006";
 pub(crate) const NO_NUMBER_IN_AREA: &str = "1012006";
 
 /// A refused request: the HTTP status and Huawei's `resultcode`/`resultdesc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub status: u16,
     pub code: String,
     pub desc: String,
 }
+
+crate::debug_masking!(Refusal { status, code } masking { desc });
 
 impl Refusal {
     pub fn new(status: u16, code: &str, desc: impl Into<String>) -> Self {
@@ -84,7 +86,7 @@ pub(crate) enum Target {
 }
 
 /// The options shared by bind and modify, each validated and kept as Huawei's string.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Options {
     pub display_num_mode: Option<String>,
     pub record_flag: Option<String>,
@@ -96,6 +98,13 @@ pub(crate) struct Options {
     pub callback_expired_time: Option<i64>,
 }
 
+crate::debug_masking!(
+    Options {
+        display_num_mode, record_flag, record_hint_tone, callback_tone, time_unit,
+        bind_expired_time, callback_expired_time
+    } masking { callback_num }
+);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ValidBind {
     pub target: Target,
@@ -105,13 +114,29 @@ pub(crate) struct ValidBind {
 }
 
 /// A binding named by subscription id, or by X+E.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Selector {
     Subscription(String),
     Number {
         virtual_num: String,
         extend_num: String,
     },
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Subscription(id) => f.debug_tuple("Subscription").field(id).finish(),
+            Self::Number {
+                virtual_num,
+                extend_num,
+            } => f
+                .debug_struct("Number")
+                .field("virtual_num", &crate::domain::Masked(virtual_num))
+                .field("extend_num", extend_num)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

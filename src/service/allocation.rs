@@ -40,12 +40,14 @@ impl Limits {
 }
 
 /// What the allocator decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Allocation {
     pub virtual_num: Option<String>,
     pub extend_num: Option<String>,
     pub choice: NumberChoice,
 }
+
+crate::debug_masking!(Allocation { extend_num, choice } masking { virtual_num });
 
 /// Picks X and E, in the caller's write transaction, with a bounded number of indexed look-ups
 /// whatever the size of the pool and of the bindings table. `requested_x`/`requested_e` are

@@ -49,7 +49,7 @@ pub enum Item {
 pub const UNSTORABLE_TEXT: &str = "unstorable_text";
 
 /// A notification to store: its raw form for the inbox and its parsed items.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Notification {
     /// Its `webhook_inbox` row id, which its events and CDRs refer to.
     pub inbox_id: String,
@@ -65,6 +65,13 @@ pub struct Notification {
     /// Text values whose NUL characters were removed so that they could be stored.
     pub cleaned_values: u32,
 }
+
+crate::debug_masking!(
+    Notification {
+        inbox_id, received_at, route, remote_addr, verified, auth_note, event_type, items,
+        cleaned_values
+    } masking { body, parse_note }
+);
 
 impl Notification {
     /// A notification received now, with no items yet.

@@ -17,12 +17,15 @@ pub use bindings::{
 };
 pub use numbers::{AddManyError, NewNumber, NumberService, NumberUsage};
 
-/// A request field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A request field and what is wrong with it. The detail may quote the value sent (a parser's
+/// message), so `Debug` masks phone numbers in it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     pub field: String,
     pub detail: String,
 }
+
+crate::debug_masking!(FieldError { field } masking { detail });
 
 impl FieldError {
     pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {

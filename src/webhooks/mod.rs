@@ -26,7 +26,7 @@ use crate::service::ingest::{IngestError, Ingestor, Item, Notification, UNSTORAB
 pub struct WebhookSettings {
     pub auth: AuthMode,
     pub app_key: String,
-    pub app_secret: String,
+    pub app_secret: secrecy::SecretString,
     /// Peers allowed to push; empty means everyone.
     pub allow: Vec<IpNet>,
     /// Oldest `Created` accepted; `None` (the default) accepts any age, as Huawei's retries may
@@ -40,7 +40,7 @@ impl std::fmt::Debug for WebhookSettings {
         f.debug_struct("WebhookSettings")
             .field("auth", &self.auth)
             .field("app_key", &self.app_key)
-            .field("app_secret", &"<redacted>")
+            .field("app_secret", &self.app_secret)
             .field("allow", &self.allow)
             .field("max_age", &self.max_age)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -133,7 +133,11 @@ async fn receive(
 
     let notification = parse(req.path(), &body, verified, auth_note, peer).inspect_err(|p| {
         metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-        log::warn!("webhook: bad notification from {peer:?}: {}", p.detail);
+        // The parser's message may quote the body's values.
+        log::warn!(
+            "webhook: bad notification from {peer:?}: {}",
+            crate::domain::mask_phones(&p.detail)
+        );
     })?;
 
     metrics
@@ -205,7 +209,10 @@ fn check_signature(req: &HttpRequest, settings: &WebhookSettings) -> Result<(), 
         .and_then(|v| v.to_str().ok())
         .ok_or(AkskError::MissingHeader)?;
     let header = AkskHeader::parse(raw)?;
-    header.verify(&settings.app_key, &settings.app_secret)?;
+    header.verify(
+        &settings.app_key,
+        secrecy::ExposeSecret::expose_secret(&settings.app_secret),
+    )?;
     if let Some(max_age) = settings.max_age {
         header.check_fresh(chrono::Utc::now(), max_age)?;
     }

@@ -71,7 +71,7 @@ fn notice(msg: &str) {
 }
 
 /// A per-test database, removed on drop.
-enum TestDb {
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
     Postgres {
         admin_url: String,
@@ -117,7 +117,16 @@ impl TestDb {
         }
     }
 
-    fn url(&self) -> &str {
+    /// A database for a gateway the test starts itself (the real binary); `None` when this
+    /// backend is not selected or (PostgreSQL, not required) not reachable.
+    pub fn for_binary(backend: Backend) -> Option<Self> {
+        if !selected(backend) {
+            return None;
+        }
+        Self::create(backend)
+    }
+
+    pub fn url(&self) -> &str {
         match self {
             Self::Sqlite(_, u) => u,
             Self::Postgres { url, .. } => url,

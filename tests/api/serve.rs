@@ -1,8 +1,9 @@
 //! The real binary, `serve --sandbox`, as a newcomer starts it: free ports, its own directory
 //! (so its own SQLite file), and its banner read from stdout.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 /// The gateway process; killed when dropped, however the test ends.
 pub struct Serve(pub Child);
@@ -18,19 +19,47 @@ impl Drop for Serve {
 /// `PATH`), and returns it with its banner's lines, up to the `sandbox-call` line. The rest of
 /// its stdout keeps being read, as a terminal would.
 pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>) {
-    let (serve, banner, _) = spawn(dir, env, false);
+    let (serve, banner, _) = start_with(dir, env, false);
     (serve, banner)
 }
 
-/// The log lines the gateway has written to stderr so far.
-pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+/// Everything a process wrote after its banner, stdout and stderr (its log) alike.
+pub type Output = Arc<Mutex<String>>;
 
-/// Like [`start`], and collects the gateway's log (its stderr) line by line.
-pub fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>, Logs) {
-    spawn(dir, env, true)
+/// Like [`start`], and keeps everything the gateway writes after its banner, on stdout and on
+/// stderr (its log), for the test to read.
+pub fn start_recording(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Serve, Vec<String>, Output) {
+    start_with(dir, env, true)
 }
 
-fn spawn(dir: &std::path::Path, env: &[(&str, &str)], logged: bool) -> (Serve, Vec<String>, Logs) {
+/// Like [`start_recording`], with what the gateway wrote split into lines.
+pub fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>, Logs) {
+    let (serve, banner, output) = start_with(dir, env, true);
+    (serve, banner, Logs(output))
+}
+
+/// What the gateway wrote after its banner (stdout and its log on stderr), read as lines.
+pub struct Logs(Output);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("output")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn start_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    record: bool,
+) -> (Serve, Vec<String>, Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_axe-gateway"))
         .args(["serve", "--sandbox"])
         .current_dir(dir)
@@ -41,23 +70,25 @@ fn spawn(dir: &std::path::Path, env: &[(&str, &str)], logged: bool) -> (Serve, V
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(if logged {
+        .stderr(if record {
             Stdio::piped()
         } else {
             Stdio::null()
         })
         .spawn()
         .expect("start serve --sandbox");
-    let stdout = child.stdout.take().expect("stdout");
-    let logs = Logs::default();
-    if let Some(stderr) = child.stderr.take() {
-        let logs = logs.clone();
+    let output = Output::default();
+    if let Some(mut stderr) = child.stderr.take() {
+        let output = output.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                logs.lock().unwrap().push(line);
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                output.lock().expect("output").push_str(&text);
             }
         });
     }
+    let stdout = child.stdout.take().expect("stdout");
     let serve = Serve(child);
     let mut banner = Vec::new();
     let mut lines = BufReader::new(stdout).lines();
@@ -70,6 +101,15 @@ fn spawn(dir: &std::path::Path, env: &[(&str, &str)], logged: bool) -> (Serve, V
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    (serve, banner, logs)
+    let kept = output.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if record {
+                let mut out = kept.lock().expect("output");
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    });
+    (serve, banner, output)
 }

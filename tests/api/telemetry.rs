@@ -411,7 +411,7 @@ fn send(address: &str, request_line: &str, token: &str, id: &str, body: &str) ->
 fn wait_for_line(logs: &serve::Logs, pred: impl Fn(&str) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let lines = logs.lock().unwrap().clone();
+        let lines = logs.lines();
         if lines.iter().any(|l| pred(l)) {
             return lines;
         }
