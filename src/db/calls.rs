@@ -508,19 +508,35 @@ pub fn records_of_calls(
 }
 
 /// Deletes raw inbox rows received before `cutoff` (parsed rows are kept). Returns how many.
+/// On PostgreSQL the rows are locked `SKIP LOCKED` first, in one short transaction, so purges of
+/// several instances take different rows instead of waiting on each other's.
 pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
-    let ids: Vec<String> = webhook_inbox::table
+    let old = webhook_inbox::table
         .filter(webhook_inbox::received_at.lt(cutoff))
         .select(webhook_inbox::id)
-        .limit(limit)
-        .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
+        .limit(limit);
+    let delete = |conn: &mut DbConn, ids: Vec<String>| -> Result<usize, DbError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(
+            diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
+                .execute(conn)?,
+        )
+    };
+    match conn {
+        DbConn::Postgres(_) => super::write_transaction(conn, |conn| {
+            let ids = match conn {
+                DbConn::Postgres(c) => old.for_update().skip_locked().load(c)?,
+                DbConn::Sqlite(c) => old.load(c)?,
+            };
+            delete(conn, ids)
+        }),
+        DbConn::Sqlite(c) => {
+            let ids = old.load(c)?;
+            delete(conn, ids)
+        }
     }
-    Ok(
-        diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
-            .execute(conn)?,
-    )
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ diesel::table! {
         released_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         in_quarantine -> Bool,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
     }
 }
 

@@ -105,6 +105,13 @@ impl Policy {
         now - chrono::Duration::from_std(self.quarantine).unwrap_or(chrono::Duration::MAX)
     }
 
+    /// How long a reconciler's claim on a row lasts: one Huawei call with its retries (or a
+    /// short listing), with room to spare. A claim outliving its holder (killed) delays that
+    /// row's settling by at most this.
+    pub fn reconcile_lease(&self) -> Duration {
+        self.upstream_timeout * 3 + Duration::from_secs(5)
+    }
+
     /// Pending rows last touched before this are not in flight any more.
     pub fn settle_cutoff(&self, now: NaiveDateTime) -> NaiveDateTime {
         now - chrono::Duration::from_std(self.upstream_timeout + Duration::from_secs(2))
@@ -575,14 +582,29 @@ impl BindingService {
     }
 
     /// Settles every pending binding whose create call has ended. Returns how many changed.
+    ///
+    /// Each row is claimed first (a lease in the row, taken in a short transaction), so
+    /// reconcilers of several instances on one database never ask Huawei about, or settle, the
+    /// same row at once; a row whose Huawei query failed keeps its claim until the lease runs
+    /// out, and is tried again after that.
     pub async fn reconcile_pending(&self) -> Result<usize, ServiceError> {
-        let cutoff = self.policy.settle_cutoff(db::now());
-        let pending = self
-            .db
-            .run(move |conn| bindings::pending_before(conn, cutoff, 100))
-            .await?;
+        let owner = format!("pid {} run {}", std::process::id(), uuid::Uuid::now_v7());
+        let lease = chrono::Duration::from_std(self.policy.reconcile_lease())
+            .unwrap_or(chrono::Duration::MAX);
         let mut settled = 0;
-        for row in pending {
+        for _ in 0..RECONCILE_BATCH {
+            let (claimant, policy) = (owner.clone(), self.policy);
+            let claimed = self
+                .db
+                .write(move |conn| {
+                    let now = db::now();
+                    let cutoff = policy.settle_cutoff(now);
+                    bindings::claim_pending(conn, cutoff, now, &claimant, now + lease)
+                })
+                .await?;
+            let Some(row) = claimed else {
+                break;
+            };
             let before = row.status();
             let answer = match selector(&row) {
                 Some(sel) => self.huawei.query(&sel).await,
@@ -615,8 +637,13 @@ impl BindingService {
                 Ok(q) => Some(q),
                 Err(e) if e.kind() == UpstreamKind::NotFound => None,
                 Err(e @ HuaweiError::NotCalled { .. }) => {
-                    // The breaker is open or the calls are capped: the next run tries again.
+                    // The breaker is open or the calls are capped: the next run tries again,
+                    // here or on another instance.
                     log::debug!("reconciler pauses: {}", e.summary());
+                    let (id, owner) = (row.id.clone(), owner.clone());
+                    self.db
+                        .write(move |conn| bindings::release_claim(conn, &id, &owner))
+                        .await?;
                     break;
                 }
                 Err(e) => {
@@ -813,6 +840,9 @@ enum Found {
     None,
     Several(usize),
 }
+
+/// Pending rows one reconciler run settles at most.
+const RECONCILE_BATCH: usize = 100;
 
 /// Rows one sweep transaction changes at most: short, so API writes never wait long for one.
 const SWEEP_BATCH: i64 = 500;

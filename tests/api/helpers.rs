@@ -53,7 +53,7 @@ fn postgres_admin_url() -> Option<(String, bool)> {
     Some((url.to_string(), required))
 }
 
-fn selected(backend: Backend) -> bool {
+pub fn selected(backend: Backend) -> bool {
     match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
         None => true,
         Some(u) if u.starts_with("postgres") => backend == Backend::Postgres,
@@ -71,7 +71,7 @@ fn notice(msg: &str) {
 }
 
 /// A per-test database, removed on drop.
-enum TestDb {
+pub enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
     Postgres {
         admin_url: String,
@@ -81,7 +81,7 @@ enum TestDb {
 }
 
 impl TestDb {
-    fn create(backend: Backend) -> Option<Self> {
+    pub fn create(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -117,7 +117,7 @@ impl TestDb {
         }
     }
 
-    fn url(&self) -> &str {
+    pub fn url(&self) -> &str {
         match self {
             Self::Sqlite(_, u) => u,
             Self::Postgres { url, .. } => url,
