@@ -38,7 +38,28 @@ pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<()
         diesel::update(dsl::bindings.find(&after.id)).set(after)
     )
     .run(c))?;
-    numbers::track(conn, Some(before), Some(after))
+    numbers::track(conn, Some(before), Some(after))?;
+    if after.status() == BindingStatus::Active && before.status() != BindingStatus::Active {
+        let number = after
+            .virtual_num
+            .as_deref()
+            .zip(after.extend_num.as_deref());
+        let linked = super::calls::link_early_calls(
+            conn,
+            &after.id,
+            after.subscription_id.as_deref(),
+            number,
+            after.created_at,
+        )?;
+        if linked > 0 {
+            log::info!(
+                binding_id = after.id.as_str();
+                "{linked} call(s) that arrived before binding {} was confirmed are linked to it",
+                after.id
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {

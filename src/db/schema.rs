@@ -40,6 +40,7 @@ diesel::table! {
         updated_at -> Timestamp,
         live_bindings -> Integer,
         quarantined_extensions -> Integer,
+        status_pushed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -715,6 +715,16 @@ impl BindingService {
         })
     }
 
+    /// Links recent calls stored without a binding whose binding is known now (see
+    /// [`calls::link_orphaned_calls`]). Returns how many.
+    pub async fn link_orphaned_calls(&self) -> Result<usize, ServiceError> {
+        let since = db::now() - chrono::Duration::minutes(ORPHAN_WINDOW_MINUTES);
+        Ok(self
+            .db
+            .write(move |conn| calls::link_orphaned_calls(conn, since, ORPHAN_SWEEP_LIMIT))
+            .await?)
+    }
+
     /// Marks bindings past `expires_at` as expired, in batches. Returns how many.
     pub async fn expire_due(&self) -> Result<usize, ServiceError> {
         self.in_batches(|conn| bindings::expire_due(conn, db::now(), SWEEP_BATCH))
@@ -840,6 +850,10 @@ enum Found {
     None,
     Several(usize),
 }
+
+/// How far back the orphaned-calls sweep looks, and how many unlinked calls it checks a run.
+const ORPHAN_WINDOW_MINUTES: i64 = 15;
+const ORPHAN_SWEEP_LIMIT: i64 = 200;
 
 /// Pending rows one reconciler run settles at most.
 const RECONCILE_BATCH: usize = 100;

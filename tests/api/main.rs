@@ -8,6 +8,7 @@ mod bindings;
 mod instances;
 mod nul;
 mod numbers;
+mod ordering;
 mod reliability;
 mod serve;
 mod shutdown;
