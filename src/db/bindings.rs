@@ -231,6 +231,8 @@ pub fn claim_pending(
         .filter(dsl::status.eq(BindingStatus::Pending.as_str()))
         .filter(dsl::updated_at.lt(cutoff))
         .filter(dsl::claimed_until.is_null().or(dsl::claimed_until.le(now)))
+        // A release asked for is finished by [`claim_release`]'s caller instead.
+        .filter(dsl::release_requested_at.is_null())
         .order(dsl::id.asc());
     let row = match conn {
         DbConn::Postgres(c) => q
@@ -248,6 +250,55 @@ pub fn claim_pending(
         .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
         .execute(conn)?;
     Ok(Some(row))
+}
+
+/// Claims, like [`claim_pending`], the oldest live binding whose release was asked for before
+/// `cutoff` and never finished (the gateway stopped between asking Huawei to unbind and
+/// recording the answer).
+pub fn claim_release(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+    owner: &str,
+    until: NaiveDateTime,
+) -> Result<Option<Binding>, DbError> {
+    let q = dsl::bindings
+        .filter(is_live())
+        .filter(dsl::release_requested_at.lt(cutoff))
+        .filter(dsl::claimed_until.is_null().or(dsl::claimed_until.le(now)))
+        .order(dsl::release_requested_at.asc());
+    let row = match conn {
+        DbConn::Postgres(c) => q
+            .select(Binding::as_select())
+            .for_update()
+            .skip_locked()
+            .first(c)
+            .optional()?,
+        DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    diesel::update(dsl::bindings.find(&row.id))
+        .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
+        .execute(conn)?;
+    Ok(Some(row))
+}
+
+/// Records, before Huawei is asked to unbind, that the release of a live binding was asked for.
+pub fn request_release(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(id).filter(is_live()))
+        .set(dsl::release_requested_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets a release request Huawei certainly did not act on (it refused, or was not called).
+pub fn cancel_release(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(id))
+        .set(dsl::release_requested_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Gives up `owner`'s claim on a binding (it was not settled; the next run may take it again).

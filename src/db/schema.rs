@@ -27,6 +27,7 @@ diesel::table! {
         in_quarantine -> Bool,
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
+        release_requested_at -> Nullable<Timestamp>,
     }
 }
 

@@ -533,6 +533,9 @@ impl BindingService {
 
     /// Releases a binding at Huawei. Idempotent: an ended binding is returned as it is, and
     /// Huawei's "does not exist" settles it as released too.
+    ///
+    /// The request is recorded on the row before Huawei is called: if the gateway stops before
+    /// Huawei's answer is recorded, the reconciler finishes the release.
     pub async fn release(&self, id: String) -> Result<Binding, ServiceError> {
         let row = self.get(id.clone()).await?;
         if !row.status().is_live() {
@@ -544,15 +547,38 @@ impl BindingService {
                     .into(),
             ));
         };
+        // Nothing is recorded while Huawei is given a rest: the unbind would not go out.
+        self.huawei
+            .guard()
+            .check()
+            .map_err(|e| ServiceError::upstream(e, Some(&row.id)))?;
+        let requested = id.clone();
+        self.db
+            .write(move |conn| bindings::request_release(conn, &requested, db::now()))
+            .await?;
         let note = match self.huawei.unbind(&sel).await {
             Ok(_) => None,
             Err(e) if e.kind() == UpstreamKind::NotFound => Some(format!(
                 "Huawei no longer had this binding: {}",
                 e.summary()
             )),
-            Err(e) => return Err(self.upstream_failure(&row, e).await),
+            Err(e) => {
+                if !e.outcome_unknown() {
+                    // Huawei did not unbind: the binding stays as it was.
+                    let cancelled = id.clone();
+                    self.db
+                        .write(move |conn| bindings::cancel_release(conn, &cancelled))
+                        .await?;
+                }
+                return Err(self.upstream_failure(&row, e).await);
+            }
         };
-        log::info!(binding_id = row.id.as_str(); "binding {} released", row.id);
+        self.released(id, note).await
+    }
+
+    /// Records a release Huawei confirmed (or whose binding it no longer had).
+    async fn released(&self, id: String, note: Option<String>) -> Result<Binding, ServiceError> {
+        log::info!(binding_id = id.as_str(); "binding {id} released");
         self.update(id, move |row, now| {
             // A concurrent release may have settled it meanwhile; keep its record then.
             if row.status().is_live() {
@@ -659,7 +685,60 @@ impl BindingService {
                 settled += 1;
             }
         }
-        Ok(settled)
+        Ok(settled + self.finish_releases(&owner, lease).await?)
+    }
+
+    /// Finishes releases that were asked for and never recorded (the gateway stopped while
+    /// Huawei was unbinding): unbinds again, claimed like pending rows. Returns how many.
+    async fn finish_releases(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+    ) -> Result<usize, ServiceError> {
+        let mut finished = 0;
+        for _ in 0..RECONCILE_BATCH {
+            let (claimant, policy) = (owner.to_owned(), self.policy);
+            let claimed = self
+                .db
+                .write(move |conn| {
+                    let now = db::now();
+                    let cutoff = policy.settle_cutoff(now);
+                    bindings::claim_release(conn, cutoff, now, &claimant, now + lease)
+                })
+                .await?;
+            let Some(row) = claimed else {
+                break;
+            };
+            let Some(sel) = selector(&row) else {
+                continue;
+            };
+            let note = match self.huawei.unbind(&sel).await {
+                Ok(_) => None,
+                Err(e) if e.kind() == UpstreamKind::NotFound => Some(format!(
+                    "Huawei no longer had this binding: {}",
+                    e.summary()
+                )),
+                Err(e @ HuaweiError::NotCalled { .. }) => {
+                    log::debug!("reconciler pauses: {}", e.summary());
+                    let (id, claimant) = (row.id.clone(), owner.to_owned());
+                    self.db
+                        .write(move |conn| bindings::release_claim(conn, &id, &claimant))
+                        .await?;
+                    break;
+                }
+                Err(e) => {
+                    log::warn!(
+                        binding_id = row.id.as_str();
+                        "finishing the release of binding {} failed, will retry: {}",
+                        row.id, e.summary()
+                    );
+                    continue;
+                }
+            };
+            self.released(row.id, note).await?;
+            finished += 1;
+        }
+        Ok(finished)
     }
 
     /// A pending create whose X Huawei chose (so no X+E to query by) and whose answer was lost:

@@ -5,6 +5,7 @@ mod helpers;
 mod allocation;
 mod banner;
 mod bindings;
+mod crash;
 mod instances;
 mod nul;
 mod numbers;
