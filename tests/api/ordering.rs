@@ -15,7 +15,7 @@ on_both_backends!(
     a_late_retry_of_an_older_number_status_does_not_undo_a_newer_one,
     // No reconciler run after start-up: the link must come with the create's answer.
     events_and_a_cdr_before_the_create_was_answered_are_linked_once_it_is
-        with &[("RECONCILE_INTERVAL_SECS", "3600")],
+        with &[("RECONCILE_INTERVAL_SECS", "3600"), ("HUAWEI_TIMEOUT_MS", "8000")],
     events_before_a_lost_answer_are_linked_when_the_reconciler_settles_it,
 );
 
@@ -151,9 +151,9 @@ async fn assert_call_linked(app: &TestApp, id: &str, session: &str) {
 
 async fn events_and_a_cdr_before_the_create_was_answered_are_linked_once_it_is(app: TestApp) {
     app.pool_numbers().await;
-    // Huawei binds, then takes 1.5 s to answer (within the 2 s timeout): the call comes first.
+    // Huawei binds, then takes 3 s to answer (within the 8 s timeout): the call comes first.
     app.sandbox
-        .push_fault(Op::Bind, Fault::HangAfterApply(Duration::from_millis(1500)));
+        .push_fault(Op::Bind, Fault::HangAfterApply(Duration::from_secs(3)));
     let body = json!({"order_id": "early-1", "bind_num": A1, "virtual_num": X1});
     let create = app.post("/v1/bindings", &body);
     let early = async {
