@@ -38,7 +38,28 @@ pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<()
         diesel::update(dsl::bindings.find(&after.id)).set(after)
     )
     .run(c))?;
-    numbers::track(conn, Some(before), Some(after))
+    numbers::track(conn, Some(before), Some(after))?;
+    if after.status() == BindingStatus::Active && before.status() != BindingStatus::Active {
+        let number = after
+            .virtual_num
+            .as_deref()
+            .zip(after.extend_num.as_deref());
+        let linked = super::calls::link_early_calls(
+            conn,
+            &after.id,
+            after.subscription_id.as_deref(),
+            number,
+            after.created_at,
+        )?;
+        if linked > 0 {
+            log::info!(
+                binding_id = after.id.as_str();
+                "{linked} call(s) that arrived before binding {} was confirmed are linked to it",
+                after.id
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
@@ -199,20 +220,102 @@ pub fn held_by_another(
     Ok(by_subscription > 0)
 }
 
-/// Pending bindings created before `cutoff`: their create call has ended one way or another, so
-/// the reconciler may settle them.
-pub fn pending_before(
+/// Claims the oldest pending binding last touched before `cutoff` (its create call has ended one
+/// way or another) that no one else holds a live claim on, for `owner` until `until`. Call it in
+/// a write transaction; the claim outlives it, so the caller may ask Huawei outside any
+/// transaction while other instances pass this row by. On PostgreSQL `SKIP LOCKED` lets
+/// instances claiming at the same moment take different rows instead of queueing on one;
+/// SQLite's write transaction runs alone.
+pub fn claim_pending(
     conn: &mut DbConn,
     cutoff: NaiveDateTime,
-    limit: i64,
-) -> Result<Vec<Binding>, DbError> {
-    Ok(dsl::bindings
+    now: NaiveDateTime,
+    owner: &str,
+    until: NaiveDateTime,
+) -> Result<Option<Binding>, DbError> {
+    let q = dsl::bindings
         .filter(dsl::status.eq(BindingStatus::Pending.as_str()))
         .filter(dsl::updated_at.lt(cutoff))
-        .order(dsl::id.asc())
-        .limit(limit)
-        .select(Binding::as_select())
-        .load(conn)?)
+        .filter(dsl::claimed_until.is_null().or(dsl::claimed_until.le(now)))
+        // A release asked for is finished by [`claim_release`]'s caller instead.
+        .filter(dsl::release_requested_at.is_null())
+        .order(dsl::id.asc());
+    let row = match conn {
+        DbConn::Postgres(c) => q
+            .select(Binding::as_select())
+            .for_update()
+            .skip_locked()
+            .first(c)
+            .optional()?,
+        DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    diesel::update(dsl::bindings.find(&row.id))
+        .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
+        .execute(conn)?;
+    Ok(Some(row))
+}
+
+/// Claims, like [`claim_pending`], the oldest live binding whose release was asked for before
+/// `cutoff` and never finished (the gateway stopped between asking Huawei to unbind and
+/// recording the answer).
+pub fn claim_release(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+    owner: &str,
+    until: NaiveDateTime,
+) -> Result<Option<Binding>, DbError> {
+    let q = dsl::bindings
+        .filter(is_live())
+        .filter(dsl::release_requested_at.lt(cutoff))
+        .filter(dsl::claimed_until.is_null().or(dsl::claimed_until.le(now)))
+        .order(dsl::release_requested_at.asc());
+    let row = match conn {
+        DbConn::Postgres(c) => q
+            .select(Binding::as_select())
+            .for_update()
+            .skip_locked()
+            .first(c)
+            .optional()?,
+        DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    diesel::update(dsl::bindings.find(&row.id))
+        .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
+        .execute(conn)?;
+    Ok(Some(row))
+}
+
+/// Records, before Huawei is asked to unbind, that the release of a live binding was asked for.
+pub fn request_release(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(id).filter(is_live()))
+        .set(dsl::release_requested_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets a release request Huawei certainly did not act on (it refused, or was not called).
+pub fn cancel_release(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(id))
+        .set(dsl::release_requested_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives up `owner`'s claim on a binding (it was not settled; the next run may take it again).
+pub fn release_claim(conn: &mut DbConn, id: &str, owner: &str) -> Result<(), DbError> {
+    diesel::update(dsl::bindings.find(id).filter(dsl::claimed_by.eq(owner)))
+        .set((
+            dsl::claimed_by.eq(None::<String>),
+            dsl::claimed_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Marks up to `limit` active bindings whose `expires_at` has passed as expired; their
@@ -223,13 +326,17 @@ pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<u
         .filter(dsl::expires_at.le(now))
         .order(dsl::expires_at.asc())
         .limit(limit)
-        .select(dsl::id)
-        .load::<String>(conn)?;
+        .select(dsl::id);
+    // Another instance's sweep holding rows takes them; this one takes the next ones.
+    let due: Vec<String> = match conn {
+        DbConn::Postgres(c) => due.for_update().skip_locked().load(c)?,
+        DbConn::Sqlite(c) => due.load(c)?,
+    };
     let ended: Vec<Option<String>> = diesel::update(
         dsl::bindings
             .filter(dsl::id.eq_any(due))
-            // Checked again on the row itself: on PostgreSQL another instance may have ended it
-            // since the select read it.
+            // Checked again on the row itself, as a guard: the rows are locked (PostgreSQL) or
+            // the transaction runs alone (SQLite).
             .filter(dsl::status.eq(BindingStatus::Active.as_str())),
     )
     .set((
@@ -263,8 +370,11 @@ pub fn end_quarantines(
         .filter(dsl::released_at.le(quarantine_since))
         .order(dsl::released_at.asc())
         .limit(limit)
-        .select(dsl::id)
-        .load::<String>(conn)?;
+        .select(dsl::id);
+    let over: Vec<String> = match conn {
+        DbConn::Postgres(c) => over.for_update().skip_locked().load(c)?,
+        DbConn::Sqlite(c) => over.load(c)?,
+    };
     let cleared: Vec<Option<String>> = diesel::update(
         dsl::bindings
             .filter(dsl::id.eq_any(over))

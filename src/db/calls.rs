@@ -469,6 +469,136 @@ pub fn binding_by_number_at(
         .optional()?)
 }
 
+/// Links calls stored without a binding that belong to binding `id`: they carry its
+/// subscription id, or name no subscription and carry its X+E, and started after it was created
+/// (less the match window). These are calls whose events or CDRs arrived before the binding's
+/// create was answered (Huawei connects calls as soon as it has bound). Their events and CDRs
+/// are linked too. Returns how many calls. Unlinked calls are found through `calls_by_binding`
+/// (binding_id NULL, started_at).
+pub fn link_early_calls(
+    conn: &mut DbConn,
+    id: &str,
+    subscription_id: Option<&str>,
+    number: Option<(&str, &str)>,
+    created_at: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let since = created_at - chrono::Duration::minutes(NUMBER_MATCH_WINDOW_MINUTES);
+    let unlinked = || {
+        calls::table
+            .filter(calls::binding_id.is_null())
+            .filter(calls::started_at.ge(since))
+            .select(calls::id)
+    };
+    let mut ours: Vec<String> = match subscription_id {
+        Some(sub) => unlinked()
+            .filter(calls::subscription_id.eq(sub))
+            .load(conn)?,
+        None => Vec::new(),
+    };
+    // By X+E only the calls that name no subscription: one naming another binding's
+    // subscription is not this binding's, whatever its X+E.
+    if let Some((x, e)) = number {
+        ours.extend(
+            unlinked()
+                .filter(calls::subscription_id.is_null())
+                .filter(calls::virtual_num.eq(x))
+                .filter(calls::extend_num.eq(e))
+                .load::<String>(conn)?,
+        );
+    }
+    link_calls_to(conn, id, &ours)
+}
+
+/// Links calls stored without a binding since `since`, whose binding is known now, to it (by
+/// subscription id, else X+E at the call's start, as the webhook writer links). A sweep for
+/// what [`link_early_calls`] cannot see: a call the webhook writer stored unlinked in a
+/// transaction that committed after the binding's activation read the calls. At most `limit`
+/// calls are looked at. Returns how many were linked.
+pub fn link_orphaned_calls(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let unlinked = unlinked_since(conn, since, limit)?;
+    let mut linked = 0;
+    for c in unlinked {
+        let mut found = None;
+        if let Some(sub) = &c.subscription_id {
+            found = binding_by_subscription(conn, sub)?;
+        }
+        if found.is_none() {
+            if let (Some(x), Some(e)) = (&c.virtual_num, &c.extend_num) {
+                found = binding_by_number_at(conn, x, e, c.started_at)?;
+            }
+        }
+        if let Some(binding) = found {
+            linked += link_calls_to(conn, &binding, std::slice::from_ref(&c.id))?;
+        }
+    }
+    Ok(linked)
+}
+
+/// What linking needs of a call stored without a binding.
+#[derive(Queryable)]
+struct UnlinkedCall {
+    id: String,
+    subscription_id: Option<String>,
+    virtual_num: Option<String>,
+    extend_num: Option<String>,
+    started_at: NaiveDateTime,
+}
+
+/// Calls without a binding that started at or after `since`, newest first (at most `limit`).
+fn unlinked_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<UnlinkedCall>, DbError> {
+    Ok(calls::table
+        .filter(calls::binding_id.is_null())
+        .filter(calls::started_at.ge(since))
+        // Newest first: the calls the sweep is for are minutes old at most.
+        .order(calls::started_at.desc())
+        .select((
+            calls::id,
+            calls::subscription_id,
+            calls::virtual_num,
+            calls::extend_num,
+            calls::started_at,
+        ))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Sets the binding of these calls, and of their events and CDRs, where none is set yet.
+fn link_calls_to(conn: &mut DbConn, binding: &str, call_ids: &[String]) -> Result<usize, DbError> {
+    if call_ids.is_empty() {
+        return Ok(0);
+    }
+    let n = diesel::update(
+        calls::table
+            .filter(calls::id.eq_any(call_ids))
+            .filter(calls::binding_id.is_null()),
+    )
+    .set(calls::binding_id.eq(binding))
+    .execute(conn)?;
+    diesel::update(
+        call_events::table
+            .filter(call_events::call_id.eq_any(call_ids))
+            .filter(call_events::binding_id.is_null()),
+    )
+    .set(call_events::binding_id.eq(binding))
+    .execute(conn)?;
+    diesel::update(
+        call_records::table
+            .filter(call_records::call_id.eq_any(call_ids))
+            .filter(call_records::binding_id.is_null()),
+    )
+    .set(call_records::binding_id.eq(binding))
+    .execute(conn)?;
+    Ok(n)
+}
+
 pub fn binding_exists(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(bindings::table.find(id).count().get_result::<i64>(conn)? > 0)
 }
@@ -540,19 +670,35 @@ pub fn records_of_calls(
 }
 
 /// Deletes raw inbox rows received before `cutoff` (parsed rows are kept). Returns how many.
+/// On PostgreSQL the rows are locked `SKIP LOCKED` first, in one short transaction, so purges of
+/// several instances take different rows instead of waiting on each other's.
 pub fn purge_inbox(conn: &mut DbConn, cutoff: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
-    let ids: Vec<String> = webhook_inbox::table
+    let old = webhook_inbox::table
         .filter(webhook_inbox::received_at.lt(cutoff))
         .select(webhook_inbox::id)
-        .limit(limit)
-        .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
+        .limit(limit);
+    let delete = |conn: &mut DbConn, ids: Vec<String>| -> Result<usize, DbError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(
+            diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
+                .execute(conn)?,
+        )
+    };
+    match conn {
+        DbConn::Postgres(_) => super::write_transaction(conn, |conn| {
+            let ids = match conn {
+                DbConn::Postgres(c) => old.for_update().skip_locked().load(c)?,
+                DbConn::Sqlite(c) => old.load(c)?,
+            };
+            delete(conn, ids)
+        }),
+        DbConn::Sqlite(c) => {
+            let ids = old.load(c)?;
+            delete(conn, ids)
+        }
     }
-    Ok(
-        diesel::delete(webhook_inbox::table.filter(webhook_inbox::id.eq_any(&ids)))
-            .execute(conn)?,
-    )
 }
 
 /// Deletes up to `limit` calls that started before `cutoff`, with their events and CDRs, and

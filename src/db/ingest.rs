@@ -17,6 +17,9 @@ pub use super::sqlite_writer::{SqliteWriter, WalSync};
 use super::{numbers, pg_writer, Db, DbConn, DbError};
 use crate::config::Backend;
 
+/// A number's status, its cause, and when the push it came from was sent.
+pub type NumberStatusRow = (String, Option<String>, Option<NaiveDateTime>);
+
 /// The webhook writer's queries. Every method runs inside [`IngestStore::transaction`].
 pub trait IngestStore {
     /// Runs `f` in one write transaction (SQLite: `BEGIN IMMEDIATE`); commits if it returns Ok.
@@ -42,14 +45,17 @@ pub trait IngestStore {
         extend_num: &str,
         at: NaiveDateTime,
     ) -> Result<Option<String>, DbError>;
-    /// A pool number's (status, cause), or None when it is not in the pool.
-    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError>;
+    /// A pool number's (status, cause, time of the push the status came from), or None when it
+    /// is not in the pool.
+    fn number_status(&mut self, number: &str) -> Result<Option<NumberStatusRow>, DbError>;
+    /// Sets a number's status, as pushed at `pushed_at`.
     fn set_number_status(
         &mut self,
         number: &str,
         status: &str,
         cause: Option<&str>,
         at: NaiveDateTime,
+        pushed_at: NaiveDateTime,
     ) -> Result<(), DbError>;
     /// Writes calls: `new` ones are inserted; `changed` ones get their unindexed columns
     /// updated; `rekeyed` ones (a subset of `changed`) also their indexed columns. (PostgreSQL
@@ -109,8 +115,8 @@ impl IngestStore for DbConn {
         calls::binding_by_number_at(self, virtual_num, extend_num, at)
     }
 
-    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError> {
-        Ok(numbers::find(self, number)?.map(|n| (n.status, n.status_cause)))
+    fn number_status(&mut self, number: &str) -> Result<Option<NumberStatusRow>, DbError> {
+        numbers::pushed_status(self, number)
     }
 
     fn set_number_status(
@@ -119,8 +125,9 @@ impl IngestStore for DbConn {
         status: &str,
         cause: Option<&str>,
         at: NaiveDateTime,
+        pushed_at: NaiveDateTime,
     ) -> Result<(), DbError> {
-        numbers::set_status(self, number, status, cause, at)
+        numbers::set_status(self, number, status, cause, at, pushed_at)
     }
 
     fn write_calls(

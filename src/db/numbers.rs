@@ -226,15 +226,29 @@ pub fn set_status(
     status: &str,
     cause: Option<&str>,
     at: NaiveDateTime,
+    pushed_at: NaiveDateTime,
 ) -> Result<(), DbError> {
     diesel::update(dsl::virtual_numbers.find(number))
         .set((
             dsl::status.eq(status),
             dsl::status_cause.eq(cause),
             dsl::updated_at.eq(at),
+            dsl::status_pushed_at.eq(pushed_at),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// A number's status, cause and the time of the push they came from; None when not pooled.
+pub fn pushed_status(
+    conn: &mut DbConn,
+    number: &str,
+) -> Result<Option<super::ingest::NumberStatusRow>, DbError> {
+    Ok(dsl::virtual_numbers
+        .find(number)
+        .select((dsl::status, dsl::status_cause, dsl::status_pushed_at))
+        .first(conn)
+        .optional()?)
 }
 
 /// Moves a binding's count from where `before` counted to where `after` counts (either may be

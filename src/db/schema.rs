@@ -26,6 +26,9 @@ diesel::table! {
         last_error -> Nullable<Text>,
         in_quarantine -> Bool,
         personal_data_masked -> Bool,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        release_requested_at -> Nullable<Timestamp>,
     }
 }
 
@@ -39,6 +42,7 @@ diesel::table! {
         updated_at -> Timestamp,
         live_bindings -> Integer,
         quarantined_extensions -> Integer,
+        status_pushed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -10,7 +10,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
 
 use super::calls::{Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
-use super::ingest::IngestStore;
+use super::ingest::{IngestStore, NumberStatusRow};
 use super::DbError;
 use crate::timestamp;
 
@@ -253,11 +253,16 @@ impl IngestStore for SqliteWriter {
         Ok(latest.map(|(id, _)| id))
     }
 
-    fn number_status(&mut self, number: &str) -> Result<Option<(String, Option<String>)>, DbError> {
+    fn number_status(&mut self, number: &str) -> Result<Option<NumberStatusRow>, DbError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT status, status_cause FROM virtual_numbers WHERE number = ?1")?
-            .query_row([number], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT status, status_cause, status_pushed_at FROM virtual_numbers \
+                 WHERE number = ?1",
+            )?
+            .query_row([number], |r| {
+                Ok((r.get(0)?, r.get(1)?, opt_timestamp(r, 2)?))
+            })
             .optional()?)
     }
 
@@ -267,11 +272,12 @@ impl IngestStore for SqliteWriter {
         status: &str,
         cause: Option<&str>,
         at: NaiveDateTime,
+        pushed_at: NaiveDateTime,
     ) -> Result<(), DbError> {
         self.run(
-            "UPDATE virtual_numbers SET status = ?1, status_cause = ?2, updated_at = ?3 \
-             WHERE number = ?4",
-            params![status, cause, Ts::of(at), number],
+            "UPDATE virtual_numbers SET status = ?1, status_cause = ?2, updated_at = ?3, \
+             status_pushed_at = ?4 WHERE number = ?5",
+            params![status, cause, Ts::of(at), Ts::of(pushed_at), number],
         )?;
         Ok(())
     }

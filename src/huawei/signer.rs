@@ -147,6 +147,11 @@ impl AkskHeader {
             .map_err(|_| AkskError::InvalidDigest)
     }
 
+    /// `Created`, the time the sender signed the request (UTC, to the second), if well formed.
+    pub fn created_at(&self) -> Option<NaiveDateTime> {
+        NaiveDateTime::parse_from_str(&self.created, CREATED_FORMAT).ok()
+    }
+
     /// Checks `Created` lies within `max_skew` of `now` (either direction).
     pub fn check_fresh(
         &self,

@@ -1,8 +1,9 @@
-//! Background work: the reconciler (settles bindings whose create outcome was unknown), the
-//! expiry sweep, and the purge of personal data past its retention (raw webhook notifications,
-//! calls with their events and CDRs, the numbers of ended bindings). Each runs once at start-up
-//! and then periodically, on the actix system's own thread with their own Huawei client (awc
-//! clients cannot be shared across threads).
+//! Background work: the reconciler (settles bindings whose create outcome was unknown, then links
+//! calls stored before their binding was known), the expiry sweep, and the purge of personal
+//! data past its retention (raw webhook notifications, calls with their events and CDRs, the
+//! numbers of ended bindings). Each runs once at start-up and then periodically, on the actix
+//! system's own thread with their own Huawei client (awc clients cannot be shared across
+//! threads).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,13 @@ pub fn spawn(
                     Ok(0) => {}
                     Ok(n) => log::info!(settled = n; "reconciler settled {n} pending binding(s)"),
                     Err(e) => log::warn!("reconciler run failed, will retry: {e}"),
+                }
+                match svc.link_orphaned_calls().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!(linked = n; "linked {n} call(s) stored before their binding was known")
+                    }
+                    Err(e) => log::warn!("linking orphaned calls failed, will retry: {e}"),
                 }
             }
         })

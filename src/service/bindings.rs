@@ -105,6 +105,13 @@ impl Policy {
         now - chrono::Duration::from_std(self.quarantine).unwrap_or(chrono::Duration::MAX)
     }
 
+    /// How long a reconciler's claim on a row lasts: one Huawei call with its retries (or a
+    /// short listing), with room to spare. A claim outliving its holder (killed) delays that
+    /// row's settling by at most this.
+    pub fn reconcile_lease(&self) -> Duration {
+        self.upstream_timeout * 3 + Duration::from_secs(5)
+    }
+
     /// Pending rows last touched before this are not in flight any more.
     pub fn settle_cutoff(&self, now: NaiveDateTime) -> NaiveDateTime {
         now - chrono::Duration::from_std(self.upstream_timeout + Duration::from_secs(2))
@@ -526,6 +533,9 @@ impl BindingService {
 
     /// Releases a binding at Huawei. Idempotent: an ended binding is returned as it is, and
     /// Huawei's "does not exist" settles it as released too.
+    ///
+    /// The request is recorded on the row before Huawei is called: if the gateway stops before
+    /// Huawei's answer is recorded, the reconciler finishes the release.
     pub async fn release(&self, id: String) -> Result<Binding, ServiceError> {
         let row = self.get(id.clone()).await?;
         if !row.status().is_live() {
@@ -537,15 +547,38 @@ impl BindingService {
                     .into(),
             ));
         };
+        // Nothing is recorded while Huawei is given a rest: the unbind would not go out.
+        self.huawei
+            .guard()
+            .check()
+            .map_err(|e| ServiceError::upstream(e, Some(&row.id)))?;
+        let requested = id.clone();
+        self.db
+            .write(move |conn| bindings::request_release(conn, &requested, db::now()))
+            .await?;
         let note = match self.huawei.unbind(&sel).await {
             Ok(_) => None,
             Err(e) if e.kind() == UpstreamKind::NotFound => Some(format!(
                 "Huawei no longer had this binding: {}",
                 e.summary()
             )),
-            Err(e) => return Err(self.upstream_failure(&row, e).await),
+            Err(e) => {
+                if !e.outcome_unknown() {
+                    // Huawei did not unbind: the binding stays as it was.
+                    let cancelled = id.clone();
+                    self.db
+                        .write(move |conn| bindings::cancel_release(conn, &cancelled))
+                        .await?;
+                }
+                return Err(self.upstream_failure(&row, e).await);
+            }
         };
-        log::info!(binding_id = row.id.as_str(); "binding {} released", row.id);
+        self.released(id, note).await
+    }
+
+    /// Records a release Huawei confirmed (or whose binding it no longer had).
+    async fn released(&self, id: String, note: Option<String>) -> Result<Binding, ServiceError> {
+        log::info!(binding_id = id.as_str(); "binding {id} released");
         self.update(id, move |row, now| {
             // A concurrent release may have settled it meanwhile; keep its record then.
             if row.status().is_live() {
@@ -575,14 +608,29 @@ impl BindingService {
     }
 
     /// Settles every pending binding whose create call has ended. Returns how many changed.
+    ///
+    /// Each row is claimed first (a lease in the row, taken in a short transaction), so
+    /// reconcilers of several instances on one database never ask Huawei about, or settle, the
+    /// same row at once; a row whose Huawei query failed keeps its claim until the lease runs
+    /// out, and is tried again after that.
     pub async fn reconcile_pending(&self) -> Result<usize, ServiceError> {
-        let cutoff = self.policy.settle_cutoff(db::now());
-        let pending = self
-            .db
-            .run(move |conn| bindings::pending_before(conn, cutoff, 100))
-            .await?;
+        let owner = format!("pid {} run {}", std::process::id(), uuid::Uuid::now_v7());
+        let lease = chrono::Duration::from_std(self.policy.reconcile_lease())
+            .unwrap_or(chrono::Duration::MAX);
         let mut settled = 0;
-        for row in pending {
+        for _ in 0..RECONCILE_BATCH {
+            let (claimant, policy) = (owner.clone(), self.policy);
+            let claimed = self
+                .db
+                .write(move |conn| {
+                    let now = db::now();
+                    let cutoff = policy.settle_cutoff(now);
+                    bindings::claim_pending(conn, cutoff, now, &claimant, now + lease)
+                })
+                .await?;
+            let Some(row) = claimed else {
+                break;
+            };
             let before = row.status();
             let answer = match selector(&row) {
                 Some(sel) => self.huawei.query(&sel).await,
@@ -615,8 +663,13 @@ impl BindingService {
                 Ok(q) => Some(q),
                 Err(e) if e.kind() == UpstreamKind::NotFound => None,
                 Err(e @ HuaweiError::NotCalled { .. }) => {
-                    // The breaker is open or the calls are capped: the next run tries again.
+                    // The breaker is open or the calls are capped: the next run tries again,
+                    // here or on another instance.
                     log::debug!("reconciler pauses: {}", e.summary());
+                    let (id, owner) = (row.id.clone(), owner.clone());
+                    self.db
+                        .write(move |conn| bindings::release_claim(conn, &id, &owner))
+                        .await?;
                     break;
                 }
                 Err(e) => {
@@ -632,7 +685,60 @@ impl BindingService {
                 settled += 1;
             }
         }
-        Ok(settled)
+        Ok(settled + self.finish_releases(&owner, lease).await?)
+    }
+
+    /// Finishes releases that were asked for and never recorded (the gateway stopped while
+    /// Huawei was unbinding): unbinds again, claimed like pending rows. Returns how many.
+    async fn finish_releases(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+    ) -> Result<usize, ServiceError> {
+        let mut finished = 0;
+        for _ in 0..RECONCILE_BATCH {
+            let (claimant, policy) = (owner.to_owned(), self.policy);
+            let claimed = self
+                .db
+                .write(move |conn| {
+                    let now = db::now();
+                    let cutoff = policy.settle_cutoff(now);
+                    bindings::claim_release(conn, cutoff, now, &claimant, now + lease)
+                })
+                .await?;
+            let Some(row) = claimed else {
+                break;
+            };
+            let Some(sel) = selector(&row) else {
+                continue;
+            };
+            let note = match self.huawei.unbind(&sel).await {
+                Ok(_) => None,
+                Err(e) if e.kind() == UpstreamKind::NotFound => Some(format!(
+                    "Huawei no longer had this binding: {}",
+                    e.summary()
+                )),
+                Err(e @ HuaweiError::NotCalled { .. }) => {
+                    log::debug!("reconciler pauses: {}", e.summary());
+                    let (id, claimant) = (row.id.clone(), owner.to_owned());
+                    self.db
+                        .write(move |conn| bindings::release_claim(conn, &id, &claimant))
+                        .await?;
+                    break;
+                }
+                Err(e) => {
+                    log::warn!(
+                        binding_id = row.id.as_str();
+                        "finishing the release of binding {} failed, will retry: {}",
+                        row.id, e.summary()
+                    );
+                    continue;
+                }
+            };
+            self.released(row.id, note).await?;
+            finished += 1;
+        }
+        Ok(finished)
     }
 
     /// A pending create whose X Huawei chose (so no X+E to query by) and whose answer was lost:
@@ -686,6 +792,16 @@ impl BindingService {
             }
             n => Found::Several(n),
         })
+    }
+
+    /// Links recent calls stored without a binding whose binding is known now (see
+    /// [`calls::link_orphaned_calls`]). Returns how many.
+    pub async fn link_orphaned_calls(&self) -> Result<usize, ServiceError> {
+        let since = db::now() - chrono::Duration::minutes(ORPHAN_WINDOW_MINUTES);
+        Ok(self
+            .db
+            .write(move |conn| calls::link_orphaned_calls(conn, since, ORPHAN_SWEEP_LIMIT))
+            .await?)
     }
 
     /// Marks bindings past `expires_at` as expired, in batches. Returns how many.
@@ -813,6 +929,13 @@ enum Found {
     None,
     Several(usize),
 }
+
+/// How far back the orphaned-calls sweep looks, and how many unlinked calls it checks a run.
+const ORPHAN_WINDOW_MINUTES: i64 = 15;
+const ORPHAN_SWEEP_LIMIT: i64 = 200;
+
+/// Pending rows one reconciler run settles at most.
+const RECONCILE_BATCH: usize = 100;
 
 /// Rows one sweep transaction changes at most: short, so API writes never wait long for one.
 const SWEEP_BATCH: i64 = 500;

@@ -57,6 +57,9 @@ pub struct Notification {
     pub route: String,
     pub remote_addr: Option<String>,
     pub verified: bool,
+    /// When Huawei signed it (the verified X-AKSK `Created`): orders `numStatus` pushes, which
+    /// carry no time of their own.
+    pub signed_at: Option<NaiveDateTime>,
     pub auth_note: Option<String>,
     pub event_type: String,
     pub body: String,
@@ -68,7 +71,7 @@ pub struct Notification {
 
 crate::debug_masking!(
     Notification {
-        inbox_id, received_at, route, remote_addr, verified, auth_note, event_type, items,
+        inbox_id, received_at, route, remote_addr, verified, signed_at, auth_note, event_type, items,
         cleaned_values
     } masking { body, parse_note }
 );
@@ -89,6 +92,7 @@ impl Notification {
             route,
             remote_addr,
             verified,
+            signed_at: None,
             auth_note,
             event_type,
             body,
@@ -769,7 +773,12 @@ impl<'a> BatchCtx<'a> {
             match item {
                 Item::Event(event) => self.store_event(store, event, &mut stored)?,
                 Item::Cdr(record) => self.store_cdr(store, record, &mut stored)?,
-                Item::NumStatus(info) => store_num_status(store, info, &mut stored)?,
+                Item::NumStatus(info) => store_num_status(
+                    store,
+                    info,
+                    n.signed_at.unwrap_or(n.received_at),
+                    &mut stored,
+                )?,
                 Item::Unusable(why) => {
                     stored.skipped += 1;
                     if why.starts_with(UNSTORABLE_TEXT) {
@@ -1148,9 +1157,14 @@ fn apply_record(call: &mut Call, r: &CallRecord) {
     }
 }
 
+/// Applies a number status pushed at `pushed_at` (see [`Notification::signed_at`]), unless the
+/// number's current status came from a later push: then this one is a late retry of an older
+/// push, and applying it would undo a newer status. Pushes of the same second apply in the
+/// order they are stored.
 fn store_num_status(
     store: &mut dyn IngestStore,
     info: &NumInfo,
+    pushed_at: NaiveDateTime,
     stored: &mut Stored,
 ) -> Result<(), DbError> {
     let (Some(number), Some(status)) = (
@@ -1166,7 +1180,7 @@ fn store_num_status(
         );
         return Ok(());
     };
-    let Some((current, current_cause)) = store.number_status(number)? else {
+    let Some((current, current_cause, current_pushed_at)) = store.number_status(number)? else {
         stored.unlinked += 1;
         log::warn!(
             "webhook: numStatus for {} which is not in the pool; kept raw only",
@@ -1179,8 +1193,24 @@ fn store_num_status(
     } else {
         info.cause.clone()
     };
+    if current_pushed_at.is_some_and(|last| pushed_at < last) {
+        stored.skipped += 1;
+        log::warn!(
+            "webhook: numStatus {:?} for {} was pushed at {pushed_at}, before the push its current status {current} came from; not applied",
+            info.status,
+            mask_phone(number),
+        );
+        return Ok(());
+    }
     if current == status.as_str() && current_cause == cause {
         stored.duplicates += 1;
+        store.set_number_status(
+            number,
+            status.as_str(),
+            cause.as_deref(),
+            db::now(),
+            pushed_at,
+        )?;
         return Ok(());
     }
     log::info!(
@@ -1190,7 +1220,13 @@ fn store_num_status(
         info.status,
         info.cause
     );
-    store.set_number_status(number, status.as_str(), cause.as_deref(), db::now())?;
+    store.set_number_status(
+        number,
+        status.as_str(),
+        cause.as_deref(),
+        db::now(),
+        pushed_at,
+    )?;
     stored.new_items += 1;
     Ok(())
 }

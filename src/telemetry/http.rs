@@ -13,7 +13,6 @@ use actix_web::{web, Error};
 
 use super::metrics::{Metrics, UNMATCHED_ROUTE};
 use super::request_id::{self, RequestId};
-use crate::domain::mask_phone;
 
 /// The access log's target: `RUST_LOG=axe_gateway::access=off` silences it alone.
 pub const ACCESS_TARGET: &str = "axe_gateway::access";
@@ -118,51 +117,10 @@ impl AccessLine {
     }
 }
 
-/// Digits in a row from which a run is taken for a phone number (the shortest national
-/// numbers; E.164 allows up to 15).
-const PHONE_DIGITS: usize = 7;
-
-/// Masks every phone-number-like run in a path or query string: 7 or more digits, with the
-/// `+` or `%2B` before them if any (`+8613800000001` → `+86138****0001`). Errs on the side of
-/// masking: a long digit run that is not a phone number is masked too.
+/// Masks every phone-number-like run in a path or query string (see
+/// [`crate::domain::mask_phones`]: 7 or more digits, with the `+` or `%2B` before them kept).
 pub fn mask_phone_numbers(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i - start < PHONE_DIGITS {
-            continue;
-        }
-        let digits = &text[start..i];
-        let (prefix_at, prefix) = if start >= 1 && bytes[start - 1] == b'+' {
-            (start - 1, "+")
-        } else if start >= 3 && text[start - 3..start].eq_ignore_ascii_case("%2B") {
-            (start - 3, &text[start - 3..start])
-        } else {
-            (start, "")
-        };
-        out.push_str(&text[copied..prefix_at]);
-        if prefix.is_empty() {
-            out.push_str(&mask_phone(digits));
-        } else {
-            // Masked as the number it is (`+86138****0001`), then the prefix as it was written.
-            let masked = mask_phone(&format!("+{digits}"));
-            out.push_str(prefix);
-            out.push_str(masked.strip_prefix('+').unwrap_or(&masked));
-        }
-        copied = i;
-    }
-    out.push_str(&text[copied..]);
-    out
+    crate::domain::mask_phones(text).into_owned()
 }
 
 #[cfg(test)]
@@ -185,7 +143,7 @@ mod tests {
         );
         assert_eq!(
             mask_phone_numbers("/v1/x/13800000001/y"),
-            "/v1/x/138000****0001/y"
+            "/v1/x/138****0001/y"
         );
         assert_eq!(mask_phone_numbers("a=1234567"), "a=****");
         for kept in [

@@ -109,9 +109,13 @@ async fn receive(
         AuthMode::Off => None,
         AuthMode::Enforce | AuthMode::Log => Some(check_signature(&req, &settings)),
     };
+    let mut signed_at = None;
     let (verified, auth_note) = match checked {
         None => (false, Some("signature not checked (auth off)".to_owned())),
-        Some(Ok(())) => (true, None),
+        Some(Ok(created)) => {
+            signed_at = created;
+            (true, None)
+        }
         Some(Err(reason)) => match settings.auth {
             AuthMode::Enforce => {
                 metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
@@ -131,14 +135,16 @@ async fn receive(
         },
     };
 
-    let notification = parse(req.path(), &body, verified, auth_note, peer).inspect_err(|p| {
-        metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-        // The parser's message may quote the body's values.
-        log::warn!(
-            "webhook: bad notification from {peer:?}: {}",
-            crate::domain::mask_phones(&p.detail)
-        );
-    })?;
+    let mut notification =
+        parse(req.path(), &body, verified, auth_note, peer).inspect_err(|p| {
+            metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+            // The parser's message may quote the body's values.
+            log::warn!(
+                "webhook: bad notification from {peer:?}: {}",
+                crate::domain::mask_phones(&p.detail)
+            );
+        })?;
+    notification.signed_at = signed_at;
 
     metrics
         .cleaned_values
@@ -150,6 +156,7 @@ async fn receive(
         route: notification.route.clone(),
         remote_addr: notification.remote_addr.clone(),
         verified: notification.verified,
+        signed_at: notification.signed_at,
         auth_note: notification.auth_note.clone(),
         event_type: notification.event_type.clone(),
         body: notification.body.clone(),
@@ -202,7 +209,11 @@ fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
     allow.iter().any(|net| net.contains(&ip))
 }
 
-fn check_signature(req: &HttpRequest, settings: &WebhookSettings) -> Result<(), AkskError> {
+/// Verifies the push's signature; returns when it was signed (`Created`).
+fn check_signature(
+    req: &HttpRequest,
+    settings: &WebhookSettings,
+) -> Result<Option<chrono::NaiveDateTime>, AkskError> {
     let raw = req
         .headers()
         .get(X_AKSK)
@@ -216,7 +227,7 @@ fn check_signature(req: &HttpRequest, settings: &WebhookSettings) -> Result<(), 
     if let Some(max_age) = settings.max_age {
         header.check_fresh(chrono::Utc::now(), max_age)?;
     }
-    Ok(())
+    Ok(header.created_at())
 }
 
 /// Turns the body pushed to `route` into a notification to store, or a 400 when it is not one of

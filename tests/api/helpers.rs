@@ -53,7 +53,7 @@ fn postgres_admin_url() -> Option<(String, bool)> {
     Some((url.to_string(), required))
 }
 
-fn selected(backend: Backend) -> bool {
+pub fn selected(backend: Backend) -> bool {
     match std::env::var("TEST_DATABASE_URL").ok().as_deref() {
         None => true,
         Some(u) if u.starts_with("postgres") => backend == Backend::Postgres,
@@ -81,7 +81,7 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    fn create(backend: Backend) -> Option<Self> {
+    pub fn create(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");

@@ -19,7 +19,7 @@ impl Drop for Serve {
 /// `PATH`), and returns it with its banner's lines, up to the `sandbox-call` line. The rest of
 /// its stdout keeps being read, as a terminal would.
 pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>) {
-    let (serve, banner, _) = start_with(dir, env, false);
+    let (serve, banner, _) = start_with(dir, env, false, false);
     (serve, banner)
 }
 
@@ -32,16 +32,16 @@ pub fn start_recording(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (Serve, Vec<String>, Output) {
-    start_with(dir, env, true)
+    start_with(dir, env, true, true)
 }
 
-/// Like [`start_recording`], with what the gateway wrote split into lines.
+/// Like [`start`], and collects the gateway's log (its stderr) line by line.
 pub fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> (Serve, Vec<String>, Logs) {
-    let (serve, banner, output) = start_with(dir, env, true);
+    let (serve, banner, output) = start_with(dir, env, true, false);
     (serve, banner, Logs(output))
 }
 
-/// What the gateway wrote after its banner (stdout and its log on stderr), read as lines.
+/// The gateway's log lines so far.
 pub struct Logs(Output);
 
 impl Logs {
@@ -59,6 +59,7 @@ fn start_with(
     dir: &std::path::Path,
     env: &[(&str, &str)],
     record: bool,
+    record_stdout: bool,
 ) -> (Serve, Vec<String>, Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_axe-gateway"))
         .args(["serve", "--sandbox"])
@@ -104,7 +105,7 @@ fn start_with(
     let kept = output.clone();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            if record {
+            if record_stdout {
                 let mut out = kept.lock().expect("output");
                 out.push_str(&line);
                 out.push('\n');

@@ -1,0 +1,1 @@
+ALTER TABLE virtual_numbers DROP COLUMN status_pushed_at;
