@@ -52,6 +52,55 @@ pub enum Command {
         #[command(subcommand)]
         command: NumbersCommand,
     },
+    /// API clients and their tokens (in the database at DATABASE_URL; migrates it first).
+    /// A new token is printed alone on stdout, everything else goes to stderr:
+    /// `TOKEN=$(axe-gateway clients create orders --scopes bindings:read,bindings:write)`.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Creates a client and prints its first token.
+    Create {
+        /// 1-64 characters of [A-Za-z0-9._-]; recorded as `created_by` on its bindings.
+        name: String,
+        /// Comma-separated: bindings:read, bindings:write, calls:read, numbers:read,
+        /// numbers:write, admin (admin includes every other and sees every client's bindings).
+        #[arg(long, required = true)]
+        scopes: String,
+        /// Requests per second this client may make (per gateway instance); none: no limit.
+        #[arg(long)]
+        rate_limit: Option<std::num::NonZeroU32>,
+    },
+    /// Lists clients: names, scopes, rate limits, token prefixes and last use (never a token).
+    List,
+    /// Issues another token to a client (rotation) and prints it.
+    Token { name: String },
+    /// Revokes every token of a client, or only the one with --token PREFIX.
+    Revoke {
+        name: String,
+        /// The token's prefix as `clients list` shows it (axg_ and 8 characters).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Changes a client's scopes or rate limit, or disables or enables it.
+    Update {
+        name: String,
+        #[arg(long)]
+        scopes: Option<String>,
+        #[arg(long, conflicts_with = "no_rate_limit")]
+        rate_limit: Option<std::num::NonZeroU32>,
+        /// Removes the client's rate limit.
+        #[arg(long)]
+        no_rate_limit: bool,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,7 +228,134 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Numbers {
             command: NumbersCommand::Import { file },
         } => import_numbers(&file).await,
+        Command::Clients { command } => clients(command).await,
     }
+}
+
+/// `clients …`: tokens alone on stdout, everything else on stderr.
+async fn clients(command: ClientsCommand) -> Result<(), StartupError> {
+    use crate::auth::{ClientAdmin, ClientChange, ClientName, NewClient, Scopes};
+    let bad = |m: String| StartupError::Other(m);
+    let admin = ClientAdmin::new(open_db().await?);
+    let failed = |e: crate::service::ServiceError| StartupError::Other(e.to_string());
+    match command {
+        ClientsCommand::Create {
+            name,
+            scopes,
+            rate_limit,
+        } => {
+            let new = NewClient {
+                name: ClientName::parse(&name).map_err(bad)?,
+                scopes: Scopes::parse(&scopes).map_err(|m| bad(format!("--scopes: {m}")))?,
+                rate_limit_per_second: rate_limit,
+            };
+            let (info, token) = admin.create(new).await.map_err(failed)?;
+            eprintln!(
+                "created client {} with scopes {} (token {}…); the token is shown once, below",
+                info.name,
+                info.scopes,
+                token.prefix()
+            );
+            println!("{}", token.expose());
+        }
+        ClientsCommand::Token { name } => {
+            let (info, token) = admin.add_token(name.clone()).await.map_err(failed)?;
+            eprintln!(
+                "issued token {}… to client {name}; its other tokens keep working until revoked",
+                info.prefix
+            );
+            println!("{}", token.expose());
+        }
+        ClientsCommand::Revoke { name, token } => {
+            if let Some(p) = &token {
+                if !crate::auth::valid_prefix(p) {
+                    return Err(bad(format!(
+                        "--token {p:?} is not a token prefix (axg_ and 8 characters, as `clients list` shows)"
+                    )));
+                }
+            }
+            let n = admin.revoke(name.clone(), token).await.map_err(failed)?;
+            eprintln!("revoked {n} token(s) of client {name}");
+        }
+        ClientsCommand::Update {
+            name,
+            scopes,
+            rate_limit,
+            no_rate_limit,
+            disable,
+            enable,
+        } => {
+            let change = ClientChange {
+                scopes: scopes
+                    .map(|s| Scopes::parse(&s).map_err(|m| bad(format!("--scopes: {m}"))))
+                    .transpose()?,
+                rate_limit_per_second: if no_rate_limit {
+                    Some(None)
+                } else {
+                    rate_limit.map(Some)
+                },
+                disabled: (disable || enable).then_some(disable),
+            };
+            let info = admin.change(name, change).await.map_err(failed)?;
+            eprintln!("{}", client_line(&info));
+        }
+        ClientsCommand::List => {
+            let list = admin.list().await.map_err(failed)?;
+            if list.is_empty() {
+                eprintln!("no clients in the database (API_TOKENS clients are not listed)");
+            }
+            for c in &list {
+                eprintln!("{}", client_line(c));
+                for t in &c.tokens {
+                    eprintln!(
+                        "    token {}…  created {}  {}  last used {}",
+                        t.prefix,
+                        t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        t.revoked_at.map_or_else(
+                            || "active".to_owned(),
+                            |r| format!("revoked {}", r.format("%Y-%m-%d %H:%M:%S"))
+                        ),
+                        t.last_used_at.map_or_else(
+                            || "never".to_owned(),
+                            |u| u.format("%Y-%m-%d %H:%M:%S").to_string()
+                        )
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_line(c: &crate::auth::ClientInfo) -> String {
+    format!(
+        "{}  scopes {}  rate limit {}  {}  last used {}",
+        c.name,
+        c.scopes,
+        c.rate_limit_per_second
+            .map_or_else(|| "none".to_owned(), |r| format!("{r}/s")),
+        if c.disabled_at.is_some() {
+            "DISABLED"
+        } else {
+            "enabled"
+        },
+        c.last_used_at.map_or_else(
+            || "never".to_owned(),
+            |u| u.format("%Y-%m-%d %H:%M:%S").to_string()
+        )
+    )
+}
+
+/// The database at `DATABASE_URL`, migrated (as `serve` does).
+async fn open_db() -> Result<Db, StartupError> {
+    let settings = Settings::load(&Environment, true)?;
+    let url = settings.database_url.clone();
+    let (pool_size, timeout) = (settings.db_pool_size, settings.db_timeout);
+    Ok(
+        actix_rt::task::spawn_blocking(move || Db::connect(&url, pool_size, timeout))
+            .await
+            .map_err(|e| StartupError::Other(format!("database set-up panicked: {e}")))??,
+    )
 }
 
 /// `numbers import FILE`: every line's errors go to stderr and nothing is added, or every

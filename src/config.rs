@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::auth::Scopes;
 use crate::domain::ExtensionDigits;
 use crate::huawei::{HuaweiSettings, Resilience};
 
@@ -113,14 +114,15 @@ fn redact_url(raw: &str) -> String {
     }
 }
 
-/// API clients: bearer token → client name (recorded as `created_by`). The tokens are kept as
-/// secrets: nothing prints them.
+/// Bootstrap API clients from `API_TOKENS`: bearer token → client name (recorded as
+/// `created_by`) and scopes. The tokens are kept as secrets: nothing prints them. Clients
+/// created with `axe-gateway clients create` live in the database instead.
 #[derive(Clone, Default)]
-pub struct ApiTokens(Vec<(SecretString, String)>);
+pub struct ApiTokens(Vec<(SecretString, String, Scopes)>);
 
 impl std::fmt::Debug for ApiTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.0.iter().map(|(_, name)| name).collect();
+        let mut names: Vec<&String> = self.0.iter().map(|(_, name, _)| name).collect();
         names.sort();
         f.debug_struct("ApiTokens")
             .field("clients", &names)
@@ -129,17 +131,19 @@ impl std::fmt::Debug for ApiTokens {
 }
 
 impl ApiTokens {
-    /// `client-name:token,other:token2`. Names are `[A-Za-z0-9._-]`, tokens at least 16
-    /// characters, and neither may repeat.
+    /// `client-name:token[:scope+scope],other:token2`. Names are `[A-Za-z0-9._-]`, tokens at
+    /// least 16 characters (without `:`), and neither may repeat. Without scopes a client has
+    /// every scope.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut tokens = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut names = std::collections::HashSet::new();
-        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, token) = pair
-                .split_once(':')
-                .ok_or_else(|| "each entry must be client-name:token".to_owned())?;
-            let (name, token) = (name.trim(), token.trim());
+        for entry in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut parts = entry.splitn(3, ':');
+            let (name, token) = match (parts.next(), parts.next()) {
+                (Some(n), Some(t)) => (n.trim(), t.trim()),
+                _ => return Err("each entry must be client-name:token[:scope+scope]".to_owned()),
+            };
             if name.is_empty()
                 || !name
                     .bytes()
@@ -149,6 +153,10 @@ impl ApiTokens {
                     "client name {name:?} must be non-empty [A-Za-z0-9._-]"
                 ));
             }
+            let scopes = match parts.next() {
+                Some(s) => Scopes::parse(s).map_err(|m| format!("client {name:?}: {m}"))?,
+                None => Scopes::all(),
+            };
             if token.len() < 16 {
                 return Err(format!(
                     "the token of client {name:?} must be at least 16 characters"
@@ -160,7 +168,7 @@ impl ApiTokens {
             if !seen.insert(token) {
                 return Err("two clients share one token".into());
             }
-            tokens.push((SecretString::from(token), name.to_owned()));
+            tokens.push((SecretString::from(token), name.to_owned(), scopes));
         }
         if tokens.is_empty() {
             return Err("at least one client-name:token pair is required".into());
@@ -168,20 +176,34 @@ impl ApiTokens {
         Ok(Self(tokens))
     }
 
+    /// One client with every scope.
     pub fn single(name: &str, token: &str) -> Self {
-        Self(vec![(SecretString::from(token), name.to_owned())])
+        Self(vec![(
+            SecretString::from(token),
+            name.to_owned(),
+            Scopes::all(),
+        )])
     }
 
     /// The client that owns `token`, compared in constant time against every known token.
     pub fn client_for(&self, token: &str) -> Option<&str> {
+        self.lookup(token).map(|(name, _)| name)
+    }
+
+    /// The client that owns `token` and its scopes (constant time, as [`Self::client_for`]).
+    pub fn lookup(&self, token: &str) -> Option<(&str, Scopes)> {
         use subtle::ConstantTimeEq;
         let mut found = None;
-        for (known, name) in &self.0 {
+        for (known, name, scopes) in &self.0 {
             if bool::from(known.expose_secret().as_bytes().ct_eq(token.as_bytes())) {
-                found = Some(name.as_str());
+                found = Some((name.as_str(), *scopes));
             }
         }
         found
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -378,7 +400,8 @@ fn secs(
 
 impl Settings {
     /// Reads every variable. With `sandbox`, the Huawei variables are optional (the in-process
-    /// sandbox supplies them) and so is `API_TOKENS` (a demo token is generated).
+    /// sandbox supplies them) and `API_TOKENS` is optional everywhere (clients
+    /// may live in the database; in sandbox mode without it a demo token is generated).
     pub fn load(src: &dyn Source, sandbox: bool) -> Result<Self, ConfigError> {
         let database_url = DatabaseUrl::parse(
             &src.get("DATABASE_URL")
@@ -425,8 +448,8 @@ impl Settings {
 
         let api_tokens = match src.get("API_TOKENS") {
             Some(raw) => Some(ApiTokens::parse(&raw).map_err(|m| bad("API_TOKENS", m))?),
-            None if sandbox => None,
-            None => return Err(bad("API_TOKENS", "is required (client-name:token,...)")),
+            // Clients may all live in the database (`axe-gateway clients create`).
+            None => None,
         };
 
         let max_per_number: u32 = number(src, "MAX_BINDINGS_PER_NUMBER", 200, 1, 9_999)?;
@@ -724,6 +747,11 @@ mod tests {
         );
         let mut e = env(PROD);
         e.remove("API_TOKENS");
+        assert!(
+            Settings::load(&e, false).unwrap().api_tokens.is_none(),
+            "clients may all live in the database"
+        );
+        e.insert("API_TOKENS", "ops:0123456789abcdef:bindings:delete");
         assert_eq!(Settings::load(&e, false).unwrap_err().var, "API_TOKENS");
         assert!(
             Settings::load(&env(&[]), true).is_ok(),
@@ -748,5 +776,21 @@ mod tests {
         assert!(ApiTokens::parse("no-colon").is_err());
         assert!(ApiTokens::parse("a:0123456789abcdef,a:0123456789abcdeX").is_err());
         assert!(!format!("{t:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn api_tokens_carry_scopes() {
+        use crate::auth::Scope;
+        let t =
+            ApiTokens::parse("ro:0123456789abcdef:bindings:read+calls:read,all:fedcba9876543210")
+                .unwrap();
+        let (name, scopes) = t.lookup("0123456789abcdef").unwrap();
+        assert_eq!(name, "ro");
+        assert!(scopes.allows(Scope::CallsRead) && !scopes.allows(Scope::BindingsWrite));
+        let (_, all) = t.lookup("fedcba9876543210").unwrap();
+        assert!(
+            all.allows(Scope::Admin),
+            "no scopes listed: today's full access"
+        );
     }
 }

@@ -113,6 +113,30 @@ impl Problem {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
+    /// `403 insufficient_scope`: the client is known but may not do this.
+    pub fn insufficient_scope(scope: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this request needs the scope {scope}, which this client does not have"),
+        )
+    }
+
+    /// `429 rate_limited`, with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(client: &str, wait: std::time::Duration) -> Self {
+        let secs = u32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("client {client} is over its rate limit; retry after {secs} s"),
+            )
+        }
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }

@@ -6,6 +6,7 @@
 //! HTTP once.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::api;
+use crate::auth::{Authenticator, ClientAdmin};
 use crate::config::{ApiTokens, Settings};
 use crate::db::{Db, DbError};
 use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
@@ -89,6 +90,8 @@ impl Application {
         let webhook_metrics = web::Data::new(WebhookMetrics::default());
         let metrics_listener = settings.metrics_addr.map(TcpListener::bind).transpose()?;
         let metrics_here = metrics_listener.is_none();
+        // One for the process: its token cache and rate limits are shared by every worker.
+        let authenticator = web::Data::new(Authenticator::new(tokens.clone(), db.clone()));
         let server = {
             let (db, huawei, tokens, guard, metrics) = (
                 db.clone(),
@@ -105,8 +108,12 @@ impl Application {
                 let calls = CallService::new(db.clone(), client());
                 App::new()
                     // Request id, request metrics and the access log, around everything.
+                    // Inside the telemetry below, so refusals carry a request id and are counted.
+                    .wrap(middleware::from_fn(api::auth::authorize))
                     .wrap(middleware::from_fn(telemetry::http::observe))
                     .app_data(metrics.clone())
+                    .app_data(authenticator.clone())
+                    .app_data(web::Data::new(ClientAdmin::new(db.clone())))
                     .app_data(web::Data::new(bindings))
                     .app_data(web::Data::new(NumberService::new(db.clone(), policy)))
                     .app_data(web::Data::new(tokens.clone()))

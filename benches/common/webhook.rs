@@ -26,6 +26,7 @@ pub fn seed_bindings(db: &Db) -> Vec<(String, String)> {
             let ext = format!("{:04}", i + 1);
             bindings::insert(
                 conn,
+                axe_gateway::db::history::Audit::system("bench"),
                 &Binding {
                     id: uuid::Uuid::now_v7().to_string(),
                     order_id: format!("bench-{i}"),

@@ -5,7 +5,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
 
 use super::extract::{ApiClient, JsonBody, Query};
-use super::views::{BindingView, Page};
+use super::views::{BindingView, HistoryView, Page};
 use crate::db::bindings::Filter;
 use crate::db::calls::CallStats;
 use crate::db::models::Binding;
@@ -75,7 +75,7 @@ crate::debug_masking!(
 
 /// A member of a merge patch: absent, `null`, or a value.
 #[derive(Debug, Default, PartialEq)]
-enum Patch<T> {
+pub(crate) enum Patch<T> {
     #[default]
     Absent,
     Null,
@@ -331,8 +331,8 @@ pub async fn create(
     digits: web::Data<ExtensionDigits>,
     JsonBody(body): JsonBody<CreateBindingBody>,
 ) -> Result<HttpResponse, Problem> {
-    let req = body.parse(**digits, client.0)?;
-    Ok(match svc.create(req).await? {
+    let req = body.parse(**digits, client.name().to_owned())?;
+    Ok(match svc.create(req, client.actor()).await? {
         // A new binding has had no calls yet.
         CreateOutcome::Created(b) => HttpResponse::Created()
             .insert_header(("Location", format!("/v1/bindings/{}", b.id)))
@@ -352,45 +352,58 @@ pub(crate) fn binding_id(raw: &str) -> Result<String, Problem> {
 }
 
 pub async fn get(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    let (b, stats) = svc.get_with_stats(id).await?;
+    let (b, stats) = svc.get_with_stats(id, client.actor()).await?;
     Ok(HttpResponse::Ok().json(BindingView::new(b, stats)))
 }
 
 pub async fn modify(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
     JsonBody(body): JsonBody<ModifyBindingBody>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let change = body.parse()?;
-    let b = svc.modify(id, change).await?;
+    let b = svc.modify(id, change, client.actor()).await?;
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 pub async fn release(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    let b = svc.release(id).await?;
+    let b = svc.release(id, client.actor()).await?;
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
 pub async fn sync(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
-    let b = svc.sync(id).await?;
+    let b = svc.sync(id, client.actor()).await?;
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
+}
+
+/// A binding's history: every state change, oldest first.
+pub async fn history(
+    client: ApiClient,
+    svc: web::Data<BindingService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = binding_id(&path)?;
+    let rows = svc.history(id, client.actor()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": rows.into_iter().map(HistoryView::from).collect::<Vec<_>>()
+    })))
 }
 
 #[derive(Deserialize)]
@@ -457,6 +470,7 @@ impl ListQuery {
         f.finish()?;
         Ok((
             Filter {
+                created_by: None,
                 order_id,
                 bind_num,
                 virtual_num,
@@ -470,12 +484,12 @@ impl ListQuery {
 }
 
 pub async fn list(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<BindingService>,
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (filter, limit) = query.into_inner().parse()?;
-    let (rows, more) = svc.list(filter, limit).await?;
+    let (rows, more) = svc.list(filter, limit, client.actor()).await?;
     let next_cursor = more
         .then(|| {
             rows.last()

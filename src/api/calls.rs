@@ -209,7 +209,7 @@ fn call_id(raw: &str) -> Result<String, Problem> {
 }
 
 pub async fn of_binding(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
     query: Query<CallsQuery>,
@@ -232,7 +232,9 @@ pub async fn of_binding(
             Problem::invalid_field("cursor", "is not a cursor this API returned")
         })?),
     };
-    let mut calls = svc.of_binding(id, before, limit + 1).await?;
+    let mut calls = svc
+        .of_binding(id, before, limit + 1, client.actor())
+        .await?;
     let next_cursor = if calls.len() as i64 > limit {
         calls.truncate(usize::try_from(limit).unwrap_or(0));
         calls
@@ -248,21 +250,21 @@ pub async fn of_binding(
 }
 
 pub async fn get(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = call_id(&path)?;
-    Ok(HttpResponse::Ok().json(CallView::from(svc.get(id).await?)))
+    Ok(HttpResponse::Ok().json(CallView::from(svc.get(id, client.actor()).await?)))
 }
 
 pub async fn recording(
-    _client: ApiClient,
+    client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = call_id(&path)?;
-    match svc.recording_url(id).await {
+    match svc.recording_url(id, client.actor()).await {
         Ok(url) => Ok(HttpResponse::Ok().json(serde_json::json!({ "url": url }))),
         Err(RecordingError::NotRecorded) => Err(Problem::new(
             StatusCode::NOT_FOUND,

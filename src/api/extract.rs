@@ -6,50 +6,55 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::config::ApiTokens;
+use crate::auth::Caller;
 use crate::error::Problem;
+use crate::service::Actor;
 
 /// Largest JSON body accepted on the API (unless a route's [`JsonBody`] says otherwise).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The API client that sent the request, from `Authorization: Bearer <token>`.
+/// The API client that sent the request, as the authentication middleware
+/// ([`super::auth::authorize`]) found it, and the request's id.
 #[derive(Debug, Clone)]
-pub struct ApiClient(pub String);
+pub struct ApiClient {
+    caller: Caller,
+    actor: Actor,
+}
+
+impl ApiClient {
+    pub fn name(&self) -> &str {
+        &self.caller.name
+    }
+
+    /// The caller as the service layer sees it (visibility, history).
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
 
 impl FromRequest for ApiClient {
     type Error = Problem;
     type Future = std::future::Ready<Result<Self, Problem>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(authenticate(req))
+        let caller = req.extensions().get::<Caller>().cloned();
+        std::future::ready(
+            caller
+                .map(|caller| {
+                    let request_id =
+                        crate::telemetry::request_id::current().map(|r| r.as_str().to_owned());
+                    ApiClient {
+                        actor: Actor::client(caller.name.clone(), caller.sees_all(), request_id),
+                        caller,
+                    }
+                })
+                .ok_or_else(|| Problem::unauthorized("this route needs an API token")),
+        )
     }
-}
-
-fn authenticate(req: &HttpRequest) -> Result<ApiClient, Problem> {
-    let tokens = req
-        .app_data::<web::Data<ApiTokens>>()
-        .ok_or_else(|| Problem::unauthorized("no API clients are configured"))?;
-    let raw = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <token> header"))?;
-    let token = raw
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| Problem::unauthorized("the Authorization header must be Bearer <token>"))?;
-    tokens
-        .client_for(token)
-        .map(|name| ApiClient(name.to_owned()))
-        .ok_or_else(|| Problem::unauthorized("unknown API token"))
 }
 
 /// A JSON body parsed into `T`; errors name the field (`ttl_minutes: invalid type ...`). Bodies

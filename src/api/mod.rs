@@ -1,8 +1,10 @@
 //! Our REST API: routes, request DTOs (parsed into domain types at this edge), response views,
 //! authentication, and the problem+json handling of malformed requests.
 
+pub mod auth;
 pub mod bindings;
 pub mod calls;
+pub mod clients;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -44,6 +46,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/bindings/{id}/history")
+                        .route(web::get().to(bindings::history))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/bindings/{id}/sync")
                         .route(web::post().to(bindings::sync))
                         .default_service(web::to(method_not_allowed)),
@@ -61,6 +68,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/calls/{id}/recording")
                         .route(web::get().to(calls::recording))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/clients")
+                        .route(web::post().to(clients::create))
+                        .route(web::get().to(clients::list))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/clients/{name}")
+                        .route(web::get().to(clients::get))
+                        .route(web::patch().to(clients::change))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/clients/{name}/tokens")
+                        .route(web::post().to(clients::add_token))
+                        .route(web::delete().to(clients::revoke_all))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/clients/{name}/tokens/{prefix}")
+                        .route(web::delete().to(clients::revoke_one))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -41,7 +41,7 @@ pub async fn add(
     let (Some(number), Some(area)) = (number, area) else {
         return Err(Problem::invalid(errors));
     };
-    log::info!(client = client.0.as_str(); "client {} adds virtual number {} (area {})", client.0, number.masked(), area.as_str());
+    log::info!(client = client.name(); "client {} adds virtual number {} (area {})", client.name(), number.masked(), area.as_str());
     let usage = svc.add(number, area).await?;
     Ok(HttpResponse::Created().json(NumberView::from(usage)))
 }
@@ -88,7 +88,7 @@ pub async fn add_many(
             errors.into_iter().map(|(_, e)| e).collect(),
         ));
     }
-    log::info!(client = client.0.as_str(); "client {} adds {count} virtual numbers", client.0);
+    log::info!(client = client.name(); "client {} adds {count} virtual numbers", client.name());
     // Nothing failed to parse, so a position in `items` is the index in the request.
     let items = parsed.into_iter().map(|(_, n)| n).collect();
     match svc.add_many(items).await {
@@ -141,6 +141,6 @@ pub async fn remove(
     let number = PhoneNumber::parse(&path.into_inner())
         .map_err(|e| Problem::invalid_field("number", e.to_string()))?;
     svc.remove(number.as_str().to_owned()).await?;
-    log::info!(client = client.0.as_str(); "client {} removed virtual number {}", client.0, number.masked());
+    log::info!(client = client.name(); "client {} removed virtual number {}", client.name(), number.masked());
     Ok(HttpResponse::NoContent().finish())
 }

@@ -133,3 +133,32 @@ impl From<NumberUsage> for NumberView {
 pub struct Items<T> {
     pub items: Vec<T>,
 }
+
+/// One entry of a binding's history.
+#[derive(Serialize)]
+pub struct HistoryView {
+    pub at: String,
+    /// The client that made the change, or `reconciler` / `expiry` / `huawei`.
+    pub actor: String,
+    pub request_id: Option<String>,
+    /// `created`, `activated`, `failed`, `modified`, `released`, `expired`, `noted`.
+    pub action: String,
+    pub old_status: Option<String>,
+    pub new_status: String,
+    /// `{"field": [old, new]}`; A and callback numbers masked.
+    pub changes: Option<serde_json::Value>,
+}
+
+impl From<crate::db::history::HistoryRow> for HistoryView {
+    fn from(h: crate::db::history::HistoryRow) -> Self {
+        Self {
+            at: utc(h.at),
+            actor: h.actor,
+            request_id: h.request_id,
+            action: h.action,
+            old_status: h.old_status,
+            new_status: h.new_status,
+            changes: h.changes.and_then(|c| serde_json::from_str(&c).ok()),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::history::{self, Audit};
 use super::models::Binding;
 use super::schema::bindings::dsl;
 use super::{numbers, on_backend, DbConn, DbError, Prepared, PreparedWrite};
@@ -22,18 +23,26 @@ fn has_ended() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql("bindings.status IN ('released', 'expired')")
 }
 
-/// Inserts a binding and counts it in its number's counters, in the caller's transaction.
-pub fn insert(conn: &mut DbConn, row: &Binding) -> Result<(), DbError> {
+/// Inserts a binding, counts it in its number's counters and records its creation, in the
+/// caller's transaction.
+pub fn insert(conn: &mut DbConn, audit: Audit<'_>, row: &Binding) -> Result<(), DbError> {
     on_backend!(&mut *conn, |c| PreparedWrite(
         diesel::insert_into(dsl::bindings).values(row)
     )
     .run(c))?;
-    numbers::track(conn, None, Some(row))
+    numbers::track(conn, None, Some(row))?;
+    history::record(conn, audit, None, row)
 }
 
 /// Writes every column of `after` back, and moves its count in the numbers' counters from
-/// where `before` (the row as read, locked, in this transaction) counted.
-pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<(), DbError> {
+/// where `before` (the row as read, locked, in this transaction) counted, and records the
+/// change in the binding's history.
+pub fn update(
+    conn: &mut DbConn,
+    audit: Audit<'_>,
+    before: &Binding,
+    after: &Binding,
+) -> Result<(), DbError> {
     on_backend!(&mut *conn, |c| PreparedWrite(
         diesel::update(dsl::bindings.find(&after.id)).set(after)
     )
@@ -59,7 +68,7 @@ pub fn update(conn: &mut DbConn, before: &Binding, after: &Binding) -> Result<()
             );
         }
     }
-    Ok(())
+    history::record(conn, audit, Some(before), after)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
@@ -85,14 +94,16 @@ pub fn lock(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
     })
 }
 
-/// The live (pending or active) binding of an order and A number, if any.
+/// The live (pending or active) binding of a client's order and A number, if any.
 pub fn find_live(
     conn: &mut DbConn,
+    created_by: &str,
     order_id: &str,
     bind_num: &str,
 ) -> Result<Option<Binding>, DbError> {
     Ok(on_backend!(conn, |c| Prepared(
         dsl::bindings
+            .filter(dsl::created_by.eq(created_by))
             .filter(dsl::order_id.eq(order_id))
             .filter(dsl::bind_num.eq(bind_num))
             .filter(is_live())
@@ -106,6 +117,8 @@ pub fn find_live(
 /// Filters of the list endpoint; all optional, combined with AND.
 #[derive(Clone, Default)]
 pub struct Filter {
+    /// Only this client's bindings (none: every client's).
+    pub created_by: Option<String>,
     pub order_id: Option<String>,
     pub bind_num: Option<String>,
     pub virtual_num: Option<String>,
@@ -117,7 +130,7 @@ pub struct Filter {
 
 crate::debug_masking!(
     Filter {
-        order_id, subscription_id, status, before_id
+        created_by, order_id, subscription_id, status, before_id
     } masking { bind_num, virtual_num }
 );
 
@@ -125,6 +138,9 @@ crate::debug_masking!(
 pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Binding>, DbError> {
     Ok(on_backend!(conn, |c| {
         let mut q = dsl::bindings.select(Binding::as_select()).into_boxed();
+        if let Some(v) = &filter.created_by {
+            q = q.filter(dsl::created_by.eq(v));
+        }
         if let Some(v) = &filter.order_id {
             q = q.filter(dsl::order_id.eq(v));
         }
@@ -320,7 +336,12 @@ pub fn release_claim(conn: &mut DbConn, id: &str, owner: &str) -> Result<(), DbE
 
 /// Marks up to `limit` active bindings whose `expires_at` has passed as expired; their
 /// extension enters quarantine from the moment it expired. Returns how many.
-pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<usize, DbError> {
+pub fn expire_due(
+    conn: &mut DbConn,
+    audit: Audit<'_>,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
     let due = dsl::bindings
         .filter(dsl::status.eq(BindingStatus::Active.as_str()))
         .filter(dsl::expires_at.le(now))
@@ -332,7 +353,7 @@ pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<u
         DbConn::Postgres(c) => due.for_update().skip_locked().load(c)?,
         DbConn::Sqlite(c) => due.load(c)?,
     };
-    let ended: Vec<Option<String>> = diesel::update(
+    let ended = diesel::update(
         dsl::bindings
             .filter(dsl::id.eq_any(due))
             // Checked again on the row itself, as a guard: the rows are locked (PostgreSQL) or
@@ -347,10 +368,20 @@ pub fn expire_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<u
             .is_not_null()
             .and(dsl::extend_num.is_not_null())),
     ))
-    .returning(dsl::virtual_num)
-    .get_results(conn)?;
+    .returning((dsl::id, dsl::virtual_num))
+    .get_results::<(String, Option<String>)>(conn)?;
     let count = ended.len();
-    for (x, n) in tally(ended) {
+    let (ids, numbers): (Vec<String>, Vec<Option<String>>) = ended.into_iter().unzip();
+    history::record_bulk(
+        conn,
+        audit,
+        &ids,
+        BindingStatus::Active.as_str(),
+        BindingStatus::Expired.as_str(),
+        "expired",
+        now,
+    )?;
+    for (x, n) in tally(numbers) {
         // Live to quarantined; a row without E (none expire: they are never active) would
         // count in neither.
         numbers::add(conn, &x, -n, n)?;

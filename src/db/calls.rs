@@ -599,8 +599,13 @@ fn link_calls_to(conn: &mut DbConn, binding: &str, call_ids: &[String]) -> Resul
     Ok(n)
 }
 
-pub fn binding_exists(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
-    Ok(bindings::table.find(id).count().get_result::<i64>(conn)? > 0)
+/// The client that created binding `id` (none: no such binding).
+pub fn binding_owner(conn: &mut DbConn, id: &str) -> Result<Option<String>, DbError> {
+    Ok(bindings::table
+        .find(id)
+        .select(bindings::created_by)
+        .first(conn)
+        .optional()?)
 }
 
 pub fn find_call(conn: &mut DbConn, id_or_icid: &str) -> Result<Option<Call>, DbError> {

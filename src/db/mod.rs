@@ -6,7 +6,9 @@
 
 pub mod bindings;
 pub mod calls;
+pub mod clients;
 mod group_commit;
+pub mod history;
 pub mod ingest;
 pub mod models;
 pub mod numbers;
@@ -61,7 +63,7 @@ pub enum DbError {
     // The database's own messages may quote a value (a number among them): each is shown
     // through `mask_phones`, however the error is logged.
     #[error("database query failed: {}", mask_phones(&.0.to_string()))]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     #[error("no database connection available: {}", mask_phones(.0))]
     Unavailable(String),
     #[error("database query failed: {}", mask_phones(&.0.to_string()))]
@@ -103,6 +105,27 @@ fn server_went_away(message: &str) -> bool {
     ]
     .iter()
     .any(|m| message.contains(m))
+}
+
+thread_local! {
+    /// Set when a query on this thread found its connection's server gone. diesel marks a
+    /// PostgreSQL connection broken only for a failed transaction, so a plain read on a
+    /// connection the server closed would go back to the pool and fail every time it is used;
+    /// the pool reads this when the connection comes back (on the thread that used it).
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        if let diesel::result::Error::DatabaseError(kind, info) = &e {
+            if matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                || server_went_away(info.message())
+            {
+                CONNECTION_LOST.set(true);
+            }
+        }
+        Self::Query(e)
+    }
 }
 
 impl DbError {
@@ -192,7 +215,8 @@ impl ManageConnection for DbConnManager {
     /// of work): diesel marks a connection whose server went away as broken when a query on it
     /// fails, and the pool drops it here (see the PostgreSQL reliability test that cuts them).
     fn has_broken(&self, conn: &mut DbConn) -> bool {
-        std::thread::panicking() || conn.is_broken()
+        // `replace` first: the flag is consumed whatever else is true.
+        CONNECTION_LOST.replace(false) || std::thread::panicking() || conn.is_broken()
     }
 }
 

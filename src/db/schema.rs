@@ -164,8 +164,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_clients (name) {
+        name -> Text,
+        scopes -> Text,
+        rate_limit_per_second -> Nullable<Integer>,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (prefix) {
+        prefix -> Text,
+        client_name -> Text,
+        token_sha256 -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    binding_history (id) {
+        id -> BigInt,
+        binding_id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        request_id -> Nullable<Text>,
+        action -> Text,
+        old_status -> Nullable<Text>,
+        new_status -> Text,
+        changes -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_records -> calls (call_id));
+diesel::joinable!(api_tokens -> api_clients (client_name));
 
 diesel::allow_tables_to_appear_in_same_query!(
     bindings,
@@ -174,5 +211,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     calls,
     call_events,
     call_records,
-    binding_call_stats
+    binding_call_stats,
+    api_clients,
+    api_tokens,
+    binding_history
 );

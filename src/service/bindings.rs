@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use super::allocation::{self, Limits};
-use super::{FieldError, ServiceError};
+use super::{Actor, FieldError, ServiceError};
 use crate::db::calls::{self, CallStats};
+use crate::db::history::Audit;
 use crate::db::models::Binding;
 use crate::db::{self, bindings, Db};
 use crate::domain::{
@@ -150,17 +151,18 @@ impl BindingService {
 
     /// Loads a binding, lets `change` edit it (given the current time), and saves it, all in
     /// one write transaction, so concurrent flows on the same binding cannot lose an update.
-    async fn update<F>(&self, id: String, change: F) -> Result<Binding, ServiceError>
+    async fn update<F>(&self, actor: &Actor, id: String, change: F) -> Result<Binding, ServiceError>
     where
         F: Fn(&mut Binding, NaiveDateTime) + Clone + Send + 'static,
     {
+        let actor = actor.clone();
         self.write_retrying(move |conn| {
             let before = lock(conn, &id)?;
             let mut row = before.clone();
             let now = db::now();
             change(&mut row, now);
             row.updated_at = now;
-            bindings::update(conn, &before, &row)?;
+            bindings::update(conn, actor.audit(), &before, &row)?;
             Ok(row)
         })
         .await
@@ -191,12 +193,16 @@ impl BindingService {
         }
     }
 
-    /// Creates a binding, idempotently per (order_id, bind_num).
+    /// Creates a binding, idempotently per client, order_id and bind_num.
     ///
     /// The row is committed as `pending` (with X and E chosen) before Huawei is called, so a
     /// binding can never exist at Huawei without a row here: if Huawei's answer is lost, the
     /// reconciler finds the binding by X+E.
-    pub async fn create(&self, req: CreateBinding) -> Result<CreateOutcome, ServiceError> {
+    pub async fn create(
+        &self,
+        req: CreateBinding,
+        actor: &Actor,
+    ) -> Result<CreateOutcome, ServiceError> {
         if let (Some(cb), Some(ttl)) = (req.callback_ttl_minutes, req.ttl_minutes) {
             if cb.get() > ttl.get() {
                 return Err(ServiceError::invalid(
@@ -210,9 +216,9 @@ impl BindingService {
             .guard()
             .check()
             .map_err(|e| ServiceError::upstream(e, None))?;
-        let (policy, request) = (self.policy, req.clone());
+        let (policy, request, who) = (self.policy, req.clone(), actor.clone());
         let reservation = self
-            .write_retrying(move |conn| reserve(conn, &request, &policy))
+            .write_retrying(move |conn| reserve(conn, &who, &request, &policy))
             .await;
         let mut row = match reservation {
             Ok(Reservation::New(row)) => row,
@@ -221,17 +227,21 @@ impl BindingService {
                 // The first attempt failed while we waited: this request makes a fresh one.
                 if let CreateOutcome::Existing(b) = &settled {
                     if b.status() == BindingStatus::Failed {
-                        return Box::pin(self.create(req)).await;
+                        return Box::pin(self.create(req, actor)).await;
                     }
                 }
                 return Ok(settled);
             }
             // Two gateways raced past the check: the database's unique index decided.
             Err(ServiceError::Database(e)) if e.is_unique_violation() => {
-                let (o, b) = (req.order_id.to_string(), req.bind_num.as_str().to_owned());
+                let (c, o, b) = (
+                    req.created_by.clone(),
+                    req.order_id.to_string(),
+                    req.bind_num.as_str().to_owned(),
+                );
                 let existing = self
                     .db
-                    .run(move |conn| bindings::find_live(conn, &o, &b))
+                    .run(move |conn| bindings::find_live(conn, &c, &o, &b))
                     .await?
                     .ok_or(ServiceError::Database(e))?;
                 check_same_request(&existing, &req)?;
@@ -255,7 +265,7 @@ impl BindingService {
                 Ok(resp) => {
                     let ttl = req.ttl_minutes;
                     let active = self
-                        .update(row.id.clone(), move |row, now| {
+                        .update(actor, row.id.clone(), move |row, now| {
                             row.set_status(BindingStatus::Active);
                             row.subscription_id.clone_from(&resp.subscription_id);
                             if resp.virtual_num.is_some() {
@@ -294,8 +304,12 @@ impl BindingService {
                         row.virtual_num.as_deref().map(mask_phone).unwrap_or_default(),
                         e.summary()
                     );
-                    let (id, excluded, policy) =
-                        (row.id.clone(), refused_extensions.clone(), self.policy);
+                    let (id, excluded, policy, who) = (
+                        row.id.clone(),
+                        refused_extensions.clone(),
+                        self.policy,
+                        actor.clone(),
+                    );
                     let moved = self
                         .db
                         .write(move |conn| {
@@ -315,14 +329,19 @@ impl BindingService {
                             };
                             row.extend_num = e.clone();
                             row.updated_at = db::now();
-                            bindings::update(conn, &before, &row)?;
+                            bindings::update(conn, who.audit(), &before, &row)?;
                             Ok::<_, ServiceError>((row, e.is_some()))
                         })
                         .await?;
                     row = moved.0;
                     if !moved.1 {
                         return Err(self
-                            .fail(&row, e, "no other free extension on this virtual number")
+                            .fail(
+                                actor,
+                                &row,
+                                e,
+                                "no other free extension on this virtual number",
+                            )
                             .await);
                     }
                 }
@@ -334,7 +353,7 @@ impl BindingService {
                     );
                     let note = format!("outcome unknown, reconciling: {}", e.summary());
                     let pending = self
-                        .update(row.id.clone(), move |row, _| {
+                        .update(actor, row.id.clone(), move |row, _| {
                             row.last_error = Some(note.clone())
                         })
                         .await?;
@@ -346,21 +365,27 @@ impl BindingService {
                     } else {
                         "refused by Huawei"
                     };
-                    return Err(self.fail(&row, e, note).await);
+                    return Err(self.fail(actor, &row, e, note).await);
                 }
             }
         }
     }
 
     /// Marks the row failed with Huawei's answer and returns the error for the caller.
-    async fn fail(&self, row: &Binding, err: HuaweiError, why: &str) -> ServiceError {
+    async fn fail(
+        &self,
+        actor: &Actor,
+        row: &Binding,
+        err: HuaweiError,
+        why: &str,
+    ) -> ServiceError {
         log::warn!(
             binding_id = row.id.as_str();
             "binding {} failed: {why}: {}", row.id, err.summary()
         );
         let note = err.summary();
         let saved = self
-            .update(row.id.clone(), move |row, _| {
+            .update(actor, row.id.clone(), move |row, _| {
                 row.set_status(BindingStatus::Failed);
                 row.last_error = Some(note.clone());
             })
@@ -399,8 +424,25 @@ impl BindingService {
         })
     }
 
-    pub async fn get(&self, id: String) -> Result<Binding, ServiceError> {
-        self.db.run(move |conn| load(conn, &id)).await
+    /// A binding the actor may see; another client's binding is "not found" like a missing one.
+    pub async fn get(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
+        let row = self.db.run(move |conn| load(conn, &id)).await?;
+        visible(row, actor)
+    }
+
+    /// The binding's history, oldest first.
+    pub async fn history(
+        &self,
+        id: String,
+        actor: &Actor,
+    ) -> Result<Vec<db::history::HistoryRow>, ServiceError> {
+        let actor = actor.clone();
+        self.db
+            .run(move |conn| {
+                visible(load(conn, &id)?, &actor)?;
+                Ok(db::history::of_binding(conn, &id)?)
+            })
+            .await
     }
 
     /// Call statistics of a binding (derived from its calls).
@@ -409,19 +451,29 @@ impl BindingService {
     }
 
     /// A binding with its call statistics, read in one statement.
-    pub async fn get_with_stats(&self, id: String) -> Result<(Binding, CallStats), ServiceError> {
-        self.db
+    pub async fn get_with_stats(
+        &self,
+        id: String,
+        actor: &Actor,
+    ) -> Result<(Binding, CallStats), ServiceError> {
+        let (row, stats) = self
+            .db
             .run(move |conn| calls::binding_with_stats(conn, &id)?.ok_or_else(|| not_found(&id)))
-            .await
+            .await?;
+        Ok((visible(row, actor)?, stats))
     }
 
     /// Up to `limit` bindings matching `filter`, newest first, with their call statistics, and
     /// whether more match; one visit to the database.
     pub async fn list(
         &self,
-        filter: bindings::Filter,
+        mut filter: bindings::Filter,
         limit: i64,
+        actor: &Actor,
     ) -> Result<(Vec<(Binding, CallStats)>, bool), ServiceError> {
+        if !actor.sees_all() {
+            filter.created_by = Some(actor.name().to_owned());
+        }
         Ok(self
             .db
             .run(move |conn| {
@@ -443,11 +495,16 @@ impl BindingService {
     }
 
     /// Changes options of an active binding at Huawei, then here.
-    pub async fn modify(&self, id: String, change: ModifyBinding) -> Result<Binding, ServiceError> {
+    pub async fn modify(
+        &self,
+        id: String,
+        change: ModifyBinding,
+        actor: &Actor,
+    ) -> Result<Binding, ServiceError> {
         if change.is_empty() {
             return Err(ServiceError::invalid("body", "names nothing to change"));
         }
-        let row = self.get(id.clone()).await?;
+        let row = self.get(id.clone(), actor).await?;
         if row.status() != BindingStatus::Active {
             return Err(ServiceError::Conflict(format!(
                 "binding is {}; only active bindings can be modified",
@@ -492,9 +549,9 @@ impl BindingService {
             req.callback_expired_time = change.callback_ttl_minutes.map(|t| i64::from(t.get()));
         }
         if let Err(e) = self.huawei.modify(&req).await {
-            return Err(self.upstream_failure(&row, e).await);
+            return Err(self.upstream_failure(actor, &row, e).await);
         }
-        self.update(id, move |row, now| {
+        self.update(actor, id, move |row, now| {
             if let Some(r) = change.record {
                 row.record = r;
             }
@@ -536,8 +593,8 @@ impl BindingService {
     ///
     /// The request is recorded on the row before Huawei is called: if the gateway stops before
     /// Huawei's answer is recorded, the reconciler finishes the release.
-    pub async fn release(&self, id: String) -> Result<Binding, ServiceError> {
-        let row = self.get(id.clone()).await?;
+    pub async fn release(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
+        let row = self.get(id.clone(), actor).await?;
         if !row.status().is_live() {
             return Ok(row);
         }
@@ -570,16 +627,21 @@ impl BindingService {
                         .write(move |conn| bindings::cancel_release(conn, &cancelled))
                         .await?;
                 }
-                return Err(self.upstream_failure(&row, e).await);
+                return Err(self.upstream_failure(actor, &row, e).await);
             }
         };
-        self.released(id, note).await
+        self.released(actor, id, note).await
     }
 
     /// Records a release Huawei confirmed (or whose binding it no longer had).
-    async fn released(&self, id: String, note: Option<String>) -> Result<Binding, ServiceError> {
+    async fn released(
+        &self,
+        actor: &Actor,
+        id: String,
+        note: Option<String>,
+    ) -> Result<Binding, ServiceError> {
         log::info!(binding_id = id.as_str(); "binding {id} released");
-        self.update(id, move |row, now| {
+        self.update(actor, id, move |row, now| {
             // A concurrent release may have settled it meanwhile; keep its record then.
             if row.status().is_live() {
                 row.set_status(BindingStatus::Released);
@@ -591,8 +653,8 @@ impl BindingService {
     }
 
     /// Asks Huawei for the binding and brings our row in line with its answer.
-    pub async fn sync(&self, id: String) -> Result<Binding, ServiceError> {
-        let row = self.get(id).await?;
+    pub async fn sync(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
+        let row = self.get(id, actor).await?;
         let Some(sel) = selector(&row) else {
             return Err(ServiceError::Conflict(
                 "binding has neither a subscription id nor a virtual number and extension to look it up by"
@@ -602,9 +664,9 @@ impl BindingService {
         let answer = match self.huawei.query(&sel).await {
             Ok(q) => Some(q),
             Err(e) if e.kind() == UpstreamKind::NotFound => None,
-            Err(e) => return Err(self.upstream_failure(&row, e).await),
+            Err(e) => return Err(self.upstream_failure(actor, &row, e).await),
         };
-        self.settle(row, answer).await
+        self.settle(actor, row, answer).await
     }
 
     /// Settles every pending binding whose create call has ended. Returns how many changed.
@@ -614,6 +676,7 @@ impl BindingService {
     /// same row at once; a row whose Huawei query failed keeps its claim until the lease runs
     /// out, and is tried again after that.
     pub async fn reconcile_pending(&self) -> Result<usize, ServiceError> {
+        let reconciler = Actor::job(RECONCILER);
         let owner = format!("pid {} run {}", std::process::id(), uuid::Uuid::now_v7());
         let lease = chrono::Duration::from_std(self.policy.reconcile_lease())
             .unwrap_or(chrono::Duration::MAX);
@@ -650,7 +713,7 @@ impl BindingService {
                         let note = format!(
                             "outcome unknown and Huawei chose the number: {n} bindings at Huawei have this number and userData; check the Huawei console, then sync or release by hand"
                         );
-                        self.update(row.id.clone(), move |row, _| {
+                        self.update(&reconciler, row.id.clone(), move |row, _| {
                             row.last_error = Some(note.clone())
                         })
                         .await?;
@@ -680,7 +743,7 @@ impl BindingService {
                     continue;
                 }
             };
-            let after = self.settle(row, answer).await?;
+            let after = self.settle(&reconciler, row, answer).await?;
             if after.status() != before {
                 settled += 1;
             }
@@ -695,6 +758,7 @@ impl BindingService {
         owner: &str,
         lease: chrono::Duration,
     ) -> Result<usize, ServiceError> {
+        let reconciler = Actor::job(RECONCILER);
         let mut finished = 0;
         for _ in 0..RECONCILE_BATCH {
             let (claimant, policy) = (owner.to_owned(), self.policy);
@@ -735,7 +799,7 @@ impl BindingService {
                     continue;
                 }
             };
-            self.released(row.id, note).await?;
+            self.released(&reconciler, row.id, note).await?;
             finished += 1;
         }
         Ok(finished)
@@ -806,8 +870,10 @@ impl BindingService {
 
     /// Marks bindings past `expires_at` as expired, in batches. Returns how many.
     pub async fn expire_due(&self) -> Result<usize, ServiceError> {
-        self.in_batches(|conn| bindings::expire_due(conn, db::now(), SWEEP_BATCH))
-            .await
+        self.in_batches(|conn| {
+            bindings::expire_due(conn, Audit::system(EXPIRY), db::now(), SWEEP_BATCH)
+        })
+        .await
     }
 
     /// Ends the quarantine of extensions released longer ago than the quarantine, in batches,
@@ -839,10 +905,11 @@ impl BindingService {
     /// Applies Huawei's view (`None`: Huawei has no such binding) to our row.
     async fn settle(
         &self,
+        actor: &Actor,
         row: Binding,
         answer: Option<QueryResponse>,
     ) -> Result<Binding, ServiceError> {
-        self.update(row.id, move |row, now| {
+        self.update(actor, row.id, move |row, now| {
             let status = row.status();
             match (&answer, status) {
                 (Some(q), BindingStatus::Pending | BindingStatus::Active) => {
@@ -894,7 +961,12 @@ impl BindingService {
 
     /// Records an upstream failure on the row (for admins), and turns it into the error.
     /// Huawei's "does not exist" on an active binding also marks it expired.
-    async fn upstream_failure(&self, row: &Binding, err: HuaweiError) -> ServiceError {
+    async fn upstream_failure(
+        &self,
+        actor: &Actor,
+        row: &Binding,
+        err: HuaweiError,
+    ) -> ServiceError {
         if matches!(err, HuaweiError::NotCalled { .. }) {
             // Nothing happened at Huawei; no need to write that on the row.
             return ServiceError::upstream(err, Some(&row.id));
@@ -902,7 +974,7 @@ impl BindingService {
         let note = err.summary();
         let gone = err.kind() == UpstreamKind::NotFound;
         let saved = self
-            .update(row.id.clone(), move |row, now| {
+            .update(actor, row.id.clone(), move |row, now| {
                 if gone && row.status() == BindingStatus::Active {
                     row.set_status(BindingStatus::Expired);
                     row.released_at = Some(now);
@@ -937,6 +1009,10 @@ const ORPHAN_SWEEP_LIMIT: i64 = 200;
 /// Pending rows one reconciler run settles at most.
 const RECONCILE_BATCH: usize = 100;
 
+/// The actors of the background jobs, as the bindings' history names them.
+const RECONCILER: &str = "reconciler";
+const EXPIRY: &str = "expiry";
+
 /// Rows one sweep transaction changes at most: short, so API writes never wait long for one.
 const SWEEP_BATCH: i64 = 500;
 
@@ -947,6 +1023,14 @@ fn load(conn: &mut db::DbConn, id: &str) -> Result<Binding, ServiceError> {
 /// [`load`] for a change: the row stays locked until the transaction ends.
 fn lock(conn: &mut db::DbConn, id: &str) -> Result<Binding, ServiceError> {
     bindings::lock(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+fn visible(row: Binding, actor: &Actor) -> Result<Binding, ServiceError> {
+    if actor.may_see(&row.created_by) {
+        Ok(row)
+    } else {
+        Err(not_found(&row.id))
+    }
 }
 
 fn not_found(id: &str) -> ServiceError {
@@ -960,11 +1044,17 @@ const WRITE_ATTEMPTS: u32 = 3;
 
 fn reserve(
     conn: &mut db::DbConn,
+    actor: &Actor,
     req: &CreateBinding,
     policy: &Policy,
 ) -> Result<Reservation, ServiceError> {
-    if let Some(existing) = bindings::find_live(conn, req.order_id.as_str(), req.bind_num.as_str())?
-    {
+    let live = bindings::find_live(
+        conn,
+        &req.created_by,
+        req.order_id.as_str(),
+        req.bind_num.as_str(),
+    )?;
+    if let Some(existing) = live {
         check_same_request(&existing, req)?;
         return Ok(Reservation::Existing(existing));
     }
@@ -1004,19 +1094,13 @@ fn reserve(
         last_error: None,
         in_quarantine: false,
     };
-    bindings::insert(conn, &row)?;
+    bindings::insert(conn, actor.audit(), &row)?;
     Ok(Reservation::New(row))
 }
 
 /// A repeat of a create must be the same request; anything else on the same live pair is a
 /// conflict (the client is asking for something we did not do).
 fn check_same_request(existing: &Binding, req: &CreateBinding) -> Result<(), ServiceError> {
-    if existing.created_by != req.created_by {
-        return Err(ServiceError::Conflict(format!(
-            "order {} already has a live binding for this number, created by another client",
-            req.order_id
-        )));
-    }
     let (callback_num, callback_tone) = split_callback(req.callback.as_ref());
     let client_x = (existing.number_choice() == NumberChoice::Client)
         .then_some(existing.virtual_num.as_deref())

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::ServiceError;
+use super::{Actor, ServiceError};
 use crate::db::calls::{self, Call, CallEvent, CallRecord};
 use crate::db::{self, Db};
 use crate::huawei::wire::RecordingQuery;
@@ -49,10 +49,13 @@ impl CallService {
         binding_id: String,
         before: Option<(NaiveDateTime, String)>,
         limit: i64,
+        actor: &Actor,
     ) -> Result<Vec<CallDetail>, ServiceError> {
+        let actor = actor.clone();
         self.db
             .run(move |conn| {
-                if !calls::binding_exists(conn, &binding_id)? {
+                let owner = calls::binding_owner(conn, &binding_id)?;
+                if !owner.is_some_and(|o| actor.may_see(&o)) {
                     return Err(ServiceError::NotFound(format!("no binding {binding_id}")));
                 }
                 let list = calls::calls_of_binding(conn, &binding_id, before, limit)?;
@@ -61,12 +64,23 @@ impl CallService {
             .await
     }
 
-    /// A call by our id or Huawei's icid.
-    pub async fn get(&self, id: String) -> Result<CallDetail, ServiceError> {
+    /// A call by our id or Huawei's icid. A client sees the calls of its own bindings; a call
+    /// not linked to any binding only `admin` sees.
+    pub async fn get(&self, id: String, actor: &Actor) -> Result<CallDetail, ServiceError> {
+        let actor = actor.clone();
         self.db
             .run(move |conn| {
-                let call = calls::find_call(conn, &id)?
-                    .ok_or_else(|| ServiceError::NotFound(format!("no call {id}")))?;
+                let missing = || ServiceError::NotFound(format!("no call {id}"));
+                let call = calls::find_call(conn, &id)?.ok_or_else(missing)?;
+                if !actor.sees_all() {
+                    let owner = match &call.binding_id {
+                        Some(b) => calls::binding_owner(conn, b)?,
+                        None => None,
+                    };
+                    if !owner.is_some_and(|o| actor.may_see(&o)) {
+                        return Err(missing());
+                    }
+                }
                 Ok(with_details(conn, vec![call])?
                     .pop()
                     .unwrap_or_else(|| unreachable!("one call in, one out")))
@@ -75,8 +89,8 @@ impl CallService {
     }
 
     /// The download URL of the call's recording, from Huawei's recording-link API.
-    pub async fn recording_url(&self, id: String) -> Result<String, RecordingError> {
-        let detail = self.get(id).await?;
+    pub async fn recording_url(&self, id: String, actor: &Actor) -> Result<String, RecordingError> {
+        let detail = self.get(id, actor).await?;
         let Some(record) = detail.record.filter(|r| r.record_flag == Some(1)) else {
             return Err(RecordingError::NotRecorded);
         };

@@ -17,6 +17,50 @@ pub use bindings::{
 };
 pub use numbers::{AddManyError, NewNumber, NumberService, NumberUsage};
 
+/// Who a flow runs for: an API client (which sees only the bindings it created, unless it has
+/// `admin`) or a background job. Recorded in each binding's history as the actor.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    name: String,
+    sees_all: bool,
+    request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn client(name: impl Into<String>, sees_all: bool, request_id: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            sees_all,
+            request_id,
+        }
+    }
+
+    /// A background job (`reconciler`, `expiry`, `huawei`), which acts on every binding.
+    pub fn job(name: &str) -> Self {
+        Self::client(name, true, None)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn sees_all(&self) -> bool {
+        self.sees_all
+    }
+
+    /// Whether this actor may see or change a binding `created_by` that client.
+    pub fn may_see(&self, created_by: &str) -> bool {
+        self.sees_all || self.name == created_by
+    }
+
+    pub fn audit(&self) -> crate::db::history::Audit<'_> {
+        crate::db::history::Audit {
+            actor: &self.name,
+            request_id: self.request_id.as_deref(),
+        }
+    }
+}
+
 /// A request field and what is wrong with it. The detail may quote the value sent (a parser's
 /// message), so `Debug` masks phone numbers in it.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]

@@ -5,6 +5,7 @@ mod helpers;
 mod allocation;
 mod banner;
 mod bindings;
+mod clients;
 mod crash;
 mod instances;
 mod log_scan;

@@ -179,7 +179,12 @@ async fn bindings_past_their_expiry_become_expired(app: TestApp) {
             let before = bindings::find(conn, &row_id)?.unwrap();
             let mut row = before.clone();
             row.expires_at = Some(past);
-            bindings::update(conn, &before, &row)
+            bindings::update(
+                conn,
+                axe_gateway::db::history::Audit::system("test"),
+                &before,
+                &row,
+            )
         })
         .await
         .unwrap();
