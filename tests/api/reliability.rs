@@ -1,6 +1,6 @@
 //! Huawei misbehaving: lost answers, throttling, taken extensions, expiry in the background.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 use crate::helpers::{TestApp, A1};
@@ -55,6 +55,15 @@ async fn a_lost_bind_answer_is_202_and_the_reconciler_makes_it_active(app: TestA
     );
     assert!(settled["expires_at"].is_string());
     assert_eq!(app.sandbox.stats().bind_requests, 1);
+    // The history says who settled it.
+    let (_, h) = app.get(&format!("/v1/bindings/{id}/history")).await;
+    let last = h["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["action"].as_str()),
+        (Some("reconciler"), Some("activated")),
+        "{h}"
+    );
+    assert_eq!(last["request_id"], Value::Null);
 }
 
 async fn a_bind_that_never_happened_is_settled_as_failed(app: TestApp) {
@@ -198,6 +207,17 @@ async fn bindings_past_their_expiry_become_expired(app: TestApp) {
         .map(|n| n["quarantined_extensions"].as_i64().unwrap())
         .sum();
     assert_eq!(quarantined, 1, "its extension is in quarantine");
+    let (_, h) = app.get(&format!("/v1/bindings/{id}/history")).await;
+    let last = h["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["actor"].as_str(),
+            last["action"].as_str(),
+            last["old_status"].as_str()
+        ),
+        (Some("expiry"), Some("expired"), Some("active")),
+        "{h}"
+    );
 }
 
 async fn a_5xx_without_json_is_202_and_settled_as_failed(app: TestApp) {
