@@ -52,6 +52,14 @@ pub enum Command {
         #[command(subcommand)]
         command: NumbersCommand,
     },
+    /// The pool per area: numbers (usable of all), live bindings, quarantined extensions and
+    /// the extensions still free to allocate (migrates the database first).
+    Pool,
+    /// Checks a deployment's configuration without changing anything: prints the effective
+    /// settings (secrets masked), checks that the database answers with its migrations at the
+    /// head, and makes one harmless signed query to Huawei (proving the app key, secret and
+    /// clock). Exits 0 only when every check passes.
+    CheckConfig,
     /// API clients and their tokens (in the database at DATABASE_URL; migrates it first).
     /// A new token is printed alone on stdout, everything else goes to stderr:
     /// `TOKEN=$(axe-gateway clients create orders --scopes bindings:read,bindings:write)`.
@@ -229,6 +237,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             command: NumbersCommand::Import { file },
         } => import_numbers(&file).await,
         Command::Clients { command } => clients(command).await,
+        Command::CheckConfig => check_config().await,
+        Command::Pool => pool().await,
     }
 }
 
@@ -346,6 +356,133 @@ fn client_line(c: &crate::auth::ClientInfo) -> String {
     )
 }
 
+/// The pool's rules as `serve` applies them (Huawei's timeouts from the settings, since the
+/// CLI has no resolved Huawei endpoint).
+fn cli_policy(settings: &Settings) -> Policy {
+    Policy {
+        limits: Limits {
+            digits: settings.extension_digits,
+            max_per_number: settings.max_bindings_per_number,
+        },
+        quarantine: settings.extension_quarantine,
+        extension_retry_limit: settings.extension_retry_limit,
+        upstream_timeout: settings.huawei_connect_timeout + settings.huawei_request_timeout,
+    }
+}
+
+/// `pool`: one line per area on stdout, from the numbers' own counters.
+async fn pool() -> Result<(), StartupError> {
+    let settings = Settings::load(&Environment, true)?;
+    let svc = NumberService::new(open_db().await?, cli_policy(&settings));
+    let numbers = svc
+        .list()
+        .await
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    // area → (numbers, usable, live, quarantined, free)
+    let mut areas: std::collections::BTreeMap<String, [i64; 5]> = Default::default();
+    for n in &numbers {
+        let a = areas.entry(n.number.area_code.clone()).or_default();
+        a[0] += 1;
+        a[1] += i64::from(n.number.status() == crate::domain::NumberStatus::Normal);
+        a[2] += n.live_bindings;
+        a[3] += n.quarantined_extensions;
+        a[4] += n.free_extensions;
+    }
+    println!("area\tnumbers\tusable\tlive\tquarantined\tfree_extensions");
+    for (area, [count, usable, live, quarantined, free]) in &areas {
+        println!("{area}\t{count}\t{usable}\t{live}\t{quarantined}\t{free}");
+    }
+    if areas.is_empty() {
+        eprintln!(
+            "the pool is empty: add numbers with POST /v1/numbers or `axe-gateway numbers import`"
+        );
+    }
+    Ok(())
+}
+
+/// `check-config`: one line per check on stdout, `ok` or `FAIL`.
+async fn check_config() -> Result<(), StartupError> {
+    let settings = match Settings::load(&Environment, false) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAIL configuration: {e}");
+            return Err(StartupError::Other("the configuration is invalid".into()));
+        }
+    };
+    let huawei = settings.huawei().clone();
+    println!("ok   configuration");
+    println!(
+        "     DATABASE_URL       {}",
+        settings.database_url.redacted()
+    );
+    println!("     LISTEN_ADDR        {}", settings.listen_addr);
+    println!("     HUAWEI_BASE_URL    {}", huawei.base_url);
+    println!("     HUAWEI_APP_KEY     {}", huawei.app_key);
+    println!("     HUAWEI_APP_SECRET  ****");
+    println!(
+        "     API_TOKENS         {}",
+        settings.api_tokens.as_ref().map_or_else(
+            || "(none: database clients only)".to_owned(),
+            |t| format!("{t:?}")
+        )
+    );
+    println!(
+        "     timeouts           Huawei connect {:?}, request {:?}; database {:?}",
+        settings.huawei_connect_timeout, settings.huawei_request_timeout, settings.db_timeout
+    );
+    println!(
+        "     pool               {} extension digits, at most {} bindings per number, quarantine {:?}",
+        settings.extension_digits.get(),
+        settings.max_bindings_per_number,
+        settings.extension_quarantine
+    );
+    let mut failed = Vec::new();
+    let url = settings.database_url.clone();
+    let db = actix_rt::task::spawn_blocking(move || crate::db::check(&url))
+        .await
+        .map_err(|e| StartupError::Other(format!("database check panicked: {e}")))?;
+    match db {
+        Ok(pending) if pending.is_empty() => {
+            println!("ok   database answers, migrations at the head")
+        }
+        Ok(pending) => {
+            println!(
+                "FAIL database answers, but {} migration(s) are not applied (run `axe-gateway migrate`): {}",
+                pending.len(),
+                pending.join(", ")
+            );
+            failed.push("database");
+        }
+        Err(e) => {
+            println!(
+                "FAIL database: {}",
+                crate::domain::mask_phones(&e.to_string())
+            );
+            failed.push("database");
+        }
+    }
+    let guard = crate::huawei::UpstreamGuard::new(&huawei.base_url, settings.resilience);
+    let client = crate::huawei::HuaweiClient::new(huawei, guard);
+    match client.list_numbers().await {
+        Ok(numbers) => println!(
+            "ok   Huawei accepted a signed query (QueryAXEBindingCount): {} virtual number(s) in the app",
+            numbers.len()
+        ),
+        Err(e) => {
+            println!("FAIL Huawei: {}", e.summary());
+            failed.push("huawei");
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StartupError::Other(format!(
+            "check-config failed: {}",
+            failed.join(", ")
+        )))
+    }
+}
+
 /// The database at `DATABASE_URL`, migrated (as `serve` does).
 async fn open_db() -> Result<Db, StartupError> {
     let settings = Settings::load(&Environment, true)?;
@@ -380,15 +517,7 @@ async fn import_numbers(file: &Path) -> Result<(), StartupError> {
     let db = actix_rt::task::spawn_blocking(move || Db::connect(&url, pool_size, timeout))
         .await
         .map_err(|e| StartupError::Other(format!("database set-up panicked: {e}")))??;
-    let policy = Policy {
-        limits: Limits {
-            digits: settings.extension_digits,
-            max_per_number: settings.max_bindings_per_number,
-        },
-        quarantine: settings.extension_quarantine,
-        extension_retry_limit: settings.extension_retry_limit,
-        upstream_timeout: settings.huawei_connect_timeout + settings.huawei_request_timeout,
-    };
+    let policy = cli_policy(&settings);
     let line_of = |position: usize| lines.get(position).copied().unwrap_or(0);
     match NumberService::new(db, policy).add_many(items).await {
         Ok(added) => {

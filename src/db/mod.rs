@@ -452,6 +452,21 @@ impl Checkpointer {
 /// Applies pending migrations for the URL's backend. SQLite is switched to WAL first (a property
 /// of the file, set once); on PostgreSQL an advisory lock keeps several gateway instances from
 /// migrating at once.
+/// Connects without changing anything and names the migrations not yet applied (for
+/// `check-config`). A SQLite file that does not exist is an error, not created.
+pub fn check(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
+    if url.backend == Backend::Sqlite {
+        let path = url.target.expose_secret();
+        if path != ":memory:" && !std::path::Path::new(path).exists() {
+            return Err(DbError::Unavailable(format!(
+                "the SQLite file {path} does not exist (serve and migrate create it)"
+            )));
+        }
+    }
+    let mut conn = establish(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+    pending_migrations(&mut conn)
+}
+
 pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
     let mut conn = establish(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
     let applied = match &mut conn {

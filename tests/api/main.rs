@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod admin;
 mod allocation;
 mod banner;
 mod bindings;
