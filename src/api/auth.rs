@@ -91,7 +91,17 @@ pub async fn authorize(
             req.extensions_mut().insert(caller);
             next.call(req).await
         }
-        Err(problem) => Ok(req.into_response(problem.error_response())),
+        Err(problem) => {
+            let mut response = problem.error_response();
+            if problem.status == 401 {
+                // RFC 6750: how to authenticate.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"axe-gateway\""),
+                );
+            }
+            Ok(req.into_response(response))
+        }
     }
 }
 

@@ -87,6 +87,17 @@ async fn every_route_needs_a_token_and_its_scope(app: TestApp) {
         );
         assert!(!detail.contains("Bearer"), "{pattern}: {p}");
     }
+    // A 401 says how to authenticate (RFC 6750).
+    let resp = app
+        .client
+        .get(app.url("/v1/bindings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("www-authenticate").unwrap(),
+        "Bearer realm=\"axe-gateway\""
+    );
     // An unknown path under /v1 does not tell a caller without a token that it is unknown.
     let (status, _) = app.request("GET", "/v1/nothing-here", None, None).await;
     assert_eq!(status, 401);
