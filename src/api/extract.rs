@@ -122,6 +122,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
             }
         }
     }
+    // serde reads a struct from a JSON array too, by position (`[true]` as `{"record": true}`);
+    // every body of this API is an object, so an array is refused whole.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::invalid_field("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -250,6 +255,10 @@ mod tests {
         assert_eq!(e.errors[0].field, "order_id");
         let e = parse_json::<Body>(br#"{"order_id":"a","extra":1}"#).unwrap_err();
         assert_eq!(e.errors[0].field, "extra");
+        for positional in [&br#"["a", 1]"#[..], b" [\"a\"]", b"[]"] {
+            let e = parse_json::<Body>(positional).unwrap_err();
+            assert_eq!((e.status, e.errors[0].field.as_str()), (400, "body"));
+        }
         let e = parse_json::<Body>(br#"{"order_id":"#).unwrap_err();
         assert!(e.detail.contains("not valid JSON"), "{}", e.detail);
         assert_eq!(e.status, 400);

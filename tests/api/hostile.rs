@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,6 +20,7 @@ on_both_backends!(
     a_client_that_stalls_in_its_headers_is_cut_off_and_others_are_served
         with &[("CLIENT_REQUEST_TIMEOUT_MS", "1000")],
     an_unknown_json_field_is_400_naming_it_on_every_json_route,
+    arbitrary_json_bodies_are_never_a_5xx,
 );
 
 /// Sends `head` (and nothing more) on a fresh connection and returns the status of the answer,
@@ -250,6 +254,14 @@ async fn an_unknown_json_field_is_400_naming_it_on_every_json_route(app: TestApp
             "{method} {path}: the error names {named:?}, not {field:?}: {problem}"
         );
     }
+    // serde would read a struct from an array by position (`[true]` as `{"record": true}`).
+    for (method, path, _, _) in &cases {
+        for body in ["[]", "[true]", r#"["hostile-3", "+8613800000001"]"#] {
+            let (status, problem) = app.request(method, path, Some(TOKEN), Some(body)).await;
+            assert_eq!(status, 400, "{method} {path} {body}: {problem}");
+            assert_eq!(problem["errors"][0]["field"], "body", "{problem}");
+        }
+    }
     // Nothing was changed by the refused requests.
     let (_, after) = app.get(&format!("/v1/bindings/{id}")).await;
     assert_eq!(after["record"], binding["record"], "{after}");
@@ -262,5 +274,94 @@ async fn an_unknown_json_field_is_400_naming_it_on_every_json_route(app: TestApp
             .await,
         0
     );
+    assert_still_serving(&app).await;
+}
+
+/// Any JSON value, a few levels deep: scalars of every type, strings that are nearly valid
+/// values (numbers, order ids, area codes), arrays and objects.
+fn any_json(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+        "\\+?[0-9]{0,16}".prop_map(Value::from),
+        "[A-Za-z0-9._:-]{0,70}".prop_map(Value::from),
+        "0[0-9]{1,4}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 5, move |inner| {
+        let key = prop_oneof![
+            3 => prop::sample::select(keys).prop_map(str::to_owned),
+            1 => "[a-z_]{1,12}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// How many random bodies each JSON route gets (`HOSTILE_CASES` for a longer run).
+fn cases() -> usize {
+    std::env::var("HOSTILE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
+async fn arbitrary_json_bodies_are_never_a_5xx(app: TestApp) {
+    app.pool_numbers().await;
+    let binding = app
+        .create(json!({"order_id": "hostile-1", "bind_num": A1, "virtual_num": X1}))
+        .await;
+    let id = binding["id"].as_str().expect("id").to_owned();
+    // A client of its own to change, so a random `disabled: true` cannot lock the test out.
+    let (status, body) = app
+        .post(
+            "/v1/clients",
+            &json!({"name": "hostile", "scopes": ["bindings:read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    const BINDING: &[&str] = &[
+        "order_id",
+        "bind_num",
+        "virtual_num",
+        "area_code",
+        "extend_num",
+        "record",
+        "record_hint_tone",
+        "callback_num",
+        "callback_tone",
+        "ttl_minutes",
+        "callback_ttl_minutes",
+        "user_data",
+    ];
+    const NUMBER: &[&str] = &["number", "area_code", "numbers"];
+    const CLIENT: &[&str] = &["name", "scopes", "rate_limit_per_second", "disabled"];
+    let routes: Vec<(&str, String, &'static [&'static str])> = vec![
+        ("POST", "/v1/bindings".into(), BINDING),
+        ("PATCH", format!("/v1/bindings/{id}"), BINDING),
+        ("POST", "/v1/numbers".into(), NUMBER),
+        ("POST", "/v1/numbers:batch".into(), NUMBER),
+        ("POST", "/v1/clients".into(), CLIENT),
+        ("PATCH", "/v1/clients/hostile".into(), CLIENT),
+    ];
+    // Deterministic, so a failure is the same on every run.
+    let mut runner = TestRunner::deterministic();
+    for (method, path, keys) in &routes {
+        let strategy = any_json(keys);
+        for _ in 0..cases() {
+            let body = strategy
+                .new_tree(&mut runner)
+                .expect("a value")
+                .current()
+                .to_string();
+            let (status, problem) = app.request(method, path, Some(TOKEN), Some(&body)).await;
+            assert!(status < 500, "{method} {path} {body}: {status} {problem}");
+        }
+    }
     assert_still_serving(&app).await;
 }
