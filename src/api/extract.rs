@@ -144,6 +144,40 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     })
 }
 
+/// A struct inside a body that must be written as a JSON object: serde would otherwise read it
+/// from an array by position, which [`parse_json`] refuses only for the whole body.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<T> std::ops::Deref for Object<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// The path (`numbers[2].number`) of the first string or key in `value` holding a NUL.
 fn nul_field(value: &serde_json::Value, at: String) -> Option<String> {
     match value {
@@ -267,7 +301,21 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     struct Batch {
-        numbers: Vec<Body>,
+        numbers: Vec<Object<Body>>,
+    }
+
+    #[test]
+    fn an_item_must_be_an_object() {
+        let ok = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"}]}"#).unwrap();
+        assert_eq!(ok.numbers[0].order_id, "a");
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},["b", 1]]}"#).unwrap_err();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (400, "numbers[1]"));
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},{"order_id":"b","x":1}]}"#)
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "numbers[1].x");
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},{"ttl_minutes":"x"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "numbers[1].ttl_minutes");
     }
 
     #[test]

@@ -262,6 +262,15 @@ async fn an_unknown_json_field_is_400_naming_it_on_every_json_route(app: TestApp
             assert_eq!(problem["errors"][0]["field"], "body", "{problem}");
         }
     }
+    // The same for a batch's items.
+    let (status, problem) = app
+        .post(
+            "/v1/numbers:batch",
+            &json!({"numbers": [["+8617000000004", "0755"]]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "numbers[0]", "{problem}");
     // Nothing was changed by the refused requests.
     let (_, after) = app.get(&format!("/v1/bindings/{id}")).await;
     assert_eq!(after["record"], binding["record"], "{after}");
