@@ -328,6 +328,9 @@ pub struct Settings {
     pub workers: usize,
     /// How long a SIGTERM/SIGINT waits for in-flight requests before it cuts them off.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head; a slower one is cut off, so
+    /// connections held open by slow or stalled clients cannot pile up.
+    pub client_request_timeout: Duration,
     pub webhooks: WebhookConfig,
     /// How often the metrics' database gauges (bindings, number pool) are recounted.
     pub metrics_refresh: Duration,
@@ -533,6 +536,7 @@ impl Settings {
             db_timeout: millis(src, "DB_TIMEOUT_MS", 5_000, 100, 60_000)?,
             workers: number(src, "WORKERS", 2, 1, 64)?,
             shutdown_timeout: secs(src, "SHUTDOWN_TIMEOUT_SECS", 10, 1, 600)?,
+            client_request_timeout: millis(src, "CLIENT_REQUEST_TIMEOUT_MS", 5_000, 100, 60_000)?,
             webhooks,
             metrics_refresh: secs(src, "METRICS_REFRESH_SECS", 15, 1, 3_600)?,
             metrics_addr: match src.get("METRICS_ADDR") {

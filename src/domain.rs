@@ -686,3 +686,109 @@ mod tests {
         assert_eq!(NumberStatus::from_huawei_code("7"), None);
     }
 }
+
+/// Hostile input at the edge: any text is refused or accepted, never a panic; every value the
+/// rules allow is accepted and comes back unchanged.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(raw in any::<String>(), digits in 0u8..8, ttl in any::<i64>()) {
+            let _ = RowId::parse(&raw);
+            let _ = PhoneNumber::parse(&raw);
+            let _ = OrderId::parse(&raw);
+            let _ = AreaCode::parse(&raw);
+            let _ = UserData::parse(&raw);
+            let _ = ToneName::parse(&raw);
+            let _ = BindingStatus::parse(&raw);
+            let _ = NumberStatus::parse(&raw);
+            let _ = NumberChoice::parse(&raw);
+            let _ = NumberStatus::from_huawei_code(&raw);
+            let _ = mask_phone(&raw);
+            if let Ok(d) = ExtensionDigits::new(digits) {
+                let _ = ExtensionNumber::parse(&raw, d);
+            }
+            let _ = TtlMinutes::parse(ttl);
+        }
+
+        #[test]
+        fn phone_like_text_never_panics(raw in "[+0-9\u{0}a ]{0,20}") {
+            let _ = PhoneNumber::parse(&raw);
+            let _ = mask_phone(&raw);
+        }
+
+        #[test]
+        fn valid_phone_numbers_round_trip(raw in "\\+[1-9][0-9]{7,14}") {
+            let n = PhoneNumber::parse(&raw).unwrap();
+            prop_assert_eq!(n.as_str(), raw.as_str());
+            // The masked form hides at least four digits.
+            prop_assert!(!n.to_string().contains(&raw[1..]));
+            prop_assert!(n.masked().contains("****"));
+        }
+
+        #[test]
+        fn valid_order_ids_round_trip(raw in "[A-Za-z0-9._:-]{1,64}") {
+            let parsed = OrderId::parse(&raw).unwrap();
+            prop_assert_eq!(parsed.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn too_long_order_ids_are_refused(raw in "[A-Za-z0-9]{65,100}") {
+            prop_assert!(OrderId::parse(&raw).is_err());
+        }
+
+        #[test]
+        fn valid_extensions_round_trip(digits in 1u8..=4, seed in any::<u32>()) {
+            let d = ExtensionDigits::new(digits).unwrap();
+            let value = seed % d.max_value() + 1;
+            let e = ExtensionNumber::from_index(value, d);
+            prop_assert_eq!(e.as_str().len(), usize::from(digits));
+            prop_assert_eq!(ExtensionNumber::parse(e.as_str(), d).unwrap(), e.clone());
+            prop_assert_eq!(e.as_str().parse::<u32>().unwrap(), value);
+        }
+
+        #[test]
+        fn valid_area_codes_round_trip(raw in "0[0-9]{2,3}") {
+            let parsed = AreaCode::parse(&raw).unwrap();
+            prop_assert_eq!(parsed.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn valid_user_data_round_trips(raw in "[ -z|~]{1,256}") {
+            let parsed = UserData::parse(&raw).unwrap();
+            prop_assert_eq!(parsed.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn valid_tone_names_round_trip(raw in "[^\\p{Cc}]{1,32}") {
+            let parsed = ToneName::parse(&raw).unwrap();
+            prop_assert_eq!(parsed.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn ttl_accepts_exactly_its_range(raw in any::<i64>(), valid in 1i64..=i64::from(TtlMinutes::MAX)) {
+            prop_assert_eq!(TtlMinutes::parse(valid).unwrap().get(), u32::try_from(valid).unwrap());
+            prop_assert_eq!(
+                TtlMinutes::parse(raw).is_ok(),
+                (1..=i64::from(TtlMinutes::MAX)).contains(&raw)
+            );
+        }
+
+        #[test]
+        fn masked_text_never_holds_a_phone_number(text in any::<String>(), digits in "[0-9]{7,20}", prefix in "(\\+|%2B)?", suffix in any::<String>()) {
+            for input in [text.clone(), format!("{text}{prefix}{digits}{suffix}")] {
+                let out = mask_phones(&input);
+                let mut run = 0;
+                for c in out.chars() {
+                    run = if c.is_ascii_digit() { run + 1 } else { 0 };
+                    prop_assert!(run < PHONE_RUN_DIGITS, "{:?} -> {:?}", input, out);
+                }
+            }
+        }
+    }
+}

@@ -142,6 +142,9 @@ impl Application {
             // here stays pending for the reconciler), then `run_until_stopped` stops the jobs;
             // every notification answered 200 was committed before its answer.
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            // A client that sends its request head slowly (or stops) is answered 408 and
+            // disconnected when this runs out, so it holds no connection for longer.
+            .client_request_timeout(settings.client_request_timeout)
             .listen(listener)?
             .run()
         };

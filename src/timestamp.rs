@@ -232,3 +232,48 @@ mod tests {
         assert_eq!(parse_db("not a time"), None);
     }
 }
+
+/// Hostile input: any text is a time or `None`, never a panic; every time written is read back.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_time() -> impl Strategy<Value = NaiveDateTime> {
+        // Every representable instant, to the nanosecond (years -262143..=262142).
+        let lo = NaiveDateTime::MIN.and_utc().timestamp();
+        let hi = NaiveDateTime::MAX.and_utc().timestamp();
+        (lo..=hi, 0u32..1_000_000_000).prop_map(|(secs, nanos)| {
+            chrono::DateTime::from_timestamp(secs, nanos)
+                .unwrap()
+                .naive_utc()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(raw in any::<String>()) {
+            let _ = parse_db(&raw);
+            let _ = parse_ymd_hms(&raw);
+        }
+
+        #[test]
+        fn time_shaped_text_never_panics(raw in "[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?[^\\n]{0,3}") {
+            let _ = parse_db(&raw);
+            let parsed = parse_ymd_hms(&raw);
+            // The fast path agrees with chrono wherever it answers.
+            if let Some(t) = parsed {
+                prop_assert_eq!(Some(t), NaiveDateTime::parse_from_str(&raw, "%Y-%m-%d %H:%M:%S%.f").ok());
+            }
+        }
+
+        #[test]
+        fn format_then_parse_round_trips(t in any_time()) {
+            let text = format_db(&t);
+            prop_assert_eq!(text.as_str(), t.format("%Y-%m-%d %H:%M:%S%.f").to_string());
+            prop_assert_eq!(parse_db(text.as_str()), Some(t));
+        }
+    }
+}

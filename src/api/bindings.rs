@@ -457,11 +457,7 @@ impl ListQuery {
             }
         };
         let before_id = self.cursor.as_deref().and_then(|c| {
-            let decoded = URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .filter(|s| uuid::Uuid::parse_str(s).is_ok());
+            let decoded = decode_cursor(c);
             if decoded.is_none() {
                 f.push("cursor", "is not a cursor this API returned");
             }
@@ -483,6 +479,20 @@ impl ListQuery {
     }
 }
 
+/// A list cursor: the id of the last binding of the page, so the next page starts after it.
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// The binding id in a cursor [`encode_cursor`] wrote; `None` for anything else.
+fn decode_cursor(raw: &str) -> Option<String> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+}
+
 pub async fn list(
     client: ApiClient,
     svc: web::Data<BindingService>,
@@ -491,10 +501,7 @@ pub async fn list(
     let (filter, limit) = query.into_inner().parse()?;
     let (rows, more) = svc.list(filter, limit, client.actor()).await?;
     let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|(b, _)| URL_SAFE_NO_PAD.encode(b.id.as_bytes()))
-        })
+        .then(|| rows.last().map(|(b, _)| encode_cursor(&b.id)))
         .flatten();
     Ok(HttpResponse::Ok().json(Page {
         items: rows
@@ -503,4 +510,32 @@ pub async fn list(
             .collect(),
         next_cursor,
     }))
+}
+
+/// Hostile cursors: any text is a cursor this API wrote or a 400, never a panic.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_cursors_never_panic(raw in any::<String>(), b64 in "[A-Za-z0-9_-]{0,64}") {
+            let _ = decode_cursor(&raw);
+            let _ = decode_cursor(&b64);
+        }
+
+        #[test]
+        fn cursors_round_trip(id in any::<u128>()) {
+            let id = uuid::Uuid::from_u128(id).to_string();
+            prop_assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
+        }
+
+        #[test]
+        fn other_text_is_not_a_cursor(text in "[^-]{0,31}") {
+            prop_assert_eq!(decode_cursor(&encode_cursor(&text)), None);
+        }
+    }
 }

@@ -122,6 +122,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
             }
         }
     }
+    // serde reads a struct from a JSON array too, by position (`[true]` as `{"record": true}`);
+    // every body of this API is an object, so an array is refused whole.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::invalid_field("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -137,6 +142,40 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         };
         Problem::invalid_field(&field, message)
     })
+}
+
+/// A struct inside a body that must be written as a JSON object: serde would otherwise read it
+/// from an array by position, which [`parse_json`] refuses only for the whole body.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<T> std::ops::Deref for Object<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// The path (`numbers[2].number`) of the first string or key in `value` holding a NUL.
@@ -250,6 +289,10 @@ mod tests {
         assert_eq!(e.errors[0].field, "order_id");
         let e = parse_json::<Body>(br#"{"order_id":"a","extra":1}"#).unwrap_err();
         assert_eq!(e.errors[0].field, "extra");
+        for positional in [&br#"["a", 1]"#[..], b" [\"a\"]", b"[]"] {
+            let e = parse_json::<Body>(positional).unwrap_err();
+            assert_eq!((e.status, e.errors[0].field.as_str()), (400, "body"));
+        }
         let e = parse_json::<Body>(br#"{"order_id":"#).unwrap_err();
         assert!(e.detail.contains("not valid JSON"), "{}", e.detail);
         assert_eq!(e.status, 400);
@@ -258,7 +301,21 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     struct Batch {
-        numbers: Vec<Body>,
+        numbers: Vec<Object<Body>>,
+    }
+
+    #[test]
+    fn an_item_must_be_an_object() {
+        let ok = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"}]}"#).unwrap();
+        assert_eq!(ok.numbers[0].order_id, "a");
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},["b", 1]]}"#).unwrap_err();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (400, "numbers[1]"));
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},{"order_id":"b","x":1}]}"#)
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "numbers[1].x");
+        let e = parse_json::<Batch>(br#"{"numbers":[{"order_id":"a"},{"ttl_minutes":"x"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "numbers[1].ttl_minutes");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::extract::{ApiClient, JsonBody};
+use super::extract::{ApiClient, JsonBody, Object};
 use super::views::{Items, NumberView};
 use crate::domain::{AreaCode, PhoneNumber};
 use crate::error::Problem;
@@ -49,7 +49,7 @@ pub async fn add(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddNumbersBody {
-    numbers: Vec<AddNumberBody>,
+    numbers: Vec<Object<AddNumberBody>>,
 }
 
 /// `POST /v1/numbers:batch`: adds every number or none.

@@ -592,3 +592,99 @@ mod tests {
         assert!(!FeeInfo::default().holds_all_of(&json!({"icid": "i"})));
     }
 }
+
+/// Hostile notifications: any JSON (or any bytes) is read leniently or refused, never a panic.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Field names Huawei uses, so generated objects reach the typed fields, not only the
+    /// ignored ones.
+    const KEYS: [&str; 16] = [
+        "eventType",
+        "statusInfo",
+        "feeLst",
+        "numInfo",
+        "sessionId",
+        "timestamp",
+        "caller",
+        "called",
+        "stateCode",
+        "number",
+        "status",
+        "icid",
+        "callEndTime",
+        "fwdAnswerTime",
+        "callDuration",
+        "recordFlag",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}Z?".prop_map(Value::from),
+            prop::sample::select(&EVENT_TYPES[..]).prop_map(Value::from),
+            prop::sample::select(vec![FEE, NUM_STATUS]).prop_map(Value::from),
+        ]
+    }
+
+    /// Any JSON value, a few levels deep, with Huawei's keys among random ones.
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            let key = prop_oneof![
+                prop::sample::select(&KEYS[..]).prop_map(str::to_owned),
+                any::<String>()
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_json_never_panics(v in json_value()) {
+            if let Ok(n) = Notification::deserialize(&v) {
+                let _ = format!("{n:?}");
+            }
+            let _ = StatusInfo::deserialize(&v);
+            let _ = Vec::<NumInfo>::deserialize(&v);
+            if let Some(fee) = FeeInfo::from_value(&v) {
+                let _ = fee.holds_all_of(&v);
+                let _ = fee.talk_seconds();
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = serde_json::from_slice::<Notification>(&body);
+            if let Ok(text) = std::str::from_utf8(&body) {
+                let _ = parse_time(text);
+            }
+        }
+
+        #[test]
+        fn arbitrary_times_never_panic(raw in any::<String>(), start in any::<i64>(), end in any::<i64>()) {
+            let _ = parse_time(&raw);
+            let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).map(|d| d.naive_utc());
+            prop_assert!(talk_seconds(at(start), at(end)) >= 0);
+        }
+
+        #[test]
+        fn times_round_trip(secs in 0i64..253_402_300_799) {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+            prop_assert_eq!(parse_time(&format_time(t)), Some(t));
+        }
+    }
+}

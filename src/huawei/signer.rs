@@ -233,3 +233,88 @@ mod tests {
         );
     }
 }
+
+/// Hostile `X-AKSK` headers: any text is refused or parsed, never a panic; a header we sign
+/// always verifies, and changing any one character of what it signs makes it fail.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The parts of a header as a sender fills them in (Huawei's app keys and nonces are
+    /// alphanumeric; `Created` is its fixed format).
+    fn signed() -> impl Strategy<Value = (String, String, String, String)> {
+        (
+            "[A-Za-z0-9]{1,40}",
+            any::<String>(),
+            "[A-Za-z0-9]{1,128}",
+            (0i64..4_102_444_800).prop_map(|s| {
+                DateTime::from_timestamp(s, 0)
+                    .unwrap()
+                    .format(CREATED_FORMAT)
+                    .to_string()
+            }),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_headers_never_panic(raw in any::<String>(), key in any::<String>(), secret in any::<String>()) {
+            if let Ok(h) = AkskHeader::parse(&raw) {
+                let _ = h.verify(&key, &secret);
+                let _ = h.created_at();
+                let _ = h.check_fresh(Utc::now(), chrono::Duration::minutes(5));
+            }
+        }
+
+        #[test]
+        fn header_shaped_text_never_panics(
+            raw in "UsernameToken( ?[A-Za-z]{0,14} ?= ?\"?[A-Za-z0-9+/=,\" ]{0,20}\"? ?,?){0,6}",
+            secret in any::<String>(),
+        ) {
+            if let Ok(h) = AkskHeader::parse(&raw) {
+                let _ = h.verify(&h.username.clone(), &secret);
+                let _ = h.check_fresh(Utc::now(), chrono::Duration::minutes(5));
+            }
+        }
+
+        #[test]
+        fn a_signed_header_verifies((key, secret, nonce, created) in signed()) {
+            let raw = x_aksk_header(&key, &secret, &nonce, &created);
+            let h = AkskHeader::parse(&raw).unwrap();
+            prop_assert_eq!(h.verify(&key, &secret), Ok(()));
+            prop_assert!(h.created_at().is_some());
+        }
+
+        #[test]
+        fn any_changed_character_fails(
+            (key, secret, nonce, created) in signed(),
+            field in 0usize..4,
+            at in any::<prop::sample::Index>(),
+            with in any::<char>(),
+        ) {
+            let mut parts = [
+                key.clone(),
+                password_digest(&secret, &nonce, &created),
+                nonce,
+                created,
+            ];
+            let chars: Vec<char> = parts[field].chars().collect();
+            let i = at.index(chars.len());
+            prop_assume!(chars[i] != with);
+            let mut changed = chars;
+            changed[i] = with;
+            parts[field] = changed.into_iter().collect();
+            let [username, digest, nonce, created] = parts;
+            let raw = format!(
+                r#"UsernameToken Username="{username}",PasswordDigest="{digest}",Nonce="{nonce}",Created="{created}""#
+            );
+            // Refused when read, or when checked: never accepted.
+            if let Ok(h) = AkskHeader::parse(&raw) {
+                prop_assert!(h.verify(&key, &secret).is_err(), "{raw} verified");
+            }
+        }
+    }
+}
