@@ -246,7 +246,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
 async fn clients(command: ClientsCommand) -> Result<(), StartupError> {
     use crate::auth::{ClientAdmin, ClientChange, ClientName, NewClient, Scopes};
     let bad = |m: String| StartupError::Other(m);
-    let admin = ClientAdmin::new(open_db().await?);
+    let admin = ClientAdmin::new(open_db(&Settings::load(&Environment, true)?).await?);
     let failed = |e: crate::service::ServiceError| StartupError::Other(e.to_string());
     match command {
         ClientsCommand::Create {
@@ -320,15 +320,12 @@ async fn clients(command: ClientsCommand) -> Result<(), StartupError> {
                     eprintln!(
                         "    token {}…  created {}  {}  last used {}",
                         t.prefix,
-                        t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        when(t.created_at),
                         t.revoked_at.map_or_else(
                             || "active".to_owned(),
-                            |r| format!("revoked {}", r.format("%Y-%m-%d %H:%M:%S"))
+                            |r| format!("revoked {}", when(r))
                         ),
-                        t.last_used_at.map_or_else(
-                            || "never".to_owned(),
-                            |u| u.format("%Y-%m-%d %H:%M:%S").to_string()
-                        )
+                        t.last_used_at.map_or_else(|| "never".to_owned(), when)
                     );
                 }
             }
@@ -349,11 +346,13 @@ fn client_line(c: &crate::auth::ClientInfo) -> String {
         } else {
             "enabled"
         },
-        c.last_used_at.map_or_else(
-            || "never".to_owned(),
-            |u| u.format("%Y-%m-%d %H:%M:%S").to_string()
-        )
+        c.last_used_at.map_or_else(|| "never".to_owned(), when)
     )
+}
+
+/// A time as the CLI shows it (UTC, to the second).
+fn when(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// The pool's rules as `serve` applies them (Huawei's timeouts from the settings, since the
@@ -373,7 +372,7 @@ fn cli_policy(settings: &Settings) -> Policy {
 /// `pool`: one line per area on stdout, from the numbers' own counters.
 async fn pool() -> Result<(), StartupError> {
     let settings = Settings::load(&Environment, true)?;
-    let svc = NumberService::new(open_db().await?, cli_policy(&settings));
+    let svc = NumberService::new(open_db(&settings).await?, cli_policy(&settings));
     let numbers = svc
         .list()
         .await
@@ -484,8 +483,7 @@ async fn check_config() -> Result<(), StartupError> {
 }
 
 /// The database at `DATABASE_URL`, migrated (as `serve` does).
-async fn open_db() -> Result<Db, StartupError> {
-    let settings = Settings::load(&Environment, true)?;
+async fn open_db(settings: &Settings) -> Result<Db, StartupError> {
     let url = settings.database_url.clone();
     let (pool_size, timeout) = (settings.db_pool_size, settings.db_timeout);
     Ok(
@@ -511,12 +509,7 @@ async fn import_numbers(file: &Path) -> Result<(), StartupError> {
         )));
     }
     let settings = Settings::load(&Environment, true)?;
-    let url = settings.database_url.clone();
-    let (pool_size, timeout) = (settings.db_pool_size, settings.db_timeout);
-    // Migrates first, as `serve` does.
-    let db = actix_rt::task::spawn_blocking(move || Db::connect(&url, pool_size, timeout))
-        .await
-        .map_err(|e| StartupError::Other(format!("database set-up panicked: {e}")))??;
+    let db = open_db(&settings).await?;
     let policy = cli_policy(&settings);
     let line_of = |position: usize| lines.get(position).copied().unwrap_or(0);
     match NumberService::new(db, policy).add_many(items).await {

@@ -185,12 +185,8 @@ impl ApiTokens {
         )])
     }
 
-    /// The client that owns `token`, compared in constant time against every known token.
-    pub fn client_for(&self, token: &str) -> Option<&str> {
-        self.lookup(token).map(|(name, _)| name)
-    }
-
-    /// The client that owns `token` and its scopes (constant time, as [`Self::client_for`]).
+    /// The client that owns `token` and its scopes, compared in constant time against every
+    /// known token.
     pub fn lookup(&self, token: &str) -> Option<(&str, Scopes)> {
         use subtle::ConstantTimeEq;
         let mut found = None;
@@ -200,10 +196,6 @@ impl ApiTokens {
             }
         }
         found
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -773,9 +765,12 @@ mod tests {
     #[test]
     fn api_tokens_parse_and_match_in_constant_time() {
         let t = ApiTokens::parse("orders:0123456789abcdef, billing:fedcba9876543210").unwrap();
-        assert_eq!(t.client_for("0123456789abcdef"), Some("orders"));
-        assert_eq!(t.client_for("fedcba9876543210"), Some("billing"));
-        assert_eq!(t.client_for("nope"), None);
+        assert_eq!(t.lookup("0123456789abcdef").map(|(n, _)| n), Some("orders"));
+        assert_eq!(
+            t.lookup("fedcba9876543210").map(|(n, _)| n),
+            Some("billing")
+        );
+        assert!(t.lookup("nope").is_none());
         assert!(ApiTokens::parse("orders:short").is_err());
         assert!(ApiTokens::parse("no-colon").is_err());
         assert!(ApiTokens::parse("a:0123456789abcdef,a:0123456789abcdeX").is_err());

@@ -82,7 +82,7 @@ pub async fn authorize(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let pattern = req.match_pattern();
+    let pattern = crate::telemetry::http::route(&req);
     if pattern.as_deref().is_some_and(is_public) {
         return next.call(req).await;
     }

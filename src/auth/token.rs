@@ -67,11 +67,7 @@ impl fmt::Debug for TokenDigest {
 /// Whether `raw` has the shape of an issued token (`axg_` + base62); anything else cannot be
 /// in the database, so it is not looked up.
 pub fn looks_issued(raw: &str) -> bool {
-    raw.len() == TOKEN_PREFIX.len() + RANDOM_CHARS
-        && raw.starts_with(TOKEN_PREFIX)
-        && raw[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
+    raw.len() == TOKEN_PREFIX.len() + RANDOM_CHARS && looks_like_prefix(raw)
 }
 
 /// A token's prefix as typed by an operator (`--token axg_3kT9xQ2b`).
@@ -79,6 +75,7 @@ pub fn valid_prefix(raw: &str) -> bool {
     raw.len() == VISIBLE_CHARS && looks_like_prefix(raw)
 }
 
+/// `axg_` and base62 characters only (a token, or the start of one).
 fn looks_like_prefix(raw: &str) -> bool {
     raw.starts_with(TOKEN_PREFIX)
         && raw[TOKEN_PREFIX.len()..]

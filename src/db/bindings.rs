@@ -265,13 +265,7 @@ pub fn claim_pending(
             .optional()?,
         DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
     };
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    diesel::update(dsl::bindings.find(&row.id))
-        .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
-        .execute(conn)?;
-    Ok(Some(row))
+    take_claim(conn, row, owner, until)
 }
 
 /// Claims, like [`claim_pending`], the oldest live binding whose release was asked for before
@@ -298,6 +292,16 @@ pub fn claim_release(
             .optional()?,
         DbConn::Sqlite(c) => q.select(Binding::as_select()).first(c).optional()?,
     };
+    take_claim(conn, row, owner, until)
+}
+
+/// Writes the claim on `row` (selected, locked, by the caller's query).
+fn take_claim(
+    conn: &mut DbConn,
+    row: Option<Binding>,
+    owner: &str,
+    until: NaiveDateTime,
+) -> Result<Option<Binding>, DbError> {
     let Some(row) = row else {
         return Ok(None);
     };

@@ -106,21 +106,19 @@ pub fn revoke_tokens(
     })
 }
 
-/// Changes a client's settings; `None` leaves one as it is. Returns whether the client exists.
+/// Changes a client's settings; `None` leaves one as it is.
 pub fn update_client(
     conn: &mut DbConn,
     name: &str,
     scopes: Option<&str>,
     rate_limit: Option<Option<i32>>,
     disabled_at: Option<Option<NaiveDateTime>>,
-) -> Result<bool, DbError> {
+) -> Result<(), DbError> {
     let target = api_clients::table.find(name);
-    let mut found = find_client(conn, name)?.is_some();
     if let Some(s) = scopes {
-        found = diesel::update(target)
+        diesel::update(target)
             .set(api_clients::scopes.eq(s))
-            .execute(conn)?
-            > 0;
+            .execute(conn)?;
     }
     if let Some(r) = rate_limit {
         diesel::update(target)
@@ -132,7 +130,7 @@ pub fn update_client(
             .set(api_clients::disabled_at.eq(d))
             .execute(conn)?;
     }
-    Ok(found)
+    Ok(())
 }
 
 /// Records that a token was used (callers do this at most once a minute per token).

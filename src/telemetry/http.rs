@@ -9,10 +9,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, Error};
+use actix_web::{web, Error, HttpMessage};
 
 use super::metrics::{Metrics, UNMATCHED_ROUTE};
 use super::request_id::{self, RequestId};
+use crate::domain::mask_phones;
 
 /// The access log's target: `RUST_LOG=axe_gateway::access=off` silences it alone.
 pub const ACCESS_TARGET: &str = "axe_gateway::access";
@@ -50,6 +51,8 @@ pub async fn observe(
             .map(HeaderValue::as_bytes),
     );
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let route = req.match_pattern();
+    req.extensions_mut().insert(MatchedRoute(route.clone()));
     let access = (!quiet(req.path()) && log::log_enabled!(target: ACCESS_TARGET, log::Level::Info))
         .then(|| AccessLine::new(&req));
     request_id::scope(id.clone(), async move {
@@ -63,7 +66,6 @@ pub async fn observe(
         }
         let status = res.status().as_u16();
         if let Some(metrics) = metrics {
-            let route = res.request().match_pattern();
             metrics.http_request(
                 route.as_deref().unwrap_or(UNMATCHED_ROUTE),
                 method_label(res.request().method()),
@@ -89,6 +91,19 @@ pub async fn observe(
     .await
 }
 
+/// The route template a request matched, found once by [`observe`] for everything after it.
+#[derive(Clone)]
+struct MatchedRoute(Option<String>);
+
+/// The request's route template (`/v1/bindings/{id}`), or none for an unknown path: as
+/// [`observe`] found it, or (outside it) from the routing table.
+pub fn route(req: &ServiceRequest) -> Option<String> {
+    match req.extensions().get::<MatchedRoute>() {
+        Some(r) => r.0.clone(),
+        None => req.match_pattern(),
+    }
+}
+
 /// What the access log says of the request, taken before the request is handed on.
 struct AccessLine {
     peer: String,
@@ -104,10 +119,10 @@ impl AccessLine {
             .realip_remote_addr()
             .unwrap_or("-")
             .to_owned();
-        let mut target = mask_phone_numbers(req.path());
+        let mut target = mask_phones(req.path()).into_owned();
         if !req.query_string().is_empty() {
             target.push('?');
-            target.push_str(&mask_phone_numbers(req.query_string()));
+            target.push_str(&mask_phones(req.query_string()));
         }
         Self {
             peer,
@@ -117,12 +132,6 @@ impl AccessLine {
     }
 }
 
-/// Masks every phone-number-like run in a path or query string (see
-/// [`crate::domain::mask_phones`]: 7 or more digits, with the `+` or `%2B` before them kept).
-pub fn mask_phone_numbers(text: &str) -> String {
-    crate::domain::mask_phones(text).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,28 +139,25 @@ mod tests {
     #[test]
     fn phone_numbers_in_paths_and_queries_are_masked() {
         assert_eq!(
-            mask_phone_numbers("/v1/numbers/+8617000000001"),
+            mask_phones("/v1/numbers/+8617000000001"),
             "/v1/numbers/+86170****0001"
         );
         assert_eq!(
-            mask_phone_numbers("bind_num=%2B8613800000001&limit=50"),
+            mask_phones("bind_num=%2B8613800000001&limit=50"),
             "bind_num=%2B86138****0001&limit=50"
         );
         assert_eq!(
-            mask_phone_numbers("virtual_num=%2b8617000000001"),
+            mask_phones("virtual_num=%2b8617000000001"),
             "virtual_num=%2b86170****0001"
         );
-        assert_eq!(
-            mask_phone_numbers("/v1/x/13800000001/y"),
-            "/v1/x/138****0001/y"
-        );
-        assert_eq!(mask_phone_numbers("a=1234567"), "a=****");
+        assert_eq!(mask_phones("/v1/x/13800000001/y"), "/v1/x/138****0001/y");
+        assert_eq!(mask_phones("a=1234567"), "a=****");
         for kept in [
             "/v1/bindings/0193a5c2-7b1e-7c3d-9f00-1a2b3c4d5e6f",
             "/v1/numbers?limit=100&area=0755",
             "",
         ] {
-            assert_eq!(mask_phone_numbers(kept), kept);
+            assert_eq!(mask_phones(kept), kept);
         }
     }
 }
