@@ -1,5 +1,5 @@
 //! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`, `sandbox-call`,
-//! `numbers import FILE`.
+//! `numbers import FILE`, `listen --port P --secret whsec_…`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -66,6 +66,20 @@ pub enum Command {
     Clients {
         #[command(subcommand)]
         command: ClientsCommand,
+    },
+    /// Receive the gateway's events on a local port: verifies each signature and timestamp,
+    /// prints the event (phone numbers masked), answers 204 (or 400/401 when verification
+    /// fails). Register http://127.0.0.1:PORT/ as a webhook endpoint (the gateway needs
+    /// EVENTS_ALLOWED_HOSTS=127.0.0.1/32 to send to this machine).
+    Listen {
+        #[arg(long, default_value_t = 9700)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The endpoint's signing secret (whsec_…), as its creation answered.
+        #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true,
+              value_parser = crate::events::signing::Secret::parse)]
+        secret: crate::events::signing::Secret,
     },
 }
 
@@ -238,6 +252,15 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         } => import_numbers(&file).await,
         Command::Clients { command } => clients(command).await,
         Command::CheckConfig => check_config().await,
+        Command::Listen { port, host, secret } => {
+            let listener = TcpListener::bind((host.as_str(), port))?;
+            println!(
+                "listening for events on http://{}/ (Ctrl-C to stop)",
+                listener.local_addr()?
+            );
+            crate::events::listen::run(listener, secret).await?;
+            Ok(())
+        }
         Command::Pool => pool().await,
     }
 }

@@ -296,6 +296,76 @@ impl Retention {
     }
 }
 
+/// Outbound events (docs/EVENTS.md).
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Where the relay may connect (`EVENTS_ALLOWED_HOSTS`).
+    pub policy: crate::events::target::TargetPolicy,
+    /// Retry delays (`EVENTS_RETRY_SCHEDULE_SECS`).
+    pub schedule: Vec<Duration>,
+    pub attempt_timeout: Duration,
+    pub concurrency: usize,
+    pub poll: Duration,
+    /// An endpoint failing this long without a success is disabled.
+    pub disable_after: Duration,
+    /// Events (with their deliveries) are deleted this long after they were written.
+    pub retention: Duration,
+    /// The feed lists an event only once it is this old.
+    pub feed_settle: Duration,
+    /// Whether this instance runs the relay.
+    pub relay: bool,
+}
+
+impl EventsConfig {
+    fn load(src: &dyn Source) -> Result<Self, ConfigError> {
+        let policy = crate::events::target::TargetPolicy::parse(
+            &src.get("EVENTS_ALLOWED_HOSTS").unwrap_or_default(),
+        )
+        .map_err(|m| bad("EVENTS_ALLOWED_HOSTS", m))?;
+        let schedule = match src.get("EVENTS_RETRY_SCHEDULE_SECS") {
+            None => crate::events::relay::DEFAULT_SCHEDULE_SECS
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.parse::<u64>() {
+                    Ok(n) if n <= 7 * 86_400 => Ok(Duration::from_secs(n)),
+                    _ => Err(bad(
+                        "EVENTS_RETRY_SCHEDULE_SECS",
+                        format!("{s:?} is not a number of seconds up to 604800"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(Self {
+            policy,
+            schedule,
+            attempt_timeout: millis(src, "EVENTS_ATTEMPT_TIMEOUT_MS", 10_000, 100, 120_000)?,
+            concurrency: number(src, "EVENTS_RELAY_CONCURRENCY", 64, 1, 4_096)?,
+            poll: millis(src, "EVENTS_RELAY_POLL_MS", 200, 10, 60_000)?,
+            disable_after: secs(
+                src,
+                "EVENTS_DISABLE_AFTER_SECS",
+                5 * 86_400,
+                1,
+                365 * 86_400,
+            )?,
+            retention: secs(src, "EVENT_RETENTION_DAYS", 30, 1, 3650).map(|d| d * 86_400)?,
+            feed_settle: millis(src, "EVENTS_FEED_SETTLE_MS", 1_000, 0, 60_000)?,
+            relay: match src.get("EVENTS_RELAY").as_deref().map(str::trim) {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(bad("EVENTS_RELAY", format!("{other:?} must be on or off")))
+                }
+            },
+        })
+    }
+}
+
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -329,6 +399,7 @@ pub struct Settings {
     /// Where `/metrics` is served instead of `listen_addr`, when set.
     pub metrics_addr: Option<SocketAddr>,
     pub retention: Retention,
+    pub events: EventsConfig,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -541,6 +612,7 @@ impl Settings {
                 })?),
             },
             retention: Retention::load(src)?,
+            events: EventsConfig::load(src)?,
         })
     }
 

@@ -10,6 +10,8 @@ use crate::api;
 use crate::auth::{Authenticator, ClientAdmin};
 use crate::config::{ApiTokens, Settings};
 use crate::db::{Db, DbError};
+use crate::events::endpoints::EventService;
+use crate::events::relay::{self, RelaySettings};
 use crate::huawei::{HuaweiClient, HuaweiSettings, UpstreamGuard};
 use crate::jobs::{self, Jobs, Schedule};
 use crate::service::allocation::Limits;
@@ -38,6 +40,7 @@ pub struct Application {
     metrics_server: Option<(Server, u16)>,
     jobs: Jobs,
     gauges: actix_rt::task::JoinHandle<()>,
+    relay: Option<actix_rt::task::JoinHandle<()>>,
     db: Db,
 }
 
@@ -92,6 +95,12 @@ impl Application {
         let metrics_here = metrics_listener.is_none();
         // One for the process: its token cache and rate limits are shared by every worker.
         let authenticator = web::Data::new(Authenticator::new(tokens.clone(), db.clone()));
+        let target_policy = std::sync::Arc::new(settings.events.policy.clone());
+        let event_service = web::Data::new(EventService::new(
+            db.clone(),
+            target_policy.clone(),
+            settings.events.feed_settle,
+        ));
         let server = {
             let (db, huawei, tokens, guard, metrics) = (
                 db.clone(),
@@ -114,6 +123,7 @@ impl Application {
                     .app_data(metrics.clone())
                     .app_data(authenticator.clone())
                     .app_data(web::Data::new(ClientAdmin::new(db.clone())))
+                    .app_data(event_service.clone())
                     .app_data(web::Data::new(bindings))
                     .app_data(web::Data::new(NumberService::new(db.clone(), policy)))
                     .app_data(web::Data::new(tokens.clone()))
@@ -185,9 +195,24 @@ impl Application {
                 purge_every: settings.retention.purge_interval,
                 call_retention: settings.retention.calls,
                 binding_retention: settings.retention.bindings,
+                event_retention: settings.events.retention,
             },
             metrics.clone(),
         );
+        let events = &settings.events;
+        let relay = events.relay.then(|| {
+            relay::spawn(
+                db.clone(),
+                RelaySettings {
+                    schedule: events.schedule.clone(),
+                    attempt_timeout: events.attempt_timeout,
+                    concurrency: events.concurrency,
+                    poll: events.poll,
+                    disable_after: events.disable_after,
+                    policy: target_policy,
+                },
+            )
+        });
         let gauges = telemetry::gauges::spawn(
             db.clone(),
             metrics,
@@ -200,6 +225,7 @@ impl Application {
             metrics_server,
             jobs,
             gauges,
+            relay,
             db,
         })
     }
@@ -235,6 +261,9 @@ impl Application {
         }
         self.jobs.stop();
         self.gauges.abort();
+        if let Some(relay) = self.relay {
+            relay.abort();
+        }
         result
     }
 }

@@ -60,6 +60,13 @@ const PAIRS: [u8; 200] = {
     t
 };
 
+/// RFC 3339 in UTC with microseconds (`2026-12-07T10:00:00.000000Z`), as the API and events
+/// show times.
+pub fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// `t.format("%Y-%m-%d %H:%M:%S%.f")` (diesel's form), without chrono's format-string
 /// interpreter, which was a noticeable part of the writer's time.
 pub fn format_db(t: &NaiveDateTime) -> DbText {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bindings;
 pub mod calls;
 pub mod clients;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -91,6 +92,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/clients/{name}/tokens/{prefix}")
                         .route(web::delete().to(clients::revoke_one))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/webhook-endpoints")
+                        .route(web::post().to(events::create))
+                        .route(web::get().to(events::list))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/webhook-endpoints/{id}")
+                        .route(web::get().to(events::get))
+                        .route(web::patch().to(events::change))
+                        .route(web::delete().to(events::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/webhook-endpoints/{id}/rotate-secret")
+                        .route(web::post().to(events::rotate_secret))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/webhook-endpoints/{id}/deliveries")
+                        .route(web::get().to(events::deliveries))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/events")
+                        .route(web::get().to(events::feed))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/events/{id}/redeliver")
+                        .route(web::post().to(events::redeliver))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

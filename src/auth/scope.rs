@@ -10,16 +10,19 @@ pub enum Scope {
     CallsRead,
     NumbersRead,
     NumbersWrite,
+    /// Webhook endpoints, their deliveries, and the event feed of the client's own bindings.
+    WebhooksManage,
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::BindingsRead,
         Scope::BindingsWrite,
         Scope::CallsRead,
         Scope::NumbersRead,
         Scope::NumbersWrite,
+        Scope::WebhooksManage,
         Scope::Admin,
     ];
 
@@ -30,6 +33,7 @@ impl Scope {
             Scope::CallsRead => "calls:read",
             Scope::NumbersRead => "numbers:read",
             Scope::NumbersWrite => "numbers:write",
+            Scope::WebhooksManage => "webhooks:manage",
             Scope::Admin => "admin",
         }
     }

@@ -3,11 +3,13 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::events::{self, NewEvent};
 use super::history::{self, Audit};
 use super::models::Binding;
 use super::schema::bindings::dsl;
 use super::{numbers, on_backend, DbConn, DbError, Prepared, PreparedWrite};
 use crate::domain::{mask_phone, BindingStatus};
+use crate::events::kind::EventKind;
 
 pub(super) const LIVE: [&str; 2] = ["pending", "active"];
 
@@ -31,7 +33,8 @@ pub fn insert(conn: &mut DbConn, audit: Audit<'_>, row: &Binding) -> Result<(), 
     )
     .run(c))?;
     numbers::track(conn, None, Some(row))?;
-    history::record(conn, audit, None, row)
+    history::record(conn, audit, None, row)?;
+    announce(conn, None, row)
 }
 
 /// Writes every column of `after` back, and moves its count in the numbers' counters from
@@ -68,7 +71,64 @@ pub fn update(
             );
         }
     }
-    history::record(conn, audit, Some(before), after)
+    history::record(conn, audit, Some(before), after)?;
+    announce(conn, Some(before), after)
+}
+
+/// Writes the event a binding's change is announced as (see [`binding_event`]) into the
+/// outbox, in the caller's transaction.
+fn announce(conn: &mut DbConn, before: Option<&Binding>, after: &Binding) -> Result<(), DbError> {
+    if let Some(event) = binding_event(before, after) {
+        events::append(conn, &[event])?;
+    }
+    Ok(())
+}
+
+/// The event of a change from `before` (none: just created) to `after`: a new status that
+/// services hear of (active, failed, released, expired), or a change of an active binding's
+/// terms (`binding.modified`, with the changed fields as `[old, new]`, numbers masked). A
+/// pending binding's changes and notes (`last_error` alone) are not announced.
+pub fn binding_event(before: Option<&Binding>, after: &Binding) -> Option<NewEvent> {
+    let data = |extra: Option<(&str, serde_json::Value)>| {
+        let mut m = serde_json::Map::new();
+        m.insert("status".into(), after.status.clone().into());
+        m.insert("virtual_num".into(), after.virtual_num.clone().into());
+        m.insert("extend_num".into(), after.extend_num.clone().into());
+        m.insert(
+            "expires_at".into(),
+            after.expires_at.map(crate::timestamp::rfc3339).into(),
+        );
+        m.insert(
+            "released_at".into(),
+            after.released_at.map(crate::timestamp::rfc3339).into(),
+        );
+        if after.status() == BindingStatus::Failed {
+            m.insert("error".into(), after.last_error.clone().into());
+        }
+        if let Some((k, v)) = extra {
+            m.insert(k.into(), v);
+        }
+        serde_json::Value::Object(m)
+    };
+    let status_changed = before.is_none_or(|b| b.status != after.status);
+    if status_changed {
+        let kind = EventKind::of_binding_status(&after.status)?;
+        return Some(NewEvent::new(kind, &after.id, data(None)));
+    }
+    let before = before?;
+    if after.status() != BindingStatus::Active {
+        return None;
+    }
+    let mut changes = history::diff(before, after);
+    changes.remove("last_error");
+    if changes.is_empty() {
+        return None;
+    }
+    Some(NewEvent::new(
+        EventKind::BindingModified,
+        &after.id,
+        data(Some(("changes", serde_json::Value::Object(changes)))),
+    ))
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Binding>, DbError> {
@@ -385,6 +445,17 @@ pub fn expire_due(
         "expired",
         now,
     )?;
+    let expired: Vec<NewEvent> = ids
+        .iter()
+        .map(|id| {
+            NewEvent::new(
+                EventKind::BindingExpired,
+                id,
+                serde_json::json!({ "status": BindingStatus::Expired.as_str() }),
+            )
+        })
+        .collect();
+    events::append(conn, &expired)?;
     for (x, n) in tally(numbers) {
         // Live to quarantined; a row without E (none expire: they are never active) would
         // count in neither.

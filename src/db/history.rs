@@ -150,7 +150,7 @@ fn action(before: &Binding, after: &Binding, changes: &Map<String, Value>) -> &'
 }
 
 /// The fields that differ, as `[old, new]`; A and callback numbers masked.
-fn diff(b: &Binding, a: &Binding) -> Map<String, Value> {
+pub(super) fn diff(b: &Binding, a: &Binding) -> Map<String, Value> {
     let mut m = Map::new();
     let masked = |v: &Option<String>| v.as_deref().map(mask_phone);
     let mut put = |name: &str, old: Value, new: Value| {

@@ -13,6 +13,7 @@ use chrono::NaiveDateTime;
 use secrecy::ExposeSecret;
 
 use super::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
+use super::events::{self, NewEvent};
 pub use super::sqlite_writer::{SqliteWriter, WalSync};
 use super::{numbers, pg_writer, Db, DbConn, DbError};
 use crate::config::Backend;
@@ -74,6 +75,8 @@ pub trait IngestStore {
     fn insert_inbox(&mut self, rows: &[InboxRow<'_>]) -> Result<(), DbError>;
     /// Copies the binding of these calls onto their stored events and CDRs that have none yet.
     fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError>;
+    /// Writes outbound events and their deliveries (see [`events::append`]).
+    fn append_events(&mut self, list: &[NewEvent]) -> Result<(), DbError>;
 }
 
 impl IngestStore for DbConn {
@@ -153,6 +156,10 @@ impl IngestStore for DbConn {
 
     fn link_calls(&mut self, links: &[NewLink<'_>]) -> Result<(), DbError> {
         pg_writer::link_calls(self.postgres()?, links)
+    }
+
+    fn append_events(&mut self, list: &[NewEvent]) -> Result<(), DbError> {
+        events::append(self, list).map(|_| ())
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod bindings;
 pub mod calls;
 pub mod clients;
+pub mod events;
 mod group_commit;
 pub mod history;
 pub mod ingest;

@@ -29,6 +29,7 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
         release_requested_at -> Nullable<Timestamp>,
+        event_sequence -> BigInt,
     }
 }
 
@@ -200,6 +201,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        client -> Text,
+        url -> Text,
+        event_types -> Nullable<Text>,
+        description -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        disabled_at -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        failing_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    events (position) {
+        position -> BigInt,
+        id -> Text,
+        client -> Text,
+        binding_id -> Text,
+        order_id -> Text,
+        #[sql_name = "type"]
+        kind -> Text,
+        sequence -> BigInt,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        event_id -> Text,
+        endpoint_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        leased_by -> Nullable<Text>,
+        leased_until -> Nullable<Timestamp>,
+        last_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        at -> Timestamp,
+        http_status -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(call_events -> calls (call_id));
 diesel::joinable!(call_records -> calls (call_id));
 diesel::joinable!(api_tokens -> api_clients (client_name));
@@ -214,5 +275,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     binding_call_stats,
     api_clients,
     api_tokens,
-    binding_history
+    binding_history,
+    webhook_endpoints,
+    events,
+    deliveries,
+    delivery_attempts
 );

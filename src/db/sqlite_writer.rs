@@ -10,6 +10,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{named_params, params, OpenFlags, OptionalExtension, Row, ToSql};
 
 use super::calls::{Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
+use super::events::{self, NewEvent};
 use super::ingest::{IngestStore, NumberStatusRow};
 use super::DbError;
 use crate::timestamp;
@@ -495,6 +496,50 @@ impl IngestStore for SqliteWriter {
                     self.run(sql, params![link.call_id, link.binding_id])?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn append_events(&mut self, list: &[NewEvent]) -> Result<(), DbError> {
+        let now = Ts::of(super::now());
+        for e in list {
+            let Some((sequence, client, order_id)) = self
+                .conn
+                .prepare_cached(events::sql::NEXT_SEQUENCE)?
+                .query_row(params![e.binding_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?
+            else {
+                log::warn!(
+                    "event {} for unknown binding {} not written",
+                    e.kind,
+                    e.binding_id
+                );
+                continue;
+            };
+            let id = events::new_event_id();
+            self.run(
+                events::sql::INSERT_EVENT,
+                params![
+                    id,
+                    client,
+                    e.binding_id,
+                    order_id,
+                    e.kind.as_str(),
+                    sequence,
+                    e.data.to_string(),
+                    now
+                ],
+            )?;
+            self.run(
+                events::sql::INSERT_DELIVERIES,
+                params![id, now, client, events::sql::type_pattern(e.kind.as_str())],
+            )?;
         }
         Ok(())
     }

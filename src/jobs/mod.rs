@@ -1,7 +1,7 @@
 //! Background work: the reconciler (settles bindings whose create outcome was unknown, then links
 //! calls stored before their binding was known), the expiry sweep, and the purge of personal
 //! data past its retention (raw webhook notifications, calls with their events and CDRs, the
-//! numbers of ended bindings). Each runs once at start-up and then periodically, on the actix
+//! numbers of ended bindings, outbound events). Each runs once at start-up and then periodically, on the actix
 //! system's own thread with their own Huawei client (awc clients cannot be shared across
 //! threads).
 
@@ -24,6 +24,8 @@ pub struct Schedule {
     pub call_retention: Duration,
     /// Bindings ended longer ago than this have their A and callback numbers masked.
     pub binding_retention: Duration,
+    /// Outbound events older than this are deleted with their deliveries.
+    pub event_retention: Duration,
 }
 
 /// Handles of the running jobs; dropping it does not stop them, [`Jobs::stop`] does.
@@ -146,6 +148,11 @@ async fn purge_calls_and_ended_bindings(db: &Db, schedule: Schedule) {
     let ended = cutoff(schedule.binding_retention);
     in_batches(db, "ended binding(s)' numbers (masked)", move |conn| {
         bindings::mask_ended(conn, ended, 500)
+    })
+    .await;
+    let written = cutoff(schedule.event_retention);
+    in_batches(db, "outbound event(s) with their deliveries", move |conn| {
+        crate::db::events::purge(conn, written, 500)
     })
     .await;
 }

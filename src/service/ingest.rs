@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Backend;
 use crate::db::calls::{self, Call, CallEvent, CallRecord, InboxRow, Linked, NewLink};
+use crate::db::events::{self, NewEvent};
 use crate::db::ingest::{IngestConnector, IngestStore, WalSync};
 use crate::db::{self, Db, DbError};
 use crate::domain::{mask_phone, NumberStatus};
@@ -860,7 +861,38 @@ impl<'a> BatchCtx<'a> {
             )));
         }
         store.link_calls(&linked)?;
+        let announced = self.announcements();
+        if !announced.is_empty() {
+            store.append_events(&announced)?;
+        }
         store.insert_inbox(&self.inbox)
+    }
+
+    /// The outbound events of the batch, written in its transaction: `call.started` for each
+    /// call this batch linked to a binding, then those of its new call events and CDRs (of
+    /// calls linked to a binding).
+    fn announcements(&self) -> Vec<NewEvent> {
+        let call_of = |session: &str| self.calls.get(session).map(|(_, call)| call);
+        let mut out: Vec<NewEvent> = self
+            .sessions
+            .iter()
+            .filter_map(|s| self.calls.get(s))
+            .filter(|(before, call)| {
+                call.binding_id.is_some() && before.as_ref().is_none_or(|b| b.binding_id.is_none())
+            })
+            .filter_map(|(_, call)| events::call_started(call))
+            .collect();
+        out.extend(
+            self.events
+                .iter()
+                .filter_map(|e| events::call_event(e, call_of(&e.session_id)?)),
+        );
+        for r in &self.records {
+            if let Some(call) = call_of(&r.session_id) {
+                out.extend(events::record_events(r, call));
+            }
+        }
+        out
     }
 
     /// Pairs each row with its session's call as the batch left it.
