@@ -52,6 +52,7 @@ on_both_backends!(
     clients_see_only_their_own_endpoints_and_events with super::FAST,
     an_event_is_sent_again_on_request_with_the_same_id with super::FAST,
     the_pull_feed_lists_a_clients_events_in_order_after_a_cursor with super::FAST,
+    two_instances_share_the_deliveries_and_send_each_once with super::FAST,
 );
 
 /// What the receiver got.
@@ -669,4 +670,31 @@ async fn the_pull_feed_lists_a_clients_events_in_order_after_a_cursor(app: TestA
         .request("GET", "/v1/events?after=nope", Some(&shop), None)
         .await;
     assert_eq!(status, 400, "{p}");
+}
+
+async fn two_instances_share_the_deliveries_and_send_each_once(app: TestApp) {
+    app.pool_numbers().await;
+    let rx = Receiver::start(0);
+    endpoint(&app, crate::helpers::TOKEN, json!({"url": rx.url})).await;
+    // A second gateway on the same database: its relay claims from the same outbox.
+    let _second = app.another_instance().await;
+    const N: usize = 40;
+    for i in 0..N {
+        bind(&app, crate::helpers::TOKEN, &format!("twice-{i}"), A1).await;
+    }
+    rx.wait(20, "every event", |g| g.len() >= N).await;
+    // Time for a duplicate to show up, had one instance sent what the other held.
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    let got = rx.received();
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), N);
+    assert_eq!(got.len(), N, "an attempt was sent twice");
+    assert_eq!(
+        app.count_where("deliveries", "status = 'delivered' AND attempts = 1")
+            .await,
+        N as i64
+    );
+    assert_eq!(app.count("delivery_attempts").await, N as i64);
 }
