@@ -8,6 +8,9 @@
 //! WEBHOOK_BATCH_MAX (the gateway's setting, default 256), WEBHOOK_WRITERS (the gateway's
 //! setting, default derived from the pool),
 //! BENCH_CONNECTIONS (default "16,64"), BENCH_SCENARIOS (default "events,cdr50"),
+//! BENCH_EVENTS_ENDPOINT (default "off"; "on": the bindings' client has an endpoint subscribed
+//! to every event type, at a receiver in this process, so the outbox's deliveries are written
+//! and the relay sends them during the run),
 //! TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 //!
 //! The gateway runs in this process exactly as `serve` builds it with default settings (2
@@ -274,6 +277,11 @@ fn run(
 ) -> RunResult {
     let gateway = start_gateway(url);
     let (addr, db) = (gateway.addr, &gateway.db);
+    let receiver = (std::env::var("BENCH_EVENTS_ENDPOINT").as_deref() == Ok("on")).then(|| {
+        let rx = common::receiver::Receiver::start();
+        common::receiver::subscribe(db, "bench", &rx.url);
+        rx
+    });
     let (nonce, created) = signer::fresh_nonce_and_created(chrono::Utc::now());
     let notifications = Arc::new(Notifications {
         scenario,
@@ -326,6 +334,14 @@ fn run(
         rows_expected: ((outcome.sent - errors) * per) as i64,
         rows_stored,
     };
+    if let Some(rx) = receiver {
+        println!(
+            "  outbound events: {} written, {} delivered to the endpoint by the end of the run",
+            count_rows(db, "events"),
+            rx.count()
+        );
+        rx.stop();
+    }
     gateway.stop();
     result
 }
@@ -338,6 +354,7 @@ fn start_gateway(url: &str) -> Gateway {
     let mut vars: HashMap<&str, &str> = HashMap::from([
         ("DATABASE_URL", url),
         ("WORKERS", "2"),
+        ("EVENTS_ALLOWED_HOSTS", "127.0.0.1/32"),
         ("WEBHOOK_QUEUE", "100000"),
         ("WEBHOOK_BATCH_MAX", batch_max.as_str()),
     ]);

@@ -9,6 +9,7 @@
 pub mod database;
 pub mod gateway;
 pub mod load;
+pub mod receiver;
 pub mod system;
 pub mod webhook;
 pub mod yardstick;

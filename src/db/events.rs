@@ -642,7 +642,7 @@ pub fn call_event(e: &super::calls::CallEvent, call: &super::calls::Call) -> Opt
             "not_answered"
         }
         .into();
-        data["ring_seconds"] = (e.event_at - call.started_at).num_seconds().max(0).into();
+        data["duration_seconds"] = (e.event_at - call.started_at).num_seconds().max(0).into();
         data["talk_seconds"] = answered
             .map(|a| (e.event_at - a).num_seconds().max(0))
             .unwrap_or(0)

@@ -53,6 +53,9 @@ on_both_backends!(
     an_event_is_sent_again_on_request_with_the_same_id with super::FAST,
     the_pull_feed_lists_a_clients_events_in_order_after_a_cursor with super::FAST,
     two_instances_share_the_deliveries_and_send_each_once with super::FAST,
+    events_past_their_retention_are_purged_with_their_deliveries
+        with &[("PURGE_INTERVAL_SECS", "1"), ("EVENT_RETENTION_DAYS", "30"),
+               ("EVENTS_ALLOWED_HOSTS", "127.0.0.1/32"), ("EVENTS_RELAY_POLL_MS", "50")],
 );
 
 /// What the receiver got.
@@ -697,4 +700,34 @@ async fn two_instances_share_the_deliveries_and_send_each_once(app: TestApp) {
         N as i64
     );
     assert_eq!(app.count("delivery_attempts").await, N as i64);
+}
+
+async fn events_past_their_retention_are_purged_with_their_deliveries(app: TestApp) {
+    use axe_gateway::db::schema::events;
+    use diesel::prelude::*;
+    app.pool_numbers().await;
+    let rx = Receiver::start(0);
+    endpoint(&app, crate::helpers::TOKEN, json!({"url": rx.url})).await;
+    let old = bind(&app, crate::helpers::TOKEN, "old-1", A1).await;
+    bind(&app, crate::helpers::TOKEN, "new-1", A2).await;
+    rx.wait(10, "both events", |g| g.len() >= 2).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    let at = axe_gateway::db::now() - chrono::Duration::days(31);
+    app.app_db
+        .run(move |conn| {
+            diesel::update(events::table.filter(events::binding_id.eq(old_id)))
+                .set(events::created_at.eq(at))
+                .execute(conn)
+                .map_err(axe_gateway::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.count("events").await > 1 {
+        assert!(Instant::now() < deadline, "the old event was never purged");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count_where("events", "order_id = 'new-1'").await, 1);
+    assert_eq!(app.count("deliveries").await, 1);
+    assert_eq!(app.count("delivery_attempts").await, 1);
 }
