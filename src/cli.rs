@@ -90,7 +90,8 @@ pub enum ClientsCommand {
         /// 1-64 characters of [A-Za-z0-9._-]; recorded as `created_by` on its bindings.
         name: String,
         /// Comma-separated: bindings:read, bindings:write, calls:read, numbers:read,
-        /// numbers:write, admin (admin includes every other and sees every client's bindings).
+        /// numbers:write, webhooks:manage, admin (admin includes every other and sees every
+        /// client's bindings).
         #[arg(long, required = true)]
         scopes: String,
         /// Requests per second this client may make (per gateway instance); none: no limit.

@@ -519,15 +519,6 @@ pub fn record_attempts(
     use webhook_endpoints::dsl as w;
     let now = super::now();
     for o in outcomes {
-        diesel::insert_into(delivery_attempts::table)
-            .values((
-                delivery_attempts::delivery_id.eq(o.delivery_id),
-                delivery_attempts::at.eq(o.at),
-                delivery_attempts::http_status.eq(o.http_status),
-                delivery_attempts::latency_ms.eq(o.latency_ms),
-                delivery_attempts::error.eq(&o.error),
-            ))
-            .execute(conn)?;
         let attempts = o.attempts_before.saturating_add(1);
         let (status, next) = if o.delivered {
             (DeliveryStatus::Delivered, now)
@@ -543,7 +534,7 @@ pub fn record_attempts(
                 None => (DeliveryStatus::Failed, now),
             }
         };
-        diesel::update(d::deliveries.find(o.delivery_id))
+        let updated = diesel::update(d::deliveries.find(o.delivery_id))
             .set((
                 d::status.eq(status.as_str()),
                 d::attempts.eq(attempts),
@@ -552,6 +543,19 @@ pub fn record_attempts(
                 d::leased_until.eq(None::<NaiveDateTime>),
                 d::last_attempt_at.eq(o.at),
                 d::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        // Its endpoint was deleted (or its event purged) while the attempt was under way.
+        if updated == 0 {
+            continue;
+        }
+        diesel::insert_into(delivery_attempts::table)
+            .values((
+                delivery_attempts::delivery_id.eq(o.delivery_id),
+                delivery_attempts::at.eq(o.at),
+                delivery_attempts::http_status.eq(o.http_status),
+                delivery_attempts::latency_ms.eq(o.latency_ms),
+                delivery_attempts::error.eq(&o.error),
             ))
             .execute(conn)?;
         if o.delivered {
