@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde_json::Value;
 
 use super::schema::{deliveries, delivery_attempts, events, webhook_endpoints};
-use super::{DbConn, DbError};
+use super::{on_backend, DbConn, DbError};
 use crate::events::kind::{EventKind, StoredEvent};
 
 /// An event about to be written.
@@ -133,6 +133,112 @@ pub fn append(conn: &mut DbConn, list: &[NewEvent]) -> Result<usize, DbError> {
         written += 1;
     }
     Ok(written)
+}
+
+#[derive(QueryableByName)]
+struct Renumbered {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    event_sequence: i64,
+    #[diesel(sql_type = Text)]
+    created_by: String,
+    #[diesel(sql_type = Text)]
+    order_id: String,
+}
+
+/// [`append`] for the PostgreSQL webhook writer: the batch's events in four statements
+/// whatever their number (each statement is a round trip there). The bindings' rows are locked
+/// in id order first, so two writers taking sequences for the same bindings wait for each
+/// other instead of deadlocking.
+pub(super) fn append_pg(conn: &mut diesel::PgConnection, list: &[NewEvent]) -> Result<(), DbError> {
+    use diesel::sql_types::Array;
+    if list.is_empty() {
+        return Ok(());
+    }
+    let mut per_binding: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for e in list {
+        *per_binding.entry(e.binding_id.as_str()).or_insert(0) += 1;
+    }
+    let ids: Vec<&str> = per_binding.keys().copied().collect();
+    let counts: Vec<i64> = per_binding.values().copied().collect();
+    diesel::sql_query("SELECT id FROM bindings WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind::<Array<Text>, _>(&ids)
+        .execute(conn)?;
+    let taken: Vec<Renumbered> = diesel::sql_query(
+        "UPDATE bindings b SET event_sequence = b.event_sequence + c.n \
+         FROM unnest($1::text[], $2::bigint[]) AS c(id, n) WHERE b.id = c.id \
+         RETURNING b.id, b.event_sequence, b.created_by, b.order_id",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&counts)
+    .load(conn)?;
+    // The next sequence of each binding, and its client and order id.
+    let mut next: std::collections::HashMap<&str, (i64, &str, &str)> = taken
+        .iter()
+        .map(|t| {
+            let n = per_binding.get(t.id.as_str()).copied().unwrap_or(0);
+            (
+                t.id.as_str(),
+                (
+                    t.event_sequence - n + 1,
+                    t.created_by.as_str(),
+                    t.order_id.as_str(),
+                ),
+            )
+        })
+        .collect();
+    let now = super::now();
+    let (mut e_id, mut client, mut binding, mut order, mut kind, mut seq, mut data) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for e in list {
+        let Some((n, c, o)) = next.get_mut(e.binding_id.as_str()) else {
+            log::warn!(
+                "event {} for unknown binding {} not written",
+                e.kind,
+                e.binding_id
+            );
+            continue;
+        };
+        e_id.push(new_event_id());
+        client.push(*c);
+        binding.push(e.binding_id.as_str());
+        order.push(*o);
+        kind.push(e.kind.as_str());
+        seq.push(*n);
+        data.push(e.data.to_string());
+        *n += 1;
+    }
+    diesel::sql_query(
+        "INSERT INTO events (id, client, binding_id, order_id, type, sequence, data, created_at) \
+         SELECT id, client, binding_id, order_id, type, sequence, data, $8 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
+           $7::text[]) AS t(id, client, binding_id, order_id, type, sequence, data)",
+    )
+    .bind::<Array<Text>, _>(&e_id)
+    .bind::<Array<Text>, _>(&client)
+    .bind::<Array<Text>, _>(&binding)
+    .bind::<Array<Text>, _>(&order)
+    .bind::<Array<Text>, _>(&kind)
+    .bind::<Array<BigInt>, _>(&seq)
+    .bind::<Array<Text>, _>(&data)
+    .bind::<Timestamp, _>(now)
+    .execute(conn)?;
+    // The same subscription rule as `sql::INSERT_DELIVERIES`.
+    diesel::sql_query(
+        "INSERT INTO deliveries \
+           (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
+         SELECT t.id, w.id, 'pending', 0, $4, $4, $4 \
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS t(id, client, type) \
+         JOIN webhook_endpoints w ON w.client = t.client AND w.disabled_at IS NULL \
+           AND (w.event_types IS NULL OR w.event_types LIKE '%\"' || t.type || '\"%')",
+    )
+    .bind::<Array<Text>, _>(&e_id)
+    .bind::<Array<Text>, _>(&client)
+    .bind::<Array<Text>, _>(&kind)
+    .bind::<Timestamp, _>(now)
+    .execute(conn)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -506,9 +612,32 @@ pub struct AttemptOutcome {
     pub attempts_before: i32,
 }
 
+#[derive(Insertable)]
+#[diesel(table_name = delivery_attempts)]
+struct NewAttempt<'a> {
+    delivery_id: i64,
+    at: NaiveDateTime,
+    http_status: Option<i32>,
+    latency_ms: i32,
+    error: Option<&'a str>,
+}
+
+impl<'a> From<&'a AttemptOutcome> for NewAttempt<'a> {
+    fn from(o: &'a AttemptOutcome) -> Self {
+        Self {
+            delivery_id: o.delivery_id,
+            at: o.at,
+            http_status: o.http_status,
+            latency_ms: o.latency_ms,
+            error: o.error.as_deref(),
+        }
+    }
+}
+
 /// Records attempts: the attempt row; the delivery delivered, retried after the schedule's next
 /// delay, or failed once the schedule is used up; the endpoint's failing streak, and its
-/// disabling once it has failed for `disable_after` without a success.
+/// disabling once it has failed for `disable_after` without a success. Successes, the common
+/// case, are written a few statements for the whole group.
 pub fn record_attempts(
     conn: &mut DbConn,
     outcomes: &[AttemptOutcome],
@@ -518,21 +647,58 @@ pub fn record_attempts(
     use deliveries::dsl as d;
     use webhook_endpoints::dsl as w;
     let now = super::now();
-    for o in outcomes {
+    let (delivered, failed): (Vec<&AttemptOutcome>, Vec<&AttemptOutcome>) =
+        outcomes.iter().partition(|o| o.delivered);
+    if !delivered.is_empty() {
+        let ids: Vec<i64> = delivered.iter().map(|o| o.delivery_id).collect();
+        // A delivery gone meanwhile (its endpoint deleted, its event purged) is not returned,
+        // and its attempt not recorded.
+        let still: Vec<i64> = diesel::update(d::deliveries.filter(d::id.eq_any(&ids)))
+            .set((
+                d::status.eq(DeliveryStatus::Delivered.as_str()),
+                d::attempts.eq(d::attempts + 1),
+                d::leased_by.eq(None::<String>),
+                d::leased_until.eq(None::<NaiveDateTime>),
+                d::last_attempt_at.eq(now),
+                d::updated_at.eq(now),
+            ))
+            .returning(d::id)
+            .get_results(conn)?;
+        let rows: Vec<NewAttempt<'_>> = delivered
+            .iter()
+            .filter(|o| still.contains(&o.delivery_id))
+            .map(|o| NewAttempt::from(*o))
+            .collect();
+        if !rows.is_empty() {
+            // Several rows in one statement: each backend's own connection.
+            on_backend!(&mut *conn, |c| diesel::insert_into(
+                delivery_attempts::table
+            )
+            .values(&rows)
+            .execute(c))?;
+        }
+        let mut endpoints: Vec<&str> = delivered.iter().map(|o| o.endpoint_id.as_str()).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        diesel::update(
+            w::webhook_endpoints
+                .filter(w::id.eq_any(&endpoints))
+                .filter(w::failing_since.is_not_null()),
+        )
+        .set(w::failing_since.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    }
+    for o in failed {
         let attempts = o.attempts_before.saturating_add(1);
-        let (status, next) = if o.delivered {
-            (DeliveryStatus::Delivered, now)
-        } else {
-            match usize::try_from(o.attempts_before)
-                .ok()
-                .and_then(|i| schedule.get(i))
-            {
-                Some(delay) => (
-                    DeliveryStatus::Pending,
-                    now + chrono::Duration::from_std(*delay).unwrap_or(chrono::Duration::MAX),
-                ),
-                None => (DeliveryStatus::Failed, now),
-            }
+        let (status, next) = match usize::try_from(o.attempts_before)
+            .ok()
+            .and_then(|i| schedule.get(i))
+        {
+            Some(delay) => (
+                DeliveryStatus::Pending,
+                now + chrono::Duration::from_std(*delay).unwrap_or(chrono::Duration::MAX),
+            ),
+            None => (DeliveryStatus::Failed, now),
         };
         let updated = diesel::update(d::deliveries.find(o.delivery_id))
             .set((
@@ -550,50 +716,34 @@ pub fn record_attempts(
             continue;
         }
         diesel::insert_into(delivery_attempts::table)
-            .values((
-                delivery_attempts::delivery_id.eq(o.delivery_id),
-                delivery_attempts::at.eq(o.at),
-                delivery_attempts::http_status.eq(o.http_status),
-                delivery_attempts::latency_ms.eq(o.latency_ms),
-                delivery_attempts::error.eq(&o.error),
-            ))
+            .values(NewAttempt::from(o))
             .execute(conn)?;
-        if o.delivered {
-            diesel::update(
-                w::webhook_endpoints
-                    .find(&o.endpoint_id)
-                    .filter(w::failing_since.is_not_null()),
-            )
-            .set(w::failing_since.eq(None::<NaiveDateTime>))
-            .execute(conn)?;
-        } else {
-            diesel::update(
-                w::webhook_endpoints
-                    .find(&o.endpoint_id)
-                    .filter(w::failing_since.is_null()),
-            )
-            .set(w::failing_since.eq(o.at))
-            .execute(conn)?;
-            let disabled = diesel::update(
-                w::webhook_endpoints
-                    .find(&o.endpoint_id)
-                    .filter(w::disabled_at.is_null())
-                    .filter(w::failing_since.le(now - disable_after)),
-            )
-            .set((
-                w::disabled_at.eq(now),
-                w::disabled_reason.eq("failing"),
-                w::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-            if disabled > 0 {
-                log::warn!(
-                    endpoint_id = o.endpoint_id.as_str();
-                    "webhook endpoint {} disabled: every delivery failed for {} s",
-                    o.endpoint_id,
-                    disable_after.num_seconds()
-                );
-            }
+        diesel::update(
+            w::webhook_endpoints
+                .find(&o.endpoint_id)
+                .filter(w::failing_since.is_null()),
+        )
+        .set(w::failing_since.eq(o.at))
+        .execute(conn)?;
+        let disabled = diesel::update(
+            w::webhook_endpoints
+                .find(&o.endpoint_id)
+                .filter(w::disabled_at.is_null())
+                .filter(w::failing_since.le(now - disable_after)),
+        )
+        .set((
+            w::disabled_at.eq(now),
+            w::disabled_reason.eq("failing"),
+            w::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if disabled > 0 {
+            log::warn!(
+                endpoint_id = o.endpoint_id.as_str();
+                "webhook endpoint {} disabled: every delivery failed for {} s",
+                o.endpoint_id,
+                disable_after.num_seconds()
+            );
         }
     }
     Ok(())

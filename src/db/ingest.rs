@@ -159,7 +159,7 @@ impl IngestStore for DbConn {
     }
 
     fn append_events(&mut self, list: &[NewEvent]) -> Result<(), DbError> {
-        events::append(self, list).map(|_| ())
+        events::append_pg(self.postgres()?, list)
     }
 }
 

@@ -16,6 +16,10 @@ use crate::db::events::{self as store, AttemptOutcome, Claimed};
 use crate::db::{self, Db};
 use crate::domain::mask_phones;
 
+/// Deliveries claimed at a time, in rounds of `concurrency`: fewer claim transactions, while
+/// a round still starts as soon as a request of the last one is answered.
+const ROUNDS_PER_CLAIM: u32 = 4;
+
 /// The retry delays of the schedule: after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_SCHEDULE_SECS: [u64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 
@@ -40,7 +44,7 @@ pub fn spawn(db: Db, settings: RelaySettings) -> actix_rt::task::JoinHandle<()> 
         loop {
             match relay.run_once().await {
                 // A full claim: more may be due already.
-                Ok(n) if n >= relay.settings.concurrency => {}
+                Ok(n) if n >= relay.claim_limit() => {}
                 Ok(_) => actix_rt::time::sleep(relay.settings.poll).await,
                 Err(e) => {
                     log::warn!("event relay: {e}; will retry");
@@ -87,17 +91,24 @@ impl Relay {
         }
     }
 
+    fn claim_limit(&self) -> usize {
+        self.settings
+            .concurrency
+            .saturating_mul(ROUNDS_PER_CLAIM as usize)
+    }
+
     /// Claims what is due, sends it, records the attempts (in groups, as they finish). Returns
     /// how many deliveries it claimed.
     pub async fn run_once(&self) -> Result<usize, db::DbError> {
         let now = db::now();
-        // Long enough for every attempt of the claim, with room for recording them.
-        let lease = chrono::Duration::from_std(self.settings.attempt_timeout * 2)
-            .unwrap_or_default()
-            + chrono::Duration::seconds(30);
+        // Long enough for every round of the claim timing out, with room for recording them.
+        let lease =
+            chrono::Duration::from_std(self.settings.attempt_timeout * (ROUNDS_PER_CLAIM + 1))
+                .unwrap_or_default()
+                + chrono::Duration::seconds(30);
         let (owner, limit) = (
             self.owner.clone(),
-            i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX),
+            i64::try_from(self.claim_limit()).unwrap_or(i64::MAX),
         );
         let claimed = self
             .db
