@@ -185,8 +185,23 @@ impl TestApp {
         if !selected(backend) {
             return None;
         }
-        let _ = env_logger::builder().is_test(true).try_init();
         let db = TestDb::create(backend)?;
+        Some(Self::spawn_on(db, env).await)
+    }
+
+    /// A gateway on SQLite with its database file in a directory under `parent` (a small
+    /// file system, for the disk-full tests); `None` when SQLite is not selected.
+    pub async fn spawn_sqlite_in(parent: &std::path::Path, env: Env) -> Option<Self> {
+        if !selected(Backend::Sqlite) {
+            return None;
+        }
+        let dir = tempfile::tempdir_in(parent).expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        Some(Self::spawn_on(TestDb::Sqlite(dir, url), env).await)
+    }
+
+    async fn spawn_on(db: TestDb, env: Env) -> Self {
+        let _ = env_logger::builder().is_test(true).try_init();
         let mut vars: HashMap<&str, &str> = HashMap::from([
             ("DATABASE_URL", db.url()),
             ("RECONCILE_INTERVAL_SECS", "1"),
@@ -234,7 +249,7 @@ impl TestApp {
         let server = app.handle();
         let app_db = app.db().clone();
         actix_rt::spawn(app.run_until_stopped());
-        Some(Self {
+        Self {
             address,
             sandbox,
             client: awc::Client::builder()
@@ -246,7 +261,7 @@ impl TestApp {
             server,
             sandbox_server: sandbox_handle,
             _db: db,
-        })
+        }
     }
 
     /// A second gateway on the same database and sandbox, as a second instance of a

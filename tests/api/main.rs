@@ -18,6 +18,7 @@ mod reliability;
 mod retention;
 mod serve;
 mod shutdown;
+mod storage;
 mod telemetry;
 mod upstream;
 mod webhooks;
