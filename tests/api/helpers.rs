@@ -318,6 +318,11 @@ impl TestApp {
         assert_eq!(twice, 0, "live bindings sharing X+E");
     }
 
+    /// The gateway's `DATABASE_URL`, for a command run beside it (the real binary).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     /// PostgreSQL only: removes the gateway's database while it runs.
     pub fn drop_database(&self) {
         self._db.drop_now();
