@@ -8,6 +8,7 @@ mod banner;
 mod bindings;
 mod clients;
 mod crash;
+mod deploy;
 mod hostile;
 mod instances;
 mod log_scan;
