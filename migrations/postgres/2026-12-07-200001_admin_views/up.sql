@@ -50,3 +50,9 @@ SELECT created_at::date AS day,
 FROM bindings
 WHERE status = 'failed'
 GROUP BY created_at::date, split_part(last_error, ':', 1);
+
+COMMENT ON VIEW admin_pool_usage IS 'Per area: numbers, usable (normal), live bindings, quarantined extensions';
+COMMENT ON VIEW admin_live_bindings_per_client IS 'Live bindings per API client and status';
+COMMENT ON VIEW admin_pending_bindings IS 'Pending bindings with age_minutes since created_at';
+COMMENT ON VIEW admin_calls_per_day IS 'Calls, answered calls and talk seconds per UTC day';
+COMMENT ON VIEW admin_failed_creates IS 'Failed creates per UTC day and Huawei result code, with an example';
