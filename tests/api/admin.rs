@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp, TestDb, A1, A2, X1};
 use crate::on_both_backends;
-use axe_gateway::sandbox::{Fault, Op};
 
 const KEY: &str = "check-app-key";
 const SECRET: &str = "check-app-secret-0123456789";
@@ -303,21 +302,8 @@ async fn some_history(app: &TestApp) -> (Value, Value) {
         })
         .await
         .expect("made pending");
-    app.sandbox.push_fault(
-        Op::Bind,
-        Fault::Reject {
-            http_status: 403,
-            resultcode: "1010002".into(),
-            resultdesc: "Invalid request.".into(),
-        },
-    );
-    let (status, p) = app
-        .post(
-            "/v1/bindings",
-            &json!({"order_id": "adm-3", "bind_num": "+8613800000003"}),
-        )
+    app.create_refused_by_huawei("adm-3", "+8613800000003")
         .await;
-    assert_eq!(status, 422, "{p}");
     let sub = active["subscription_id"].as_str().unwrap();
     for (kind, at) in [
         ("callin", "2026-12-07 08:00:00"),

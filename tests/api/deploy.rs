@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, A1};
 use crate::on_both_backends;
-use axe_gateway::sandbox::{Fault, Op};
 
 const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml");
 const DASHBOARD: &str = concat!(
@@ -123,21 +122,8 @@ async fn scrape_after_traffic(app: &TestApp) -> String {
     app.pool_numbers().await;
     app.create(json!({"order_id": "deploy-1", "bind_num": A1}))
         .await;
-    app.sandbox.push_fault(
-        Op::Bind,
-        Fault::Reject {
-            http_status: 403,
-            resultcode: "1010002".into(),
-            resultdesc: "Invalid request.".into(),
-        },
-    );
-    let (status, _) = app
-        .post(
-            "/v1/bindings",
-            &json!({"order_id": "deploy-2", "bind_num": "+8613800000002"}),
-        )
+    app.create_refused_by_huawei("deploy-2", "+8613800000002")
         .await;
-    assert_eq!(status, 422);
     let (_, page) = app.get("/v1/bindings?limit=1").await;
     let b = &page["items"][0];
     let call = axe_gateway::sandbox::CallSpec::new(

@@ -493,6 +493,26 @@ impl TestApp {
         json
     }
 
+    /// A create Huawei refuses as an invalid request (`1010002`): asserts the `422` and leaves a
+    /// `failed` binding whose `last_error` starts with that code.
+    pub async fn create_refused_by_huawei(&self, order_id: &str, bind_num: &str) {
+        self.sandbox.push_fault(
+            axe_gateway::sandbox::Op::Bind,
+            axe_gateway::sandbox::Fault::Reject {
+                http_status: 403,
+                resultcode: "1010002".into(),
+                resultdesc: "Invalid request.".into(),
+            },
+        );
+        let (status, body) = self
+            .post(
+                "/v1/bindings",
+                &serde_json::json!({"order_id": order_id, "bind_num": bind_num}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+    }
+
     /// Polls the binding until `pred` holds (or panics after `secs`).
     pub async fn wait_for(&self, id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);

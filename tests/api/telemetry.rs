@@ -101,21 +101,7 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         .await;
     let id = created["id"].as_str().unwrap();
     // Huawei refuses the next create: counted under its resultcode.
-    app.sandbox.push_fault(
-        Op::Bind,
-        Fault::Reject {
-            http_status: 403,
-            resultcode: "1010002".into(),
-            resultdesc: "Invalid request.".into(),
-        },
-    );
-    let (status, body) = app
-        .post(
-            "/v1/bindings",
-            &json!({"bind_num": "+8613800000002", "order_id": "m-2"}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
+    app.create_refused_by_huawei("m-2", "+8613800000002").await;
     assert_eq!(app.get(&format!("/v1/bindings/{id}")).await.0, 200);
     // A call to the binding: Huawei's pushes go through the webhook writer.
     let call = axe_gateway::sandbox::CallSpec::new(
