@@ -122,6 +122,17 @@ pub enum StorageFault {
 }
 
 impl StorageFault {
+    pub const ALL: [StorageFault; 3] = [Self::Full, Self::ReadOnly, Self::Io];
+
+    /// Its name as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read_only",
+            Self::Io => "io",
+        }
+    }
+
     /// SQLite's own texts for these result codes (`sqlite3_errstr`), which is all diesel keeps
     /// of them, and the OS's text for `ENOSPC`.
     fn of_message(message: &str) -> Option<Self> {

@@ -102,6 +102,24 @@ fn failing_checks(problem: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `axe_db_storage_fault` by kind, as scraped from `/metrics`.
+async fn storage_fault_gauges(app: &TestApp) -> Vec<(&'static str, f64)> {
+    let (status, body) = app.request("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("text").to_owned();
+    ["full", "io", "read_only"]
+        .into_iter()
+        .map(|kind| {
+            let series = format!("axe_db_storage_fault{{kind=\"{kind}\"}} ");
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .unwrap_or_else(|| panic!("no {series} in {text}"));
+            (kind, value.trim().parse().expect("a number"))
+        })
+        .collect()
+}
+
 #[actix_web::test]
 async fn a_full_disk_is_a_503_that_says_so_and_the_gateway_recovers_when_space_is_back() {
     if !crate::helpers::selected(crate::helpers::Backend::Sqlite) {
@@ -181,6 +199,10 @@ async fn a_full_disk_is_a_503_that_says_so_and_the_gateway_recovers_when_space_i
     let (status, h) = app.request("GET", "/healthz", None, None).await;
     assert_eq!(status, 200, "{h}");
     assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(
+        storage_fault_gauges(&app).await,
+        [("full", 1.0), ("io", 0.0), ("read_only", 0.0)]
+    );
 
     // Space is back: served again without a restart.
     std::fs::remove_file(&filler).expect("remove the filler");
@@ -196,6 +218,10 @@ async fn a_full_disk_is_a_503_that_says_so_and_the_gateway_recovers_when_space_i
         );
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(
+        storage_fault_gauges(&app).await,
+        [("full", 0.0), ("io", 0.0), ("read_only", 0.0)]
+    );
     let after = app
         .create(json!({"order_id": "space-2", "bind_num": A1}))
         .await;
