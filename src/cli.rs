@@ -1,5 +1,8 @@
 //! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`, `sandbox-call`,
-//! `numbers import FILE`, `listen --port P --secret whsec_…`.
+//! `numbers import FILE`, `pool`, `bindings show|list`, `clients …`, `check-config`,
+//! `listen --port P --secret whsec_…`.
+
+mod bindings;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -55,6 +58,13 @@ pub enum Command {
     /// The pool per area: numbers (usable of all), live bindings, quarantined extensions and
     /// the extensions still free to allocate (migrates the database first).
     Pool,
+    /// Bindings as stored: `bindings show ID` (with its history) or `bindings list` (filtered,
+    /// newest first). Phone numbers are masked unless --unmasked is given (migrates the
+    /// database first).
+    Bindings {
+        #[command(subcommand)]
+        command: bindings::BindingsCommand,
+    },
     /// Checks a deployment's configuration without changing anything: prints the effective
     /// settings (secrets masked), checks that the database answers with its migrations at the
     /// head, and makes one harmless signed query to Huawei (proving the app key, secret and
@@ -263,6 +273,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Pool => pool().await,
+        Command::Bindings { command } => bindings::run(command).await,
     }
 }
 
