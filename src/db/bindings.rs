@@ -51,6 +51,9 @@ pub fn update(
     )
     .run(c))?;
     numbers::track(conn, Some(before), Some(after))?;
+    history::record(conn, audit, Some(before), after)?;
+    // Announced before the calls it links below, whose starts are announced as they are linked.
+    announce(conn, Some(before), after)?;
     if after.status() == BindingStatus::Active && before.status() != BindingStatus::Active {
         let number = after
             .virtual_num
@@ -71,8 +74,7 @@ pub fn update(
             );
         }
     }
-    history::record(conn, audit, Some(before), after)?;
-    announce(conn, Some(before), after)
+    Ok(())
 }
 
 /// Writes the event a binding's change is announced as (see [`binding_event`]) into the

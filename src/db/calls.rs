@@ -575,13 +575,21 @@ fn link_calls_to(conn: &mut DbConn, binding: &str, call_ids: &[String]) -> Resul
     if call_ids.is_empty() {
         return Ok(0);
     }
-    let n = diesel::update(
+    let linked: Vec<Call> = super::on_backend!(&mut *conn, |c| diesel::update(
         calls::table
             .filter(calls::id.eq_any(call_ids))
             .filter(calls::binding_id.is_null()),
     )
     .set(calls::binding_id.eq(binding))
-    .execute(conn)?;
+    .returning(Call::as_returning())
+    .get_results(c))?;
+    let n = linked.len();
+    // Their owner hears of them from now on: each call's start is announced.
+    let started: Vec<super::events::NewEvent> = linked
+        .iter()
+        .filter_map(super::events::call_started)
+        .collect();
+    super::events::append(conn, &started)?;
     diesel::update(
         call_events::table
             .filter(call_events::call_id.eq_any(call_ids))

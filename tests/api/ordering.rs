@@ -167,7 +167,30 @@ async fn events_and_a_cdr_before_the_create_was_answered_are_linked_once_it_is(a
     };
     let ((status, b), ()) = futures_util::future::join(create, early).await;
     assert_eq!(status, 201, "{b}");
-    assert_call_linked(&app, b["id"].as_str().unwrap(), "early-session-1").await;
+    let id = b["id"].as_str().unwrap();
+    assert_call_linked(&app, id, "early-session-1").await;
+    // Linked late, the call is still announced to the binding's owner.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, feed) = app.get("/v1/events?after=0&limit=200").await;
+        let types: Vec<(&str, i64)> = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["data"]["binding_id"] == id)
+            .filter_map(|e| Some((e["type"].as_str()?, e["data"]["sequence"].as_i64()?)))
+            .collect();
+        if types.iter().any(|(t, _)| *t == "call.started") {
+            // The binding's activation first, then the call it links.
+            assert_eq!(types, vec![("binding.active", 1), ("call.started", 2)]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late-linked call was never announced: {types:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn events_before_a_lost_answer_are_linked_when_the_reconciler_settles_it(app: TestApp) {
