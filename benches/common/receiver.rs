@@ -96,24 +96,13 @@ impl Receiver {
 
 /// Subscribes client `client` to every event type, at `url`, straight in the database.
 pub fn subscribe(db: &axe_gateway::db::Db, client: &str, url: &str) {
-    let now = axe_gateway::db::now();
-    let row = axe_gateway::db::events::EndpointRow {
-        id: format!("we_{}", uuid::Uuid::now_v7().simple()),
-        client: client.to_owned(),
-        url: url.to_owned(),
-        event_types: None,
-        description: Some("bench".into()),
-        secret: axe_gateway::events::signing::Secret::generate()
-            .expose()
-            .to_owned(),
-        previous_secret: None,
-        previous_secret_until: None,
-        disabled_at: None,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let row = axe_gateway::db::events::EndpointRow::new(
+        client,
+        url,
+        None,
+        Some("bench".into()),
+        axe_gateway::events::signing::Secret::generate().expose(),
+    );
     db.run_blocking(|conn| axe_gateway::db::events::insert_endpoint(conn, &row))
         .expect("endpoint");
 }

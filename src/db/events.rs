@@ -368,6 +368,34 @@ pub struct EndpointRow {
     pub updated_at: NaiveDateTime,
 }
 
+impl EndpointRow {
+    /// A new, enabled endpoint of `client` (a fresh `we_…` id), made now.
+    pub fn new(
+        client: &str,
+        url: &str,
+        event_types: Option<String>,
+        description: Option<String>,
+        secret: &str,
+    ) -> Self {
+        let now = super::now();
+        Self {
+            id: format!("we_{}", uuid::Uuid::now_v7().simple()),
+            client: client.to_owned(),
+            url: url.to_owned(),
+            event_types,
+            description,
+            secret: secret.to_owned(),
+            previous_secret: None,
+            previous_secret_until: None,
+            disabled_at: None,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 pub fn insert_endpoint(conn: &mut DbConn, row: &EndpointRow) -> Result<(), DbError> {
     diesel::insert_into(webhook_endpoints::table)
         .values(row)

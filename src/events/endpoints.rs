@@ -75,22 +75,13 @@ impl EventService {
         new: NewEndpoint,
     ) -> Result<(EndpointRow, Secret), ServiceError> {
         let secret = Secret::generate();
-        let now = db::now();
-        let row = EndpointRow {
-            id: format!("we_{}", uuid::Uuid::now_v7().simple()),
-            client: actor.name().to_owned(),
-            url: new.url.as_str().to_owned(),
-            event_types: type_list(&new.event_types),
-            description: new.description,
-            secret: secret.expose().to_owned(),
-            previous_secret: None,
-            previous_secret_until: None,
-            disabled_at: None,
-            disabled_reason: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let row = EndpointRow::new(
+            actor.name(),
+            new.url.as_str(),
+            type_list(&new.event_types),
+            new.description,
+            secret.expose(),
+        );
         let stored = row.clone();
         self.db
             .write(move |conn| store::insert_endpoint(conn, &stored))

@@ -512,24 +512,14 @@ async fn an_allowed_name_resolving_to_a_refused_address_is_not_connected_to(app:
     assert!(p.to_string().contains("may not connect"), "{p}");
     // And when connecting: an endpoint saved before its name moved to a refused address (as
     // here, written straight to the database) is never connected to.
-    let now = axe_gateway::db::now();
-    let row = axe_gateway::db::events::EndpointRow {
-        id: "we_moved".into(),
-        client: "orders".into(),
-        url,
-        event_types: None,
-        description: None,
-        secret: axe_gateway::events::signing::Secret::generate()
-            .expose()
-            .to_owned(),
-        previous_secret: None,
-        previous_secret_until: None,
-        disabled_at: None,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut row = axe_gateway::db::events::EndpointRow::new(
+        "orders",
+        &url,
+        None,
+        None,
+        axe_gateway::events::signing::Secret::generate().expose(),
+    );
+    row.id = "we_moved".into();
     app.app_db
         .run(move |conn| axe_gateway::db::events::insert_endpoint(conn, &row))
         .await
