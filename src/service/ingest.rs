@@ -813,9 +813,17 @@ impl<'a> BatchCtx<'a> {
         Ok(stored)
     }
 
-    /// Writes what the batch gathered: calls first (events and CDRs refer to them), then the
-    /// new rows, then the bindings of calls linked in this batch onto their older rows.
+    /// Writes what the batch gathered: its outbound events, then calls (events and CDRs refer
+    /// to them), then the new rows, then the bindings of calls linked in this batch onto their
+    /// older rows.
     fn write(self, store: &mut dyn IngestStore) -> Result<(), DbError> {
+        // The outbox first: on PostgreSQL it locks the bindings' rows (in id order), and taking
+        // them before any insert keeps two writers from each waiting on the other, one for a
+        // binding, the other for a unique key the first has just inserted.
+        let announced = self.announcements();
+        if !announced.is_empty() {
+            store.append_events(&announced)?;
+        }
         let mut linked = Vec::new();
         let (mut new, mut changed, mut rekeyed) = (Vec::new(), Vec::new(), Vec::new());
         for session in &self.sessions {
@@ -861,10 +869,6 @@ impl<'a> BatchCtx<'a> {
             )));
         }
         store.link_calls(&linked)?;
-        let announced = self.announcements();
-        if !announced.is_empty() {
-            store.append_events(&announced)?;
-        }
         store.insert_inbox(&self.inbox)
     }
 
