@@ -55,6 +55,9 @@ pub enum Command {
     /// The pool per area: numbers (usable of all), live bindings, quarantined extensions and
     /// the extensions still free to allocate (migrates the database first).
     Pool,
+    /// Print the API's OpenAPI 3.1 document (as served at /openapi.json; docs/openapi.json
+    /// holds a copy) and exit.
+    Openapi,
     /// Checks a deployment's configuration without changing anything: prints the effective
     /// settings (secrets masked), checks that the database answers with its migrations at the
     /// head, and makes one harmless signed query to Huawei (proving the app key, secret and
@@ -239,6 +242,10 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Clients { command } => clients(command).await,
         Command::CheckConfig => check_config().await,
         Command::Pool => pool().await,
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::json());
+            Ok(())
+        }
     }
 }
 
