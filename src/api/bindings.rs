@@ -86,15 +86,15 @@ pub struct ModifyBindingBody {
     record: Patch<bool>,
     /// Cannot be removed (`null`), only replaced.
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
+    #[schema(value_type = String, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     record_hint_tone: Patch<String>,
     /// Cannot be removed (`null`), only replaced (by a number or a tone).
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = r"^\+[1-9][0-9]{7,14}$")]
+    #[schema(value_type = String, pattern = r"^\+[1-9][0-9]{7,14}$")]
     callback_num: Patch<String>,
     /// Cannot be removed (`null`), only replaced (by a tone or a number).
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
+    #[schema(value_type = String, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     callback_tone: Patch<String>,
     /// Minutes from now; `null` makes the binding never expire.
     #[serde(default)]
@@ -102,7 +102,7 @@ pub struct ModifyBindingBody {
     ttl_minutes: Patch<Whole<i64>>,
     /// Cannot be removed (`null`), only replaced.
     #[serde(default)]
-    #[schema(value_type = Option<i64>, minimum = 1, maximum = 525600)]
+    #[schema(value_type = i64, minimum = 1, maximum = 525600)]
     callback_ttl_minutes: Patch<Whole<i64>>,
     /// Accepted only to say why it cannot change (Huawei's modify has no `userData`), so not in
     /// the contract.

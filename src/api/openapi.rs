@@ -9,6 +9,7 @@
 //! example, parameters, and the problems only it returns (`(status = 404, description =
 //! "...")`). What every route shares is added here, from the tables that enforce it:
 //!
+//! - every route gets the optional `X-Request-Id` header;
 //! - a route of [`super::auth::ROUTES`] gets the bearer security requirement naming its scope,
 //!   and the problems of any authenticated request: 401, 403, 429, 500 and 503;
 //! - a route with a request body gets 400, 413 and 415; one with query parameters 400;
@@ -118,6 +119,9 @@ fn complete(doc: &mut Document) {
                 .iter()
                 .find(|(m, p, _)| *m == method && p == path)
                 .map(|(_, _, s)| *s);
+            op.parameters
+                .get_or_insert_with(Vec::new)
+                .push(RefOr::T(request_id_header()));
             if let Some(scope) = scope {
                 op.security = Some(vec![SecurityRequirement::new(BEARER, [scope.as_str()])]);
                 shared(op, "401", "`unauthorized`: no token, or an unknown, revoked or disabled one (`WWW-Authenticate: Bearer`).");
@@ -201,6 +205,25 @@ fn operations(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {
     .into_iter()
     .filter_map(|(m, op)| op.map(|op| (m, op)))
     .collect()
+}
+
+/// `X-Request-Id`, which every route takes (telemetry::request_id).
+fn request_id_header() -> utoipa::openapi::path::Parameter {
+    utoipa::openapi::path::ParameterBuilder::new()
+        .name("X-Request-Id")
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .description(Some(
+            "Your id for the request (1-128 of `[A-Za-z0-9._-]`), kept in the answer's \
+             `X-Request-Id`, the problem's `request_id` and the gateway's logs; another value is \
+             replaced by a generated one.",
+        ))
+        .required(utoipa::openapi::Required::False)
+        .schema(Some(
+            // Any value is taken (one not of this form is replaced), so no pattern.
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String),
+        ))
+        .build()
 }
 
 /// Adds a problem response the route did not list itself.
