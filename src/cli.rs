@@ -819,7 +819,8 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
         let mut banner = vec![
             String::new(),
             "  axe-gateway is running with the Huawei sandbox (no Huawei account is used).".into(),
-            format!("  API:      http://{gateway_addr} (browse it at http://{gateway_addr}/docs)"),
+            format!("  API:      http://{gateway_addr}"),
+            format!("  Docs:     http://{gateway_addr}/docs (OpenAPI: /openapi.json)"),
             format!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url),
             format!("  Database: {}", settings.database_url.redacted()),
             format!(

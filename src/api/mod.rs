@@ -115,7 +115,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let mut response = actix_web::ResponseError::error_response(&problem);
     let allow = req
         .match_pattern()
-        .map(|pattern| openapi::methods(&pattern).join(", "))
+        .map(|pattern| openapi::allow(&pattern))
         .unwrap_or_default();
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
         response

@@ -177,21 +177,17 @@ fn complete(doc: &mut Document) {
 }
 
 /// The methods the document gives `path` (an actix-web route pattern, which is written as the
-/// document's paths are).
-pub fn methods(path: &str) -> Vec<&'static str> {
+/// document's paths are), as `Allow` lists them.
+pub fn allow(path: &str) -> String {
     let Some(item) = document().paths.paths.get(path) else {
-        return Vec::new();
+        return String::new();
     };
-    [
-        ("GET", item.get.is_some()),
-        ("POST", item.post.is_some()),
-        ("PUT", item.put.is_some()),
-        ("PATCH", item.patch.is_some()),
-        ("DELETE", item.delete.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(m, has)| has.then_some(m))
-    .collect()
+    let mut item = item.clone();
+    operations(&mut item)
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn operations(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {
