@@ -1,5 +1,7 @@
 //! The command line: `serve [--sandbox]`, `migrate`, `sandbox --listen ADDR`, `sandbox-call`,
-//! `numbers import FILE`.
+//! `numbers import FILE`, `pool`, `bindings show|list`, `clients …`, `check-config`.
+
+mod bindings;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -55,6 +57,13 @@ pub enum Command {
     /// The pool per area: numbers (usable of all), live bindings, quarantined extensions and
     /// the extensions still free to allocate (migrates the database first).
     Pool,
+    /// Bindings as stored: `bindings show ID` (with its history) or `bindings list` (filtered,
+    /// newest first). Phone numbers are masked unless --unmasked is given (migrates the
+    /// database first).
+    Bindings {
+        #[command(subcommand)]
+        command: bindings::BindingsCommand,
+    },
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json; docs/openapi.json
     /// holds a copy) and exit.
     Openapi,
@@ -242,6 +251,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Clients { command } => clients(command).await,
         Command::CheckConfig => check_config().await,
         Command::Pool => pool().await,
+        Command::Bindings { command } => bindings::run(command).await,
         Command::Openapi => {
             print!("{}", crate::api::openapi::json());
             Ok(())

@@ -38,6 +38,16 @@ impl RowId {
             .map_err(|_| err("is not an id this API returned"))
     }
 
+    /// Only the canonical form itself, for ids inside values the API wrote (list cursors):
+    /// another spelling of the same UUID (upper case, braces, no hyphens) would compare as
+    /// different text in the database and page wrongly.
+    pub fn parse_canonical(raw: &str) -> Result<Self, ParseError> {
+        Self::parse(raw)
+            .ok()
+            .filter(|id| id.0 == raw)
+            .ok_or_else(|| err("is not an id this API wrote"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -297,12 +297,18 @@ impl From<ServiceError> for Problem {
             ServiceError::Database(db) if db.is_unavailable() => {
                 // DbError's text masks numbers (the database may quote a value).
                 log::error!("database unavailable: {db}");
+                let detail = match db.storage_fault() {
+                    Some(fault) => {
+                        format!("the database cannot store changes: {fault}; retry later")
+                    }
+                    None => "the database is unavailable; retry later".to_owned(),
+                };
                 Self {
                     retry_after: Some(5),
                     ..Self::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "database_unavailable",
-                        "the database is unavailable; retry later",
+                        detail,
                     )
                 }
             }

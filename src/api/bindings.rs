@@ -640,7 +640,8 @@ fn decode_cursor(raw: &str) -> Option<String> {
         .decode(raw)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+        .and_then(|s| RowId::parse_canonical(&s).ok())
+        .map(RowId::into_string)
 }
 
 /// Bindings of this client (of every client with `admin`), newest first.
@@ -695,6 +696,22 @@ mod props {
         #[test]
         fn other_text_is_not_a_cursor(text in "[^-]{0,31}") {
             prop_assert_eq!(decode_cursor(&encode_cursor(&text)), None);
+        }
+
+        #[test]
+        fn other_spellings_of_an_id_are_not_a_cursor(id in any::<u128>()) {
+            let id = uuid::Uuid::from_u128(id);
+            let canonical = id.hyphenated().to_string();
+            for other in [
+                id.hyphenated().to_string().to_uppercase(),
+                id.braced().to_string(),
+                id.simple().to_string(),
+                id.urn().to_string(),
+            ] {
+                if other != canonical {
+                    prop_assert_eq!(decode_cursor(&encode_cursor(&other)), None, "{}", other);
+                }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use super::extract::{ApiClient, NoBody, Query};
 use super::openapi::UpstreamProblems;
 use super::views::{utc, Page};
 use crate::db::calls::{CallEvent, CallRecord};
-use crate::domain::storable_text;
+use crate::domain::{storable_text, RowId};
 use crate::error::Problem;
 use crate::service::calls::{CallDetail, CallService, RecordingError};
 
@@ -213,8 +213,8 @@ fn decode_cursor(raw: &str) -> Option<(NaiveDateTime, String)> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
     let (micros, id) = text.split_once('|')?;
     let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
-    uuid::Uuid::parse_str(id).ok()?;
-    Some((at, id.to_owned()))
+    let id = RowId::parse_canonical(id).ok()?;
+    Some((at, id.into_string()))
 }
 
 /// A call is found by our id (a UUID) or by Huawei's icid, so any other text is looked up; one
@@ -350,6 +350,12 @@ mod tests {
             Some((at, id.to_owned()))
         );
         assert_eq!(decode_cursor("nonsense"), None);
+        // The same instant and id spelt otherwise: not a cursor this API wrote.
+        let micros = at.and_utc().timestamp_micros();
+        for other in [id.to_uppercase(), format!("{{{id}}}"), id.replace('-', "")] {
+            let raw = URL_SAFE_NO_PAD.encode(format!("{micros}|{other}"));
+            assert_eq!(decode_cursor(&raw), None, "{other}");
+        }
     }
 }
 

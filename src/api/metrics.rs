@@ -2,7 +2,8 @@
 //!
 //! Most series are recorded as things happen (requests, Huawei calls, job runs) and the
 //! database gauges by their periodic refresh; what is cheap to read in memory (the webhook
-//! counters, the writer queue, the database pool, the circuit breaker) is read here, per scrape.
+//! counters, the writer queue, the database pool and its storage fault, the circuit breaker) is
+//! read here, per scrape.
 //! docs/OPERATIONS.md lists every family.
 
 use std::fmt::Write;
@@ -11,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::{get, web, HttpResponse};
 
 use crate::db::Db;
+use crate::db::StorageFault;
 use crate::huawei::UpstreamGuard;
 use crate::service::ingest::Ingestor;
 use crate::telemetry::metrics::{
-    Metrics, DB_POOL_CONNECTIONS, HUAWEI_CIRCUIT_OPEN, WEBHOOK_QUEUE_DEPTH,
+    Metrics, DB_POOL_CONNECTIONS, DB_STORAGE_FAULT, HUAWEI_CIRCUIT_OPEN, WEBHOOK_QUEUE_DEPTH,
 };
 use crate::webhooks::WebhookMetrics;
 
@@ -97,6 +99,12 @@ pub async fn metrics(
     metrics
         .gauge(DB_POOL_CONNECTIONS, &[("state", "in_use")])
         .set(f64::from(in_use));
+    let fault = db.write_fault();
+    for kind in StorageFault::ALL {
+        metrics
+            .gauge(DB_STORAGE_FAULT, &[("kind", kind.as_str())])
+            .set(if fault == Some(kind) { 1.0 } else { 0.0 });
+    }
     metrics
         .gauge(HUAWEI_CIRCUIT_OPEN, &[])
         .set(if guard.circuit_open() { 1.0 } else { 0.0 });

@@ -305,36 +305,43 @@ fn take_claim(
     let Some(row) = row else {
         return Ok(None);
     };
-    diesel::update(dsl::bindings.find(&row.id))
-        .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
-        .execute(conn)?;
+    on_backend!(conn, |c| PreparedWrite(
+        diesel::update(dsl::bindings.find(&row.id))
+            .set((dsl::claimed_by.eq(owner), dsl::claimed_until.eq(until)))
+    )
+    .run(c))?;
     Ok(Some(row))
 }
 
 /// Records, before Huawei is asked to unbind, that the release of a live binding was asked for.
 pub fn request_release(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
-    diesel::update(dsl::bindings.find(id).filter(is_live()))
-        .set(dsl::release_requested_at.eq(now))
-        .execute(conn)?;
+    on_backend!(conn, |c| PreparedWrite(
+        diesel::update(dsl::bindings.find(id).filter(is_live()))
+            .set(dsl::release_requested_at.eq(now))
+    )
+    .run(c))?;
     Ok(())
 }
 
 /// Forgets a release request Huawei certainly did not act on (it refused, or was not called).
 pub fn cancel_release(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
-    diesel::update(dsl::bindings.find(id))
-        .set(dsl::release_requested_at.eq(None::<NaiveDateTime>))
-        .execute(conn)?;
+    on_backend!(conn, |c| PreparedWrite(
+        diesel::update(dsl::bindings.find(id))
+            .set(dsl::release_requested_at.eq(None::<NaiveDateTime>))
+    )
+    .run(c))?;
     Ok(())
 }
 
 /// Gives up `owner`'s claim on a binding (it was not settled; the next run may take it again).
 pub fn release_claim(conn: &mut DbConn, id: &str, owner: &str) -> Result<(), DbError> {
-    diesel::update(dsl::bindings.find(id).filter(dsl::claimed_by.eq(owner)))
-        .set((
+    on_backend!(conn, |c| PreparedWrite(
+        diesel::update(dsl::bindings.find(id).filter(dsl::claimed_by.eq(owner))).set((
             dsl::claimed_by.eq(None::<String>),
             dsl::claimed_until.eq(None::<NaiveDateTime>),
         ))
-        .execute(conn)?;
+    )
+    .run(c))?;
     Ok(())
 }
 

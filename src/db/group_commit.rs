@@ -18,7 +18,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DbConn, DbError};
+use super::{DbConn, DbError, WriteHealth, STORAGE_FAULT};
 
 /// Transactions one commit takes at most: enough to amortise the flush, few enough that the
 /// first in the group does not wait long for the last.
@@ -34,7 +34,7 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     /// Opens the writer's connection and starts its thread; the thread ends when the last
     /// handle is dropped.
-    pub fn spawn(path: &str) -> Result<Self, DbError> {
+    pub fn spawn(path: &str, health: std::sync::Arc<WriteHealth>) -> Result<Self, DbError> {
         let mut conn = diesel::SqliteConnection::establish(path)
             .map_err(|e| DbError::Unavailable(format!("opening {path}: {e}")))?;
         conn.batch_execute(super::SQLITE_CONNECTION_PRAGMAS)?;
@@ -55,7 +55,13 @@ impl GroupCommit {
                             Err(_) => break,
                         }
                     }
-                    run_group(&mut conn, &mut group);
+                    // What the group's statements meet is told apart from earlier news.
+                    STORAGE_FAULT.take();
+                    let committed = run_group(&mut conn, &mut group);
+                    health.record(match (committed, STORAGE_FAULT.take()) {
+                        (true, None) => Ok(()),
+                        (_, fault) => Err(fault),
+                    });
                 }
             })
             .map_err(|e| DbError::Unavailable(format!("starting the SQLite writer: {e}")))?;
@@ -144,15 +150,16 @@ impl<T: Send, E: From<DbError> + Send> Answer for Done<T, E> {
     }
 }
 
-fn run_group(conn: &mut DbConn, group: &mut Vec<Box<dyn Job>>) {
+/// Runs and commits one group; whether it was committed.
+fn run_group(conn: &mut DbConn, group: &mut Vec<Box<dyn Job>>) -> bool {
     if let Err(e) = sqlite(conn)
         .and_then(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
     {
-        let why = format!("cannot begin a write transaction: {e}");
+        let why = format!("cannot begin a write transaction: {}", DbError::from(e));
         for job in group.drain(..) {
             job.refuse(&why);
         }
-        return;
+        return false;
     }
     let answers: Vec<Box<dyn Answer>> = group.drain(..).map(|job| job.run(conn)).collect();
     let committed = match sqlite(conn).and_then(AnsiTransactionManager::commit_transaction) {
@@ -169,12 +176,16 @@ fn run_group(conn: &mut DbConn, group: &mut Vec<Box<dyn Job>>) {
                     let _ = c.batch_execute("ROLLBACK");
                 }
             }
-            Err(format!("the write transaction could not be committed: {e}"))
+            Err(format!(
+                "the write transaction could not be committed: {}",
+                DbError::from(e)
+            ))
         }
     };
     for answer in answers {
         answer.send(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
+    committed.is_ok()
 }
 
 /// Runs `work` in a savepoint: kept if it succeeds, rolled back alone if it fails or panics.

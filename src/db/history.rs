@@ -73,18 +73,22 @@ pub fn record(
             (action(b, after, &changes), Some(Value::Object(changes)))
         }
     };
-    diesel::insert_into(binding_history::table)
-        .values(NewHistory {
-            binding_id: &after.id,
-            at: after.updated_at,
-            actor: audit.actor,
-            request_id: audit.request_id,
-            action,
-            old_status: before.map(|b| b.status.as_str()),
-            new_status: &after.status,
-            changes: changes.map(|c| c.to_string()),
-        })
-        .execute(conn)?;
+    let row = NewHistory {
+        binding_id: &after.id,
+        at: after.updated_at,
+        actor: audit.actor,
+        request_id: audit.request_id,
+        action,
+        old_status: before.map(|b| b.status.as_str()),
+        new_status: &after.status,
+        changes: changes.map(|c| c.to_string()),
+    };
+    // Every create writes two of these: kept prepared (the text varies only with which
+    // optional values are absent).
+    super::on_backend!(conn, |c| super::PreparedWrite(
+        diesel::insert_into(binding_history::table).values(&row)
+    )
+    .run(c))?;
     Ok(())
 }
 

@@ -213,6 +213,7 @@ impl IngestConnector {
                     }
                 };
                 let result = f(writer);
+                self.db.record_write(result.as_ref().map(|_| ()));
                 if result.as_ref().is_err_and(DbError::is_unavailable) {
                     self.sqlite = None;
                 }

@@ -34,6 +34,9 @@ use crate::domain::mask_phones;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Free space below which a disk that was found full is still taken as full.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
 /// Key of the PostgreSQL advisory lock held while migrating (arbitrary, fixed).
 const PG_LOCK_MIGRATIONS: i64 = 0x0a8e_0001;
 
@@ -67,7 +70,7 @@ pub enum DbError {
     #[error("no database connection available: {}", mask_phones(.0))]
     Unavailable(String),
     #[error("database query failed: {}", mask_phones(&.0.to_string()))]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("database migration failed: {}", mask_phones(.0))]
     Migration(String),
     #[error("database work was cancelled or panicked")]
@@ -107,7 +110,102 @@ fn server_went_away(message: &str) -> bool {
     .any(|m| message.contains(m))
 }
 
+/// Why the database cannot store changes while it still answers reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The file system is full (SQLite's `SQLITE_FULL`, or `ENOSPC` when flushing the WAL).
+    Full,
+    /// The file or its file system is read-only (`SQLITE_READONLY`).
+    ReadOnly,
+    /// The disk fails (`SQLITE_IOERR`).
+    Io,
+}
+
+impl StorageFault {
+    pub const ALL: [StorageFault; 3] = [Self::Full, Self::ReadOnly, Self::Io];
+
+    /// Its name as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read_only",
+            Self::Io => "io",
+        }
+    }
+
+    /// SQLite's own texts for these result codes (`sqlite3_errstr`), which is all diesel keeps
+    /// of them, and the OS's text for `ENOSPC`.
+    fn of_message(message: &str) -> Option<Self> {
+        if message.contains("database or disk is full")
+            || message.contains("No space left on device")
+        {
+            Some(Self::Full)
+        } else if message.contains("attempt to write a readonly database")
+            || message.contains("Read-only file system")
+            || message.contains("Permission denied")
+        {
+            Some(Self::ReadOnly)
+        } else if message.contains("disk I/O error") {
+            Some(Self::Io)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for StorageFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "its disk is full",
+            Self::ReadOnly => "its file is read-only (file permissions or a read-only file system)",
+            Self::Io => "its disk reports I/O errors",
+        })
+    }
+}
+
+/// The storage fault the last write met, until a write succeeds again: readiness reports it,
+/// since reads (and so the plain database check) still work.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    fault: std::sync::Mutex<Option<StorageFault>>,
+}
+
+impl WriteHealth {
+    pub fn fault(&self) -> Option<StorageFault> {
+        *self
+            .fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a write's outcome: a success clears the fault, a failure that is a storage
+    /// fault sets it. Each change is logged once, not per write.
+    fn record(&self, outcome: Result<(), Option<StorageFault>>) {
+        let mut fault = self
+            .fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (outcome, *fault) {
+            (Ok(()), Some(was)) => {
+                log::info!("the database stores changes again (it could not: {was})");
+                *fault = None;
+            }
+            (Err(Some(now)), was) if was != Some(now) => {
+                log::error!(
+                    "the database cannot store changes: {now}; every write is refused with 503 \
+                     until it can"
+                );
+                *fault = Some(now);
+            }
+            _ => {}
+        }
+    }
+}
+
 thread_local! {
+    /// The storage fault a query on this thread met last, for the SQLite writer thread, whose
+    /// callers' errors it sees only as their own types.
+    static STORAGE_FAULT: std::cell::Cell<Option<StorageFault>> = const { std::cell::Cell::new(None) };
     /// Set when a query on this thread found its connection's server gone. diesel marks a
     /// PostgreSQL connection broken only for a failed transaction, so a plain read on a
     /// connection the server closed would go back to the pool and fail every time it is used;
@@ -115,9 +213,18 @@ thread_local! {
     static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
 impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
         if let diesel::result::Error::DatabaseError(kind, info) = &e {
+            if let Some(fault) = StorageFault::of_message(info.message()) {
+                STORAGE_FAULT.set(Some(fault));
+            }
             if matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
                 || server_went_away(info.message())
             {
@@ -129,8 +236,31 @@ impl From<diesel::result::Error> for DbError {
 }
 
 impl DbError {
-    /// The database is down or saturated (as opposed to a bug or a constraint).
+    /// The database answers but cannot store changes: full, read-only or failing disk.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Self::Query(diesel::result::Error::DatabaseError(_, info)) => {
+                StorageFault::of_message(info.message())
+            }
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, message)) => match e.code {
+                rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
+                rusqlite::ErrorCode::ReadOnly => Some(StorageFault::ReadOnly),
+                rusqlite::ErrorCode::SystemIoFailure => Some(StorageFault::Io),
+                _ => message.as_deref().and_then(StorageFault::of_message),
+            },
+            Self::Unavailable(message) | Self::Migration(message) => {
+                StorageFault::of_message(message)
+            }
+            _ => None,
+        }
+    }
+
+    /// The database is down, saturated or cannot store changes (as opposed to a bug or a
+    /// constraint).
     pub fn is_unavailable(&self) -> bool {
+        if self.storage_fault().is_some() {
+            return true;
+        }
         match self {
             Self::Unavailable(_) | Self::Blocking | Self::Overloaded => true,
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
@@ -283,6 +413,8 @@ pub struct Db {
     writer: Option<Arc<group_commit::GroupCommit>>,
     /// Keeps SQLite's checkpointer thread running while any clone of this `Db` lives.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// SQLite: whether writes are being refused by the file system.
+    writes: Arc<WriteHealth>,
 }
 
 impl Db {
@@ -299,11 +431,13 @@ impl Db {
             .connection_customizer(Box::new(ConnInit))
             .build(DbConnManager { url: url.clone() })
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let writes = Arc::new(WriteHealth::default());
         let (checkpointer, writer) = match url.backend {
             Backend::Sqlite => (
                 Some(Checkpointer::spawn(url)?),
                 Some(Arc::new(group_commit::GroupCommit::spawn(
                     url.target.expose_secret(),
+                    writes.clone(),
                 )?)),
             ),
             Backend::Postgres => (None, None),
@@ -315,7 +449,67 @@ impl Db {
             writer,
             _checkpointer: checkpointer,
             url: url.clone(),
+            writes,
         })
+    }
+
+    /// SQLite: the storage fault the last write met, if no write has succeeded since.
+    pub fn write_fault(&self) -> Option<StorageFault> {
+        self.writes.fault()
+    }
+
+    /// Records the outcome of a write made outside [`Db::write`] (the SQLite webhook writer).
+    pub(crate) fn record_write(&self, outcome: Result<(), &DbError>) {
+        if self.backend() == Backend::Sqlite {
+            self.writes.record(outcome.map_err(DbError::storage_fault));
+        }
+    }
+
+    /// SQLite: bytes free (for an unprivileged writer) on the database file's file system.
+    pub fn free_space(&self) -> Option<u64> {
+        if self.backend() != Backend::Sqlite {
+            return None;
+        }
+        let file = std::path::Path::new(self.url.target.expose_secret());
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let fs = rustix::fs::statvfs(dir).ok()?;
+        Some(fs.f_bavail.saturating_mul(fs.f_frsize))
+    }
+
+    /// After a write met a storage fault: whether it is still there. A full disk stays full
+    /// while less than [`MIN_FREE_BYTES`] are free (a one-page write may fit where a
+    /// notification does not); otherwise one small write decides.
+    pub async fn recheck_writes(&self) -> Option<StorageFault> {
+        let fault = self.write_fault()?;
+        if fault == StorageFault::Full && self.free_space().is_some_and(|f| f < MIN_FREE_BYTES) {
+            return Some(fault);
+        }
+        // Its outcome is recorded by the writer, like any write's.
+        let _ = self.probe_write().await;
+        self.write_fault()
+    }
+
+    /// SQLite: commits one small change (the file header's `user_version`, rewritten with its
+    /// own value), so that a storage fault seen before is known to be over, or still there,
+    /// without waiting for traffic. Nothing to do on PostgreSQL.
+    pub async fn probe_write(&self) -> Result<(), DbError> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(());
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            user_version: i32,
+        }
+        self.write(|conn| {
+            let v = diesel::sql_query("PRAGMA user_version").get_result::<Version>(conn)?;
+            conn.batch_execute(&format!("PRAGMA user_version = {}", v.user_version))?;
+            Ok(())
+        })
+        .await
     }
 
     pub fn backend(&self) -> Backend {
@@ -468,6 +662,43 @@ pub fn check(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
 }
 
 pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
+    let migrated = migrate_unexplained(url);
+    match (&migrated, url.backend) {
+        // SQLite says only "unable to open database file" or "attempt to write a readonly
+        // database"; the OS says which file and why.
+        (Err(_), Backend::Sqlite) => match sqlite_unwritable(url.target.expose_secret()) {
+            Some(why) => Err(DbError::Unavailable(why)),
+            None => migrated,
+        },
+        _ => migrated,
+    }
+}
+
+/// Why SQLite cannot write the database at `path`, when the OS says so: the file, or its
+/// directory (where SQLite creates the WAL), is not writable.
+fn sqlite_unwritable(path: &str) -> Option<String> {
+    let file = std::path::Path::new(path);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    [file, dir]
+        .into_iter()
+        .filter(|p| p.exists())
+        .find_map(|p| {
+            rustix::fs::access(p, rustix::fs::Access::WRITE_OK)
+                .err()
+                .map(|e| {
+                    format!(
+                        "the SQLite database {path} cannot be written: {}: {}",
+                        p.display(),
+                        std::io::Error::from(e)
+                    )
+                })
+        })
+}
+
+fn migrate_unexplained(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
     let mut conn = establish(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
     let applied = match &mut conn {
         DbConn::Sqlite(c) => {
@@ -617,6 +848,65 @@ mod tests {
         assert!(unknown("terminating connection due to administrator command").is_unavailable());
         assert!(unknown("server closed the connection unexpectedly").is_unavailable());
         assert!(!unknown("syntax error at or near \"SELEC\"").is_unavailable());
+    }
+
+    #[test]
+    fn a_full_read_only_or_failing_disk_is_a_storage_fault_and_unavailable() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let diesel = |msg: &str| {
+            super::DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(msg.to_owned()),
+            ))
+        };
+        let sqlite = |code| {
+            super::DbError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for (e, fault) in [
+            (diesel("database or disk is full"), StorageFault::Full),
+            (
+                diesel("attempt to write a readonly database"),
+                StorageFault::ReadOnly,
+            ),
+            (diesel("disk I/O error"), StorageFault::Io),
+            (sqlite(rusqlite::ffi::SQLITE_FULL), StorageFault::Full),
+            (
+                sqlite(rusqlite::ffi::SQLITE_READONLY),
+                StorageFault::ReadOnly,
+            ),
+            (
+                super::DbError::Unavailable(
+                    "flushing g.db-wal: No space left on device (os error 28)".into(),
+                ),
+                StorageFault::Full,
+            ),
+        ] {
+            assert_eq!(e.storage_fault(), Some(fault), "{e}");
+            assert!(e.is_unavailable(), "{e}");
+        }
+        assert_eq!(
+            diesel("UNIQUE constraint failed: bindings.id").storage_fault(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_storage_fault_is_reported_until_a_write_succeeds() {
+        let health = WriteHealth::default();
+        health.record(Err(None));
+        assert_eq!(
+            health.fault(),
+            None,
+            "other failures are not storage faults"
+        );
+        health.record(Err(Some(StorageFault::Full)));
+        health.record(Err(None));
+        assert_eq!(health.fault(), Some(StorageFault::Full));
+        health.record(Ok(()));
+        assert_eq!(health.fault(), None);
     }
 
     #[test]

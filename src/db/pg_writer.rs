@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Its text is the same whatever the number of rows, so every pooled connection prepares it once
-//! and reuses the plan (diesel caches it by its text). A multi-row `VALUES` list is a new
-//! statement for every batch size: PostgreSQL parsed and planned one for each insert of each
-//! batch, and a 50-CDR insert had 2,100 parameters to bind. UNNEST keeps the array order, so rows
-//! get their ids in arrival order as before.
+//! and reuses the plan (diesel caches it by its text). A multi-row `VALUES` list would be a new
+//! statement for every batch size, parsed and planned for each insert of each batch, with 2,100
+//! parameters to bind for 50 CDRs. UNNEST keeps the array order, so rows get their ids in
+//! arrival order.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;

@@ -23,6 +23,9 @@ pub struct PoolStats {
     pub numbers: BTreeMap<(String, String), i64>,
     /// Bindings that can still be created, per area code (areas with numbers in any status).
     pub free_extensions: BTreeMap<String, i64>,
+    /// Bindings the area's usable numbers hold at most (none live or quarantined), per area
+    /// code: what `free_extensions` is a share of.
+    pub capacity: BTreeMap<String, i64>,
 }
 
 pub fn pool_stats(conn: &mut DbConn, room: Room) -> Result<PoolStats, DbError> {
@@ -59,14 +62,18 @@ pub fn pool_stats(conn: &mut DbConn, room: Room) -> Result<PoolStats, DbError> {
     for (area, status, live, quarantined) in numbers {
         // The same rule as allocation (`Room`): below the per-number cap, and an extension
         // that is neither held nor quarantined.
-        let free = if status == NumberStatus::Normal.as_str() {
-            (room.max_live - live)
-                .min(room.extensions - live - quarantined)
-                .max(0)
+        let (free, capacity) = if status == NumberStatus::Normal.as_str() {
+            (
+                (room.max_live - live)
+                    .min(room.extensions - live - quarantined)
+                    .max(0),
+                room.max_live.min(room.extensions).max(0),
+            )
         } else {
-            0
+            (0, 0)
         };
         *stats.free_extensions.entry(area.clone()).or_default() += i64::from(free);
+        *stats.capacity.entry(area.clone()).or_default() += i64::from(capacity);
         *stats.numbers.entry((area, status)).or_default() += 1;
     }
     Ok(stats)

@@ -1,8 +1,8 @@
 //! X-AKSK request signing and verification (reference §3).
 //!
 //! `PasswordDigest = Base64(HMAC-SHA256(key = APP_Secret, message = Nonce + Created))`.
-//! The same scheme signs our outbound calls, is checked by the sandbox, and (issue 3) verifies
-//! Huawei's inbound notifications.
+//! The same scheme signs our outbound calls, is checked by the sandbox, and verifies Huawei's
+//! inbound notifications.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::{DateTime, NaiveDateTime, Utc};

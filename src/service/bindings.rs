@@ -120,6 +120,83 @@ impl Policy {
     }
 }
 
+/// The binding reads: what the API's GETs and the `bindings` command show. Borrowed from a
+/// [`BindingService`], or made on a bare [`Db`] where no Huawei client exists (the CLI).
+pub struct BindingReads<'a> {
+    db: &'a Db,
+}
+
+impl<'a> BindingReads<'a> {
+    pub fn new(db: &'a Db) -> Self {
+        Self { db }
+    }
+
+    /// A binding the actor may see; another client's binding is "not found" like a missing one.
+    pub async fn get(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
+        let row = self.db.run(move |conn| load(conn, &id)).await?;
+        visible(row, actor)
+    }
+
+    /// The binding's history, oldest first.
+    pub async fn history(
+        &self,
+        id: String,
+        actor: &Actor,
+    ) -> Result<Vec<db::history::HistoryRow>, ServiceError> {
+        let actor = actor.clone();
+        self.db
+            .run(move |conn| {
+                visible(load(conn, &id)?, &actor)?;
+                Ok(db::history::of_binding(conn, &id)?)
+            })
+            .await
+    }
+
+    /// A binding with its call statistics, read in one statement.
+    pub async fn get_with_stats(
+        &self,
+        id: String,
+        actor: &Actor,
+    ) -> Result<(Binding, CallStats), ServiceError> {
+        let (row, stats) = self
+            .db
+            .run(move |conn| calls::binding_with_stats(conn, &id)?.ok_or_else(|| not_found(&id)))
+            .await?;
+        Ok((visible(row, actor)?, stats))
+    }
+
+    /// Up to `limit` bindings matching `filter`, newest first, with their call statistics, and
+    /// whether more match; one visit to the database.
+    pub async fn list(
+        &self,
+        mut filter: bindings::Filter,
+        limit: i64,
+        actor: &Actor,
+    ) -> Result<(Vec<(Binding, CallStats)>, bool), ServiceError> {
+        if !actor.sees_all() {
+            filter.created_by = Some(actor.name().to_owned());
+        }
+        Ok(self
+            .db
+            .run(move |conn| {
+                let mut rows = bindings::list(conn, &filter, limit + 1)?;
+                let more = rows.len() as i64 > limit;
+                rows.truncate(usize::try_from(limit).unwrap_or(0));
+                let ids: Vec<String> = rows.iter().map(|b| b.id.clone()).collect();
+                let mut stats = calls::stats_of(conn, &ids)?;
+                let items = rows
+                    .into_iter()
+                    .map(|b| {
+                        let s = stats.remove(&b.id).unwrap_or_default();
+                        (b, s)
+                    })
+                    .collect();
+                Ok::<_, db::DbError>((items, more))
+            })
+            .await?)
+    }
+}
+
 /// The binding flows, for one thread (the Huawei client is per worker).
 pub struct BindingService {
     db: Db,
@@ -424,25 +501,23 @@ impl BindingService {
         })
     }
 
-    /// A binding the actor may see; another client's binding is "not found" like a missing one.
-    pub async fn get(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
-        let row = self.db.run(move |conn| load(conn, &id)).await?;
-        visible(row, actor)
+    /// The reads, which need no Huawei client.
+    pub fn reads(&self) -> BindingReads<'_> {
+        BindingReads::new(&self.db)
     }
 
-    /// The binding's history, oldest first.
+    /// A binding the actor may see; another client's binding is "not found" like a missing one.
+    pub async fn get(&self, id: String, actor: &Actor) -> Result<Binding, ServiceError> {
+        self.reads().get(id, actor).await
+    }
+
+    /// See [`BindingReads::history`].
     pub async fn history(
         &self,
         id: String,
         actor: &Actor,
     ) -> Result<Vec<db::history::HistoryRow>, ServiceError> {
-        let actor = actor.clone();
-        self.db
-            .run(move |conn| {
-                visible(load(conn, &id)?, &actor)?;
-                Ok(db::history::of_binding(conn, &id)?)
-            })
-            .await
+        self.reads().history(id, actor).await
     }
 
     /// Call statistics of a binding (derived from its calls).
@@ -450,48 +525,23 @@ impl BindingService {
         Ok(self.db.run(move |conn| calls::stats_one(conn, &id)).await?)
     }
 
-    /// A binding with its call statistics, read in one statement.
+    /// See [`BindingReads::get_with_stats`].
     pub async fn get_with_stats(
         &self,
         id: String,
         actor: &Actor,
     ) -> Result<(Binding, CallStats), ServiceError> {
-        let (row, stats) = self
-            .db
-            .run(move |conn| calls::binding_with_stats(conn, &id)?.ok_or_else(|| not_found(&id)))
-            .await?;
-        Ok((visible(row, actor)?, stats))
+        self.reads().get_with_stats(id, actor).await
     }
 
-    /// Up to `limit` bindings matching `filter`, newest first, with their call statistics, and
-    /// whether more match; one visit to the database.
+    /// See [`BindingReads::list`].
     pub async fn list(
         &self,
-        mut filter: bindings::Filter,
+        filter: bindings::Filter,
         limit: i64,
         actor: &Actor,
     ) -> Result<(Vec<(Binding, CallStats)>, bool), ServiceError> {
-        if !actor.sees_all() {
-            filter.created_by = Some(actor.name().to_owned());
-        }
-        Ok(self
-            .db
-            .run(move |conn| {
-                let mut rows = bindings::list(conn, &filter, limit + 1)?;
-                let more = rows.len() as i64 > limit;
-                rows.truncate(usize::try_from(limit).unwrap_or(0));
-                let ids: Vec<String> = rows.iter().map(|b| b.id.clone()).collect();
-                let mut stats = calls::stats_of(conn, &ids)?;
-                let items = rows
-                    .into_iter()
-                    .map(|b| {
-                        let s = stats.remove(&b.id).unwrap_or_default();
-                        (b, s)
-                    })
-                    .collect();
-                Ok::<_, db::DbError>((items, more))
-            })
-            .await?)
+        self.reads().list(filter, limit, actor).await
     }
 
     /// Changes options of an active binding at Huawei, then here.

@@ -33,7 +33,8 @@ impl Readiness {
     }
 }
 
-/// The database answers (within 3 s), its schema is this binary's (no migration pending), the
+/// The database answers (within 3 s) and, after a write met a full or read-only disk, stores
+/// changes again; its schema is this binary's (no migration pending), the
 /// webhook writers run, and Huawei's circuit is not open (creates, modifies and releases would
 /// be refused at once).
 pub async fn readiness(db: &Db, ingestor: &Ingestor, huawei: &UpstreamGuard) -> Readiness {
@@ -56,6 +57,21 @@ pub async fn readiness(db: &Db, ingestor: &Ingestor, huawei: &UpstreamGuard) -> 
             )),
             Some("unknown while the database does not answer".to_owned()),
         ),
+    };
+    // Reads still work when the file system refuses writes: a fault a write met is checked
+    // again with a write of its own, so that readiness also sees it end without traffic.
+    let database = match (database, db.write_fault()) {
+        (None, Some(seen)) => {
+            match actix_rt::time::timeout(DB_CHECK_TIMEOUT, db.recheck_writes()).await {
+                Ok(None) => None,
+                Ok(Some(fault)) => Some(format!("cannot store changes: {fault}")),
+                Err(_) => Some(format!(
+                    "cannot store changes: {seen} (a test write did not finish within {} s)",
+                    DB_CHECK_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        (database, _) => database,
     };
     let writers = (!ingestor.writers_running())
         .then(|| "a webhook writer thread has stopped; restart the gateway".to_owned());

@@ -13,7 +13,8 @@ use crate::db::DbError;
 use crate::huawei::HuaweiError;
 
 pub use bindings::{
-    BindingService, Callback, CreateBinding, CreateOutcome, Lifetime, ModifyBinding, Policy,
+    BindingReads, BindingService, Callback, CreateBinding, CreateOutcome, Lifetime, ModifyBinding,
+    Policy,
 };
 pub use numbers::{AddManyError, NewNumber, NumberService, NumberUsage};
 

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::metrics::{
-    Metrics, BINDINGS, GAUGE_REFRESH_FAILURES, PENDING_OLDEST, POOL_FREE_EXTENSIONS, POOL_NUMBERS,
+    Metrics, BINDINGS, GAUGE_REFRESH_FAILURES, PENDING_OLDEST, POOL_CAPACITY, POOL_FREE_EXTENSIONS,
+    POOL_NUMBERS,
 };
 use crate::db::numbers::Room;
 use crate::db::stats::{self, PoolStats};
@@ -71,15 +72,16 @@ impl Shown {
         self.numbers = numbers;
 
         let areas: BTreeSet<String> = stats.free_extensions.keys().cloned().collect();
-        for area in self.areas.difference(&areas) {
-            metrics
-                .gauge(POOL_FREE_EXTENSIONS, &[("area", area)])
-                .set(0.0);
-        }
-        for (area, n) in &stats.free_extensions {
-            metrics
-                .gauge(POOL_FREE_EXTENSIONS, &[("area", area)])
-                .set(*n as f64);
+        for (family, per_area) in [
+            (POOL_FREE_EXTENSIONS, &stats.free_extensions),
+            (POOL_CAPACITY, &stats.capacity),
+        ] {
+            for area in self.areas.difference(&areas) {
+                metrics.gauge(family, &[("area", area)]).set(0.0);
+            }
+            for (area, n) in per_area {
+                metrics.gauge(family, &[("area", area)]).set(*n as f64);
+            }
         }
         self.areas = areas;
     }

@@ -23,9 +23,11 @@ pub const HUAWEI_CIRCUIT_OPEN: &str = "axe_huawei_circuit_open";
 pub const BINDINGS: &str = "axe_bindings";
 pub const POOL_NUMBERS: &str = "axe_pool_numbers";
 pub const POOL_FREE_EXTENSIONS: &str = "axe_pool_free_extensions";
+pub const POOL_CAPACITY: &str = "axe_pool_capacity";
 pub const PENDING_OLDEST: &str = "axe_pending_oldest_seconds";
 pub const GAUGE_REFRESH_FAILURES: &str = "axe_gauge_refresh_failures_total";
 pub const DB_POOL_CONNECTIONS: &str = "axe_db_pool_connections";
+pub const DB_STORAGE_FAULT: &str = "axe_db_storage_fault";
 pub const JOB_RUNS: &str = "axe_jobs_runs_total";
 pub const BUILD_INFO: &str = "axe_build_info";
 pub const WEBHOOK_QUEUE_DEPTH: &str = "axe_webhook_queue_depth";
@@ -100,8 +102,10 @@ impl Metrics {
             (BINDINGS, "Live bindings by status (pending, active), as of the last refresh."),
             (POOL_NUMBERS, "Virtual numbers in the pool, by area code and status."),
             (POOL_FREE_EXTENSIONS, "Bindings that can still be created per area code: room left on its normal numbers."),
+            (POOL_CAPACITY, "Bindings the normal numbers of an area code hold at most (with none live or quarantined)."),
             (PENDING_OLDEST, "Age of the oldest pending binding (0 when none)."),
             (DB_POOL_CONNECTIONS, "Database pool connections by state (idle, in_use)."),
+            (DB_STORAGE_FAULT, "1 while SQLite writes are refused by its disk, by kind (full, read_only, io), until a write succeeds; else 0."),
             (BUILD_INFO, "Always 1; the version label says which build runs."),
             (WEBHOOK_QUEUE_DEPTH, "Notifications queued for the webhook writers."),
         ] {

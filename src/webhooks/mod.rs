@@ -190,9 +190,16 @@ async fn receive(
     };
     metrics.unavailable.fetch_add(1, Ordering::Relaxed);
     log::error!("webhook: answering 503 so Huawei retries: {failure}");
-    let detail = match failure {
-        IngestError::Overloaded => "the gateway is overloaded; retry later",
-        _ => "the notification could not be stored; retry later",
+    let detail = match &failure {
+        IngestError::Overloaded => "the gateway is overloaded; retry later".to_owned(),
+        IngestError::Database(e) => match e.storage_fault() {
+            Some(fault) => format!(
+                "the notification could not be stored (the database cannot store changes: \
+                 {fault}); retry later"
+            ),
+            None => "the notification could not be stored; retry later".to_owned(),
+        },
+        _ => "the notification could not be stored; retry later".to_owned(),
     };
     Err(Problem {
         retry_after: Some(60),

@@ -1,5 +1,6 @@
 //! Creating, reading, listing, modifying, releasing and syncing bindings.
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, A1, A2, OTHER_TOKEN, X1};
@@ -343,6 +344,24 @@ async fn listing_filters_and_pages_newest_first(app: TestApp) {
         seen, ids,
         "three pages, newest first, nothing repeated or lost"
     );
+    // A cursor holding another spelling of the same id (upper case, braces, no hyphens) is not
+    // one this API wrote: 400, not a page that starts somewhere else.
+    let (_, page) = app.get("/v1/bindings?limit=2").await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let last = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).unwrap()).unwrap();
+    assert_eq!(last, ids[1]);
+    for other in [
+        last.to_uppercase(),
+        format!("{{{last}}}"),
+        last.replace('-', ""),
+    ] {
+        let forged = URL_SAFE_NO_PAD.encode(&other);
+        let (status, p) = app
+            .get(&format!("/v1/bindings?limit=2&cursor={forged}"))
+            .await;
+        assert_eq!(status, 400, "{other}: {p}");
+        assert_eq!(p["errors"][0]["field"], "cursor", "{p}");
+    }
     let (_, page) = app.get("/v1/bindings?order_id=list-0").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
     let (_, page) = app

@@ -185,8 +185,23 @@ impl TestApp {
         if !selected(backend) {
             return None;
         }
-        let _ = env_logger::builder().is_test(true).try_init();
         let db = TestDb::create(backend)?;
+        Some(Self::spawn_on(db, env).await)
+    }
+
+    /// A gateway on SQLite with its database file in a directory under `parent` (a small
+    /// file system, for the disk-full tests); `None` when SQLite is not selected.
+    pub async fn spawn_sqlite_in(parent: &std::path::Path, env: Env) -> Option<Self> {
+        if !selected(Backend::Sqlite) {
+            return None;
+        }
+        let dir = tempfile::tempdir_in(parent).expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        Some(Self::spawn_on(TestDb::Sqlite(dir, url), env).await)
+    }
+
+    async fn spawn_on(db: TestDb, env: Env) -> Self {
+        let _ = env_logger::builder().is_test(true).try_init();
         let mut vars: HashMap<&str, &str> = HashMap::from([
             ("DATABASE_URL", db.url()),
             ("RECONCILE_INTERVAL_SECS", "1"),
@@ -234,7 +249,7 @@ impl TestApp {
         let server = app.handle();
         let app_db = app.db().clone();
         actix_rt::spawn(app.run_until_stopped());
-        Some(Self {
+        Self {
             address,
             sandbox,
             client: awc::Client::builder()
@@ -246,7 +261,7 @@ impl TestApp {
             server,
             sandbox_server: sandbox_handle,
             _db: db,
-        })
+        }
     }
 
     /// A second gateway on the same database and sandbox, as a second instance of a
@@ -301,6 +316,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(twice, 0, "live bindings sharing X+E");
+    }
+
+    /// The gateway's `DATABASE_URL`, for a command run beside it (the real binary).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
     }
 
     /// PostgreSQL only: removes the gateway's database while it runs.
@@ -471,6 +491,26 @@ impl TestApp {
         let (status, json) = self.post("/v1/bindings", &body).await;
         assert_eq!(status, 201, "create failed: {json}");
         json
+    }
+
+    /// A create Huawei refuses as an invalid request (`1010002`): asserts the `422` and leaves a
+    /// `failed` binding whose `last_error` starts with that code.
+    pub async fn create_refused_by_huawei(&self, order_id: &str, bind_num: &str) {
+        self.sandbox.push_fault(
+            axe_gateway::sandbox::Op::Bind,
+            axe_gateway::sandbox::Fault::Reject {
+                http_status: 403,
+                resultcode: "1010002".into(),
+                resultdesc: "Invalid request.".into(),
+            },
+        );
+        let (status, body) = self
+            .post(
+                "/v1/bindings",
+                &serde_json::json!({"order_id": order_id, "bind_num": bind_num}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
     }
 
     /// Polls the binding until `pred` holds (or panics after `secs`).

@@ -101,21 +101,7 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
         .await;
     let id = created["id"].as_str().unwrap();
     // Huawei refuses the next create: counted under its resultcode.
-    app.sandbox.push_fault(
-        Op::Bind,
-        Fault::Reject {
-            http_status: 403,
-            resultcode: "1010002".into(),
-            resultdesc: "Invalid request.".into(),
-        },
-    );
-    let (status, body) = app
-        .post(
-            "/v1/bindings",
-            &json!({"bind_num": "+8613800000002", "order_id": "m-2"}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
+    app.create_refused_by_huawei("m-2", "+8613800000002").await;
     assert_eq!(app.get(&format!("/v1/bindings/{id}")).await.0, 200);
     // A call to the binding: Huawei's pushes go through the webhook writer.
     let call = axe_gateway::sandbox::CallSpec::new(
@@ -222,7 +208,8 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
     );
 
     // The database gauges follow within a refresh (1 s here): one active binding, two normal
-    // numbers in 0755, and their room less the one extension now held (200 per number).
+    // numbers in 0755, their capacity (200 per number) and that less the one extension now
+    // held.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (text, samples) = scrape(&app).await;
@@ -232,9 +219,19 @@ async fn metrics_count_requests_by_route_and_huawei_calls_by_result(app: TestApp
             value(r#"axe_bindings{status="pending"}"#),
             value(r#"axe_pool_numbers{area="0755",status="normal"}"#),
             value(r#"axe_pool_free_extensions{area="0755"}"#),
+            value(r#"axe_pool_capacity{area="0755"}"#),
             value("axe_pending_oldest_seconds"),
         );
-        if current == (Some(1.0), Some(0.0), Some(2.0), Some(399.0), Some(0.0)) {
+        if current
+            == (
+                Some(1.0),
+                Some(0.0),
+                Some(2.0),
+                Some(399.0),
+                Some(400.0),
+                Some(0.0),
+            )
+        {
             break;
         }
         assert!(Instant::now() < deadline, "gauges never caught up: {text}");

@@ -1,5 +1,6 @@
 //! Huawei's notifications: stored exactly once, linked to bindings, counted, and shown as calls.
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -516,6 +517,15 @@ async fn a_fifty_cdr_message_is_stored_in_one_go(app: TestApp) {
     assert_eq!(page["items"].as_array().unwrap().len(), 20);
     let mut seen = 20;
     let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
+    // The same cursor with its call id in upper case is not one this API wrote.
+    let inner =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.as_deref().unwrap()).unwrap()).unwrap();
+    let forged = URL_SAFE_NO_PAD.encode(inner.to_uppercase());
+    let (status, p) = app
+        .get(&format!("/v1/bindings/{id}/calls?limit=20&cursor={forged}"))
+        .await;
+    assert_eq!(status, 400, "{inner}: {p}");
+    assert_eq!(p["errors"][0]["field"], "cursor", "{p}");
     while let Some(c) = cursor {
         let (_, page) = app
             .get(&format!("/v1/bindings/{id}/calls?limit=20&cursor={c}"))
