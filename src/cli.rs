@@ -65,6 +65,9 @@ pub enum Command {
         #[command(subcommand)]
         command: bindings::BindingsCommand,
     },
+    /// Print the API's OpenAPI 3.1 document (as served at /openapi.json; docs/openapi.json
+    /// holds a copy) and exit.
+    Openapi,
     /// Checks a deployment's configuration without changing anything: prints the effective
     /// settings (secrets masked), checks that the database answers with its migrations at the
     /// head, and makes one harmless signed query to Huawei (proving the app key, secret and
@@ -274,6 +277,10 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         }
         Command::Pool => pool().await,
         Command::Bindings { command } => bindings::run(command).await,
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::json());
+            Ok(())
+        }
     }
 }
 
@@ -848,6 +855,7 @@ async fn serve(use_sandbox: bool) -> Result<(), StartupError> {
             String::new(),
             "  axe-gateway is running with the Huawei sandbox (no Huawei account is used).".into(),
             format!("  API:      http://{gateway_addr}"),
+            format!("  Docs:     http://{gateway_addr}/docs (OpenAPI: /openapi.json)"),
             format!("  Sandbox:  {} (emulated Huawei AXE API)", huawei.base_url),
             format!("  Database: {}", settings.database_url.redacted()),
             format!(

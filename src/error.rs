@@ -7,6 +7,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::huawei::{HuaweiError, UpstreamKind};
@@ -19,7 +20,7 @@ fn current_request_id() -> Option<String> {
 }
 
 /// Huawei's side of an upstream failure, as shown to clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UpstreamInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resultcode: Option<String>,
@@ -29,17 +30,35 @@ pub struct UpstreamInfo {
     pub http_status: Option<u16>,
 }
 
-/// An RFC 9457 problem document. Its `Debug` and `Display` (which actix-web logs for an error
-/// response at debug level) mask phone numbers: a client's detail may echo one.
-#[derive(Clone, Serialize)]
+// Its `Debug` and `Display` (which actix-web logs for an error response at debug level) mask
+// phone numbers: a client's detail may echo one.
+/// An RFC 9457 problem document: every error of the API.
+#[derive(Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:axe-gateway:problem:invalid_request",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "ttl_minutes: must be from 1 to 525600",
+    "code": "invalid_request",
+    "errors": [{"field": "ttl_minutes", "detail": "must be from 1 to 525600"}],
+    "request_id": "0192f7a0-1c2d-7e3f-8a4b-5c6d7e8f9a0b"
+}))]
 pub struct Problem {
+    /// `urn:axe-gateway:problem:<code>`.
     #[serde(rename = "type")]
     pub type_uri: String,
+    /// The HTTP status's reason phrase.
+    #[schema(value_type = String)]
     pub title: &'static str,
     pub status: u16,
+    /// What went wrong, for a person to read.
     pub detail: String,
+    /// Stable and machine-readable: what a client branches on.
+    #[schema(value_type = String)]
     pub code: &'static str,
+    /// Each offending field (or failing readiness check) and what is wrong with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<FieldErrorSchema>)]
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_id: Option<String>,
@@ -50,6 +69,18 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<u32>,
+}
+
+// The schema of `FieldError` in a problem document: the service layer, which defines the type,
+// stays free of the HTTP contract's derives.
+/// A field of the request and what is wrong with it.
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub struct FieldErrorSchema {
+    /// The request field (`ttl_minutes`, `numbers[2].number`, `body`, `query`).
+    field: String,
+    detail: String,
 }
 
 crate::debug_masking!(
@@ -149,6 +180,7 @@ impl Problem {
             UpstreamKind::ExtensionTaken | UpstreamKind::NotFound => {
                 (StatusCode::CONFLICT, "conflict", None)
             }
+            UpstreamKind::NoNumberInArea => (StatusCode::CONFLICT, "no_capacity", None),
             UpstreamKind::FlowControl { retry_after_secs } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_unavailable",
@@ -182,6 +214,7 @@ impl Problem {
             UpstreamKind::NumberUnusable => {
                 "Huawei says the virtual number is not this app's or not usable now"
             }
+            UpstreamKind::NoNumberInArea => "Huawei has no free virtual number in the area",
             _ => "Huawei could not carry out the request",
         };
         Self {
@@ -296,6 +329,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_field_error_schema_names_the_fields_a_field_error_has() {
+        let json = serde_json::to_value(FieldError::new("a", "b")).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let schema =
+            serde_json::to_value(<FieldErrorSchema as utoipa::PartialSchema>::schema()).unwrap();
+        let properties: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, properties);
+    }
+
+    #[test]
     fn flow_control_is_a_503_with_retry_after_and_keeps_huawei_code() {
         let err = HuaweiError::Rejected {
             http_status: 403,
@@ -350,5 +403,12 @@ mod tests {
             resultdesc: "Invalid digest.".into(),
         };
         assert_eq!(Problem::upstream(&auth, None).status, 502);
+        let no_number = HuaweiError::Rejected {
+            http_status: 403,
+            resultcode: "1012006".into(),
+            resultdesc: "No idle virtual number in the area.".into(),
+        };
+        let p = Problem::upstream(&no_number, None);
+        assert_eq!((p.status, p.code), (409, "no_capacity"));
     }
 }

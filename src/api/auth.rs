@@ -12,16 +12,21 @@ use crate::auth::{AuthError, Authenticator, Scope};
 use crate::error::Problem;
 
 /// Routes that answer without a token (any method): health for orchestrators, Huawei's pushes
-/// (they carry their own X-AKSK signature) and the metrics scrape.
+/// (they carry their own X-AKSK signature), the metrics scrape, and the API's contract
+/// (`/openapi.json`, and Swagger UI on it at `/docs`).
 pub const PUBLIC: &[&str] = &[
     "/healthz",
     "/readyz",
     "/metrics",
     "/huawei/events",
     "/huawei/cdr",
+    "/openapi.json",
+    "/docs",
+    "/docs/{_:.*}",
 ];
 
-/// The scope each API route needs.
+/// The scope each API route needs. Every route here is in the OpenAPI document with this
+/// scope, and every documented `/v1` route is here (tests in [`super::openapi`]).
 pub const ROUTES: &[(Method, &str, Scope)] = &[
     (Method::POST, "/v1/bindings", Scope::BindingsWrite),
     (Method::GET, "/v1/bindings", Scope::BindingsRead),

@@ -1,11 +1,13 @@
 //! `/v1/bindings`: create, list, get, modify, release and sync AXE bindings.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiClient, JsonBody, Query};
-use super::views::{BindingView, HistoryView, Page};
+use super::extract::{ApiClient, JsonBody, NoBody, Query, Whole};
+use super::openapi::UpstreamProblems;
+use super::views::{BindingStatusSchema, BindingView, HistoryView, Items, Page};
 use crate::db::bindings::Filter;
 use crate::db::calls::CallStats;
 use crate::db::models::Binding;
@@ -21,20 +23,47 @@ use crate::service::{
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
 
-#[derive(Deserialize)]
+/// A new binding. Without `virtual_num` the gateway picks a number of the pool (in
+/// `area_code` when given) and an extension; with it, `extend_num` may name the extension.
+/// Creating is idempotent per `order_id`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBindingBody {
+    /// The business service's order id, unique per binding.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     order_id: String,
+    /// The A number (E.164).
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     bind_num: String,
+    /// A virtual number of the pool (E.164); chosen by the gateway when absent.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     virtual_num: Option<String>,
+    /// The city code to pick a virtual number in (`0755`).
+    #[schema(pattern = r"^0[0-9]{2,3}$")]
     area_code: Option<String>,
+    /// The extension (as many digits as the Huawei app's extensions have); only with
+    /// `virtual_num`.
+    #[schema(pattern = r"^[0-9]{1,4}$")]
     extend_num: Option<String>,
+    /// Record the calls (default `false`).
     record: Option<bool>,
+    /// The tone played before a recorded call.
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     record_hint_tone: Option<String>,
+    /// Where calls from unknown numbers go (E.164); not with `callback_tone`.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     callback_num: Option<String>,
+    /// The tone played to unknown callers; not with `callback_num`.
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     callback_tone: Option<String>,
-    ttl_minutes: Option<i64>,
-    callback_ttl_minutes: Option<i64>,
+    /// Lifetime in minutes; none means the Huawei app's default.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 525600)]
+    ttl_minutes: Option<Whole<i64>>,
+    /// How long calls through `callback_num` stay possible, at most `ttl_minutes`.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 525600)]
+    callback_ttl_minutes: Option<Whole<i64>>,
+    /// Returned with every call's records: printable ASCII without `{` `}`.
+    #[schema(min_length = 1, max_length = 256)]
     user_data: Option<String>,
 }
 
@@ -45,25 +74,40 @@ crate::debug_masking!(
     } masking { bind_num, virtual_num, callback_num }
 );
 
-/// A PATCH body, a JSON Merge Patch (RFC 7396): an absent member is left as it is, `null`
-/// removes it where Huawei can (see [`ModifyBindingBody::parse`]).
-#[derive(Deserialize)]
+// What `null` does per field: see `ModifyBindingBody::parse`.
+/// A change to a binding, as a JSON Merge Patch (RFC 7396): an absent member is left as it
+/// is, `null` removes it where Huawei can.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyBindingBody {
+    /// `null` is `false`.
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     record: Patch<bool>,
+    /// Cannot be removed (`null`), only replaced.
     #[serde(default)]
+    #[schema(value_type = String, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     record_hint_tone: Patch<String>,
+    /// Cannot be removed (`null`), only replaced (by a number or a tone).
     #[serde(default)]
+    #[schema(value_type = String, pattern = r"^\+[1-9][0-9]{7,14}$")]
     callback_num: Patch<String>,
+    /// Cannot be removed (`null`), only replaced (by a tone or a number).
     #[serde(default)]
+    #[schema(value_type = String, pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,128}$")]
     callback_tone: Patch<String>,
+    /// Minutes from now; `null` makes the binding never expire.
     #[serde(default)]
-    ttl_minutes: Patch<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 525600)]
+    ttl_minutes: Patch<Whole<i64>>,
+    /// Cannot be removed (`null`), only replaced.
     #[serde(default)]
-    callback_ttl_minutes: Patch<i64>,
-    /// Accepted only to say why it cannot change (Huawei's modify has no `userData`).
+    #[schema(value_type = i64, minimum = 1, maximum = 525600)]
+    callback_ttl_minutes: Patch<Whole<i64>>,
+    /// Accepted only to say why it cannot change (Huawei's modify has no `userData`), so not in
+    /// the contract.
     #[serde(default)]
+    #[schema(ignore)]
     user_data: Patch<serde_json::Value>,
 }
 
@@ -89,6 +133,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
 }
 
 impl<T> Patch<T> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
+        match self {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Value(v) => Patch::Value(f(v)),
+        }
+    }
+
     /// The value, if one was given; `null` is reported as `field` being impossible to remove,
     /// with `why`.
     fn value_or_refuse_null(self, f: &mut Fields, field: &str, why: &str) -> Option<T> {
@@ -221,8 +273,8 @@ impl CreateBindingBody {
             self.record_hint_tone.as_deref(),
             self.callback_num.as_deref(),
             self.callback_tone.as_deref(),
-            self.ttl_minutes,
-            self.callback_ttl_minutes,
+            self.ttl_minutes.map(|t| t.0),
+            self.callback_ttl_minutes.map(|t| t.0),
         );
         let user_data = f.opt("user_data", self.user_data.as_deref(), UserData::parse);
         f.finish()?;
@@ -262,7 +314,7 @@ impl ModifyBindingBody {
         let (ttl_minutes, unlimited) = match self.ttl_minutes {
             Patch::Absent => (None, false),
             Patch::Null => (None, true),
-            Patch::Value(t) => (Some(t), false),
+            Patch::Value(t) => (Some(t.0), false),
         };
         let record_hint_tone = self.record_hint_tone.value_or_refuse_null(
             &mut f,
@@ -279,7 +331,7 @@ impl ModifyBindingBody {
             "callback_tone",
             "Huawei keeps a callback tone once set; give another, or a callback_num instead",
         );
-        let callback_ttl_minutes = self.callback_ttl_minutes.value_or_refuse_null(
+        let callback_ttl_minutes = self.callback_ttl_minutes.map(|t| t.0).value_or_refuse_null(
             &mut f,
             "callback_ttl_minutes",
             "Huawei has no way to remove a callback-record lifetime; give another",
@@ -325,6 +377,29 @@ async fn view(svc: &BindingService, b: Binding) -> Result<BindingView, Problem> 
     Ok(BindingView::new(b, stats))
 }
 
+/// Creates a binding (idempotent per `order_id`).
+#[utoipa::path(
+    operation_id = "createBinding",
+    tag = "bindings",
+    request_body(content = CreateBindingBody, example = json!({
+        "order_id": "order-20261206-0001",
+        "bind_num": "+8613800000001",
+        "area_code": "0755",
+        "record": true,
+        "ttl_minutes": 1440,
+        "user_data": "shop-42"
+    })),
+    responses(
+        (status = 201, description = "Created: Huawei confirmed the binding.", body = BindingView,
+            headers(("Location" = String, description = "The binding's URL."))),
+        (status = 200, description = "A binding with this `order_id` and the same request exists: it is returned.", body = BindingView),
+        (status = 202, description = "Accepted: Huawei's answer is unknown (a timeout); the binding is `pending` until the reconciler settles it.", body = BindingView,
+            headers(("Location" = String, description = "The binding's URL."))),
+        (status = 409, description = "`conflict`: this `order_id` names another binding, or the number or extension is taken; `no_capacity`: the pool has no free number and extension (in this area)."),
+        UpstreamProblems,
+    )
+)]
+#[post("/bindings")]
 pub async fn create(
     client: ApiClient,
     svc: web::Data<BindingService>,
@@ -351,16 +426,41 @@ pub(crate) fn binding_id(raw: &str) -> Result<String, Problem> {
         .map_err(|_| Problem::not_found(format!("no binding {}", raw.escape_debug())))
 }
 
+/// A binding and its call statistics.
+#[utoipa::path(
+    operation_id = "getBinding",
+    tag = "bindings",
+    params(("id" = String, Path, description = "The binding's id.")),
+    responses(
+        (status = 200, description = "The binding.", body = BindingView),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+    )
+)]
+#[get("/bindings/{id}")]
 pub async fn get(
     client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let (b, stats) = svc.get_with_stats(id, client.actor()).await?;
     Ok(HttpResponse::Ok().json(BindingView::new(b, stats)))
 }
 
+/// Changes a live binding (a JSON Merge Patch).
+#[utoipa::path(
+    operation_id = "modifyBinding",
+    tag = "bindings",
+    params(("id" = String, Path, description = "The binding's id.")),
+    request_body(content = ModifyBindingBody, example = json!({"record": false, "ttl_minutes": 2880})),
+    responses(
+        (status = 200, description = "The binding as changed.", body = BindingView),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+        UpstreamProblems,
+    )
+)]
+#[patch("/bindings/{id}")]
 pub async fn modify(
     client: ApiClient,
     svc: web::Data<BindingService>,
@@ -373,20 +473,47 @@ pub async fn modify(
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
+/// Releases a binding (Huawei unbinds the numbers).
+#[utoipa::path(
+    operation_id = "releaseBinding",
+    tag = "bindings",
+    params(("id" = String, Path, description = "The binding's id.")),
+    responses(
+        (status = 200, description = "The binding, released.", body = BindingView),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+        UpstreamProblems,
+    )
+)]
+#[delete("/bindings/{id}")]
 pub async fn release(
     client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let b = svc.release(id, client.actor()).await?;
     Ok(HttpResponse::Ok().json(view(&svc, b).await?))
 }
 
+/// Asks Huawei for the binding's state now and stores it.
+#[utoipa::path(
+    operation_id = "syncBinding",
+    tag = "bindings",
+    params(("id" = String, Path, description = "The binding's id.")),
+    responses(
+        (status = 200, description = "The binding as Huawei has it.", body = BindingView),
+        (status = 400, description = "`invalid_request`: a body was sent (this route takes none, or `{}`)."),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+        UpstreamProblems,
+    )
+)]
+#[post("/bindings/{id}/sync")]
 pub async fn sync(
     client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let b = svc.sync(id, client.actor()).await?;
@@ -394,27 +521,50 @@ pub async fn sync(
 }
 
 /// A binding's history: every state change, oldest first.
+#[utoipa::path(
+    operation_id = "getBindingHistory",
+    tag = "bindings",
+    params(("id" = String, Path, description = "The binding's id.")),
+    responses(
+        (status = 200, description = "The history.", body = Items<HistoryView>),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+    )
+)]
+#[get("/bindings/{id}/history")]
 pub async fn history(
     client: ApiClient,
     svc: web::Data<BindingService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let rows = svc.history(id, client.actor()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": rows.into_iter().map(HistoryView::from).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(Items {
+        items: rows.into_iter().map(HistoryView::from).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// Filters of the binding list (all optional, combined with AND).
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     order_id: Option<String>,
+    /// E.164; send `+` as `%2B`.
+    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
     bind_num: Option<String>,
+    /// E.164; send `+` as `%2B`.
+    #[param(pattern = r"^\+[1-9][0-9]{7,14}$")]
     virtual_num: Option<String>,
+    /// Huawei's id of the binding.
     subscription_id: Option<String>,
+    #[param(value_type = Option<BindingStatusSchema>)]
     status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -494,10 +644,19 @@ fn decode_cursor(raw: &str) -> Option<String> {
         .map(RowId::into_string)
 }
 
+/// Bindings of this client (of every client with `admin`), newest first.
+#[utoipa::path(
+    operation_id = "listBindings",
+    tag = "bindings",
+    params(ListQuery),
+    responses((status = 200, description = "One page of bindings.", body = Page<BindingView>))
+)]
+#[get("/bindings")]
 pub async fn list(
     client: ApiClient,
     svc: web::Data<BindingService>,
     query: Query<ListQuery>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let (filter, limit) = query.into_inner().parse()?;
     let (rows, more) = svc.list(filter, limit, client.actor()).await?;

@@ -1,20 +1,23 @@
 //! `/v1/bindings/{id}/calls`, `/v1/calls/{id}` and `/v1/calls/{id}/recording`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::bindings::{binding_id, DEFAULT_PAGE, MAX_PAGE};
-use super::extract::{ApiClient, Query};
+use super::extract::{ApiClient, NoBody, Query};
+use super::openapi::UpstreamProblems;
 use super::views::{utc, Page};
 use crate::db::calls::{CallEvent, CallRecord};
 use crate::domain::{storable_text, RowId};
 use crate::error::Problem;
 use crate::service::calls::{CallDetail, CallService, RecordingError};
 
-#[derive(Serialize)]
+/// A call event Huawei pushed.
+#[derive(Serialize, ToSchema)]
 pub struct EventView {
     pub event_type: String,
     pub at: String,
@@ -50,7 +53,7 @@ impl From<CallEvent> for EventView {
 }
 
 /// The CDR's fields, as Huawei sent them (times in UTC).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecordView {
     pub icid: Option<String>,
     pub direction: Option<i32>,
@@ -118,7 +121,8 @@ impl From<CallRecord> for RecordView {
     }
 }
 
-#[derive(Serialize)]
+/// A call through a binding: its events and, once Huawei sent it, its record (CDR).
+#[derive(Serialize, ToSchema)]
 pub struct CallView {
     pub id: String,
     pub session_id: String,
@@ -130,6 +134,7 @@ pub struct CallView {
     pub called: Option<String>,
     pub icid: Option<String>,
     /// `in_progress` (no end yet), `answered`, or `not_answered`.
+    #[schema(value_type = String, example = "answered")]
     pub outcome: &'static str,
     pub started_at: String,
     pub answered_at: Option<String>,
@@ -181,11 +186,23 @@ impl From<CallDetail> for CallView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of a binding's calls.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CallsQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// Where to download a recording.
+#[derive(Serialize, ToSchema)]
+pub struct RecordingView {
+    /// A short-lived download URL from Huawei.
+    url: String,
 }
 
 fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
@@ -208,11 +225,23 @@ fn call_id(raw: &str) -> Result<String, Problem> {
         .map_err(|_| Problem::not_found(format!("no call {}", raw.escape_debug())))
 }
 
+/// The calls through a binding, newest first.
+#[utoipa::path(
+    operation_id = "listBindingCalls",
+    tag = "calls",
+    params(("id" = String, Path, description = "The binding's id."), CallsQuery),
+    responses(
+        (status = 200, description = "One page of calls.", body = Page<CallView>),
+        (status = 404, description = "`not_found`: no binding with this id for this client."),
+    )
+)]
+#[get("/bindings/{id}/calls")]
 pub async fn of_binding(
     client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
     query: Query<CallsQuery>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = binding_id(&path)?;
     let q = query.into_inner();
@@ -249,23 +278,49 @@ pub async fn of_binding(
     }))
 }
 
+/// A call, by our id or Huawei's icid.
+#[utoipa::path(
+    operation_id = "getCall",
+    tag = "calls",
+    params(("id" = String, Path, description = "The call's id, or Huawei's icid of it.")),
+    responses(
+        (status = 200, description = "The call.", body = CallView),
+        (status = 404, description = "`not_found`: no such call through a binding of this client."),
+    )
+)]
+#[get("/calls/{id}")]
 pub async fn get(
     client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = call_id(&path)?;
     Ok(HttpResponse::Ok().json(CallView::from(svc.get(id, client.actor()).await?)))
 }
 
+/// A download URL for the call's recording.
+#[utoipa::path(
+    operation_id = "getCallRecording",
+    tag = "calls",
+    params(("id" = String, Path, description = "The call's id, or Huawei's icid of it.")),
+    responses(
+        (status = 200, description = "The recording's URL.", body = RecordingView),
+        (status = 404, description = "`not_found`: no such call; `no_recording`: the call was not recorded."),
+        (status = 410, description = "`recording_expired`: Huawei keeps recordings for 7 days."),
+        UpstreamProblems,
+    )
+)]
+#[get("/calls/{id}/recording")]
 pub async fn recording(
     client: ApiClient,
     svc: web::Data<CallService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let id = call_id(&path)?;
     match svc.recording_url(id, client.actor()).await {
-        Ok(url) => Ok(HttpResponse::Ok().json(serde_json::json!({ "url": url }))),
+        Ok(url) => Ok(HttpResponse::Ok().json(RecordingView { url })),
         Err(RecordingError::NotRecorded) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "no_recording",

@@ -2,12 +2,13 @@
 //! their deliveries, replays, and the pull feed of its events. A secret is in the answers that
 //! make it (create, rotate-secret), and nowhere else.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::bindings::{Patch, DEFAULT_PAGE, MAX_PAGE};
-use super::extract::{ApiClient, JsonBody, Query};
-use super::views::utc;
+use super::extract::{ApiClient, JsonBody, NoBody, Query};
+use super::views::{utc, Items, Page};
 use crate::db::events::{AttemptRow, DeliveryRow, DeliveryStatus, EndpointRow};
 use crate::error::Problem;
 use crate::events::endpoints::{EndpointChange, EventService, NewEndpoint};
@@ -15,12 +16,55 @@ use crate::events::kind::{EventKind, StoredEvent};
 use crate::events::target::TargetUrl;
 use crate::service::FieldError;
 
-#[derive(Serialize)]
+/// The event types an endpoint may subscribe to.
+#[derive(ToSchema)]
+#[schema(as = EventType)]
+#[allow(dead_code)]
+pub enum EventTypeSchema {
+    #[schema(rename = "binding.active")]
+    BindingActive,
+    #[schema(rename = "binding.failed")]
+    BindingFailed,
+    #[schema(rename = "binding.modified")]
+    BindingModified,
+    #[schema(rename = "binding.released")]
+    BindingReleased,
+    #[schema(rename = "binding.expired")]
+    BindingExpired,
+    #[schema(rename = "call.started")]
+    CallStarted,
+    #[schema(rename = "call.answered")]
+    CallAnswered,
+    #[schema(rename = "call.ended")]
+    CallEnded,
+    #[schema(rename = "call.record")]
+    CallRecord,
+    #[schema(rename = "recording.ready")]
+    RecordingReady,
+}
+
+/// The states of a delivery.
+#[derive(ToSchema)]
+#[schema(as = DeliveryStatus)]
+#[allow(dead_code)]
+pub enum DeliveryStatusSchema {
+    #[schema(rename = "pending")]
+    Pending,
+    #[schema(rename = "delivered")]
+    Delivered,
+    #[schema(rename = "failed")]
+    Failed,
+}
+
+/// A webhook endpoint of a client.
+#[derive(Serialize, ToSchema)]
 pub struct EndpointView {
     id: String,
     client: String,
+    #[schema(example = "https://orders.example.com/axe-events")]
     url: String,
     /// null: every event type.
+    #[schema(value_type = Option<Vec<EventTypeSchema>>)]
     event_types: Option<Vec<String>>,
     description: Option<String>,
     disabled: bool,
@@ -58,7 +102,8 @@ impl From<EndpointRow> for EndpointView {
     }
 }
 
-#[derive(Serialize)]
+/// One attempt at a delivery.
+#[derive(Serialize, ToSchema)]
 pub struct AttemptView {
     at: String,
     /// null: no answer (see `error`).
@@ -67,10 +112,12 @@ pub struct AttemptView {
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+/// The delivery of an event to an endpoint, with its attempts.
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
     id: String,
     event_id: String,
+    #[schema(value_type = DeliveryStatusSchema)]
     status: String,
     attempts: i32,
     /// Pending only: when the next attempt is due.
@@ -111,13 +158,37 @@ fn event_view(e: &StoredEvent) -> serde_json::Value {
     v
 }
 
-#[derive(Deserialize)]
+/// An endpoint with its signing secret (shown only when made).
+#[derive(Serialize, ToSchema)]
+pub struct EndpointWithSecretView {
+    #[serde(flatten)]
+    endpoint: EndpointView,
+    /// The signing secret: store it now, it is not shown again.
+    secret: String,
+}
+
+impl EndpointWithSecretView {
+    fn new(row: EndpointRow, secret: &str) -> Self {
+        Self {
+            endpoint: row.into(),
+            secret: secret.to_owned(),
+        }
+    }
+}
+
+/// A new webhook endpoint.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointBody {
+    /// An `https` URL (or `http` where the gateway allows it) that resolves to a public address.
     url: String,
+    /// The types to send; absent or null: every type.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeSchema>>, min_items = 1)]
     event_types: Option<Vec<String>>,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
@@ -175,12 +246,21 @@ fn finish(errors: Vec<FieldError>) -> Result<(), Problem> {
     }
 }
 
-fn with_secret(view: EndpointView, secret: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(view).unwrap_or_default();
-    v["secret"] = secret.into();
-    v
-}
-
+/// Subscribes an endpoint to this client's events.
+#[utoipa::path(
+    operation_id = "createWebhookEndpoint",
+    tag = "events",
+    request_body(content = CreateEndpointBody, example = json!({
+        "url": "https://orders.example.com/axe-events",
+        "event_types": ["binding.active", "call.ended"],
+        "description": "orders service"
+    })),
+    responses(
+        (status = 201, description = "Created, with its signing secret.", body = EndpointWithSecretView,
+            headers(("Location" = String, description = "The endpoint's URL."))),
+    )
+)]
+#[post("/webhook-endpoints")]
 pub async fn create(
     client: ApiClient,
     svc: web::Data<EventService>,
@@ -208,12 +288,20 @@ pub async fn create(
     let location = format!("/v1/webhook-endpoints/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header(("Location", location))
-        .json(with_secret(row.into(), secret.expose())))
+        .json(EndpointWithSecretView::new(row, secret.expose())))
 }
 
+/// This client's endpoints.
+#[utoipa::path(
+    operation_id = "listWebhookEndpoints",
+    tag = "events",
+    responses((status = 200, description = "The endpoints.", body = Items<EndpointView>))
+)]
+#[get("/webhook-endpoints")]
 pub async fn list(
     client: ApiClient,
     svc: web::Data<EventService>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let items: Vec<EndpointView> = svc
         .list(client.actor())
@@ -221,32 +309,61 @@ pub async fn list(
         .into_iter()
         .map(EndpointView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
+/// An endpoint.
+#[utoipa::path(
+    operation_id = "getWebhookEndpoint",
+    tag = "events",
+    params(("id" = String, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "The endpoint.", body = EndpointView),
+        (status = 404, description = "`not_found`: no endpoint with this id for this client."),
+    )
+)]
+#[get("/webhook-endpoints/{id}")]
 pub async fn get(
     client: ApiClient,
     svc: web::Data<EventService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let row = svc.get(client.actor(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(EndpointView::from(row)))
 }
 
-#[derive(Deserialize)]
+/// A change to an endpoint (a JSON Merge Patch: absent members stay as they are).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEndpointBody {
     #[serde(default)]
     url: Option<String>,
     /// `null`: every type again.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeSchema>>, min_items = 1)]
     event_types: Patch<Vec<String>>,
+    /// `null` removes it.
     #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     description: Patch<String>,
+    /// `false` enables the endpoint again (and forgets its failures).
     #[serde(default)]
     disabled: Option<bool>,
 }
 
+/// Changes an endpoint.
+#[utoipa::path(
+    operation_id = "changeWebhookEndpoint",
+    tag = "events",
+    params(("id" = String, Path, description = "The endpoint's id.")),
+    request_body(content = ChangeEndpointBody, example = json!({"event_types": null, "disabled": false})),
+    responses(
+        (status = 200, description = "The endpoint as changed.", body = EndpointView),
+        (status = 404, description = "`not_found`: no endpoint with this id for this client."),
+    )
+)]
+#[patch("/webhook-endpoints/{id}")]
 pub async fn change(
     client: ApiClient,
     svc: web::Data<EventService>,
@@ -278,29 +395,61 @@ pub async fn change(
     Ok(HttpResponse::Ok().json(EndpointView::from(row)))
 }
 
+/// Deletes an endpoint; its pending deliveries are dropped.
+#[utoipa::path(
+    operation_id = "deleteWebhookEndpoint",
+    tag = "events",
+    params(("id" = String, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no endpoint with this id for this client."),
+    )
+)]
+#[delete("/webhook-endpoints/{id}")]
 pub async fn delete(
     client: ApiClient,
     svc: web::Data<EventService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     svc.delete(client.actor(), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Gives an endpoint a new signing secret; the old one still signs for a while.
+#[utoipa::path(
+    operation_id = "rotateWebhookEndpointSecret",
+    tag = "events",
+    params(("id" = String, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "The endpoint with its new secret.", body = EndpointWithSecretView),
+        (status = 400, description = "`invalid_request`: a body was sent (this route takes none, or `{}`)."),
+        (status = 404, description = "`not_found`: no endpoint with this id for this client."),
+    )
+)]
+#[post("/webhook-endpoints/{id}/rotate-secret")]
 pub async fn rotate_secret(
     client: ApiClient,
     svc: web::Data<EventService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let (row, secret) = svc.rotate_secret(client.actor(), path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(with_secret(row.into(), secret.expose())))
+    Ok(HttpResponse::Ok().json(EndpointWithSecretView::new(row, secret.expose())))
 }
 
-#[derive(Deserialize)]
+/// Filters of an endpoint's deliveries.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    #[param(value_type = Option<DeliveryStatusSchema>)]
     status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -329,11 +478,23 @@ fn cursor(raw: Option<&str>, name: &str, errors: &mut Vec<FieldError>) -> Option
     }
 }
 
+/// An endpoint's deliveries, newest first.
+#[utoipa::path(
+    operation_id = "listWebhookDeliveries",
+    tag = "events",
+    params(("id" = String, Path, description = "The endpoint's id."), DeliveriesQuery),
+    responses(
+        (status = 200, description = "One page of deliveries.", body = Page<DeliveryView>),
+        (status = 404, description = "`not_found`: no endpoint with this id for this client."),
+    )
+)]
+#[get("/webhook-endpoints/{id}/deliveries")]
 pub async fn deliveries(
     client: ApiClient,
     svc: web::Data<EventService>,
     path: web::Path<String>,
     query: Query<DeliveriesQuery>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
     let mut errors = Vec::new();
@@ -355,29 +516,73 @@ pub async fn deliveries(
         .into_iter()
         .map(|(d, a)| DeliveryView::new(d, a))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
+/// How many deliveries a replay queued.
+#[derive(Serialize, ToSchema)]
+pub struct RedeliveredView {
+    deliveries_queued: usize,
+}
+
+/// Sends an event again to each of this client's endpoints subscribed to it.
+#[utoipa::path(
+    operation_id = "redeliverEvent",
+    tag = "events",
+    params(("id" = String, Path, description = "The event's id.")),
+    responses(
+        (status = 202, description = "Queued.", body = RedeliveredView),
+        (status = 400, description = "`invalid_request`: a body was sent (this route takes none, or `{}`)."),
+        (status = 404, description = "`not_found`: no event with this id for this client."),
+    )
+)]
+#[post("/events/{id}/redeliver")]
 pub async fn redeliver(
     client: ApiClient,
     svc: web::Data<EventService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
-    let queued = svc.redeliver(client.actor(), path.into_inner()).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "deliveries_queued": queued })))
+    let deliveries_queued = svc.redeliver(client.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(RedeliveredView { deliveries_queued }))
 }
 
-#[derive(Deserialize)]
+/// Where to read the feed from.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// The `next_cursor` of the previous page; absent: from the oldest event kept.
+    #[param(pattern = "^[0-9]{1,18}$")]
     after: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
+/// A page of the feed: events as webhooks carry them, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct FeedView {
+    /// Each event's webhook body, with its `id`.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<serde_json::Value>,
+    /// The cursor to ask with next (the same one when nothing is new).
+    next_cursor: String,
+}
+
+/// This client's events, oldest first: the pull alternative to webhooks.
+#[utoipa::path(
+    operation_id = "listEvents",
+    tag = "events",
+    params(FeedQuery),
+    responses((status = 200, description = "One page of events.", body = FeedView))
+)]
+#[get("/events")]
 pub async fn feed(
     client: ApiClient,
     svc: web::Data<EventService>,
     query: Query<FeedQuery>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
     let mut errors = Vec::new();
@@ -387,9 +592,8 @@ pub async fn feed(
     let events = svc.feed(client.actor(), after, limit).await?;
     // The cursor to ask with next: after the last event listed, or where the caller was.
     let next = events.last().map_or(after, |e| e.position);
-    let items: Vec<serde_json::Value> = events.iter().map(event_view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "next_cursor": next.to_string(),
-    })))
+    Ok(HttpResponse::Ok().json(FeedView {
+        items: events.iter().map(event_view).collect(),
+        next_cursor: next.to_string(),
+    }))
 }

@@ -66,41 +66,83 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || m.ends_with("+json")
-            });
-        let mut payload = payload.take();
+        let content_type_ok = json_content_type(req);
+        let payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
-                return Err(Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as Content-Type: application/json",
-                ));
+                return Err(unsupported_media_type());
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    Problem::invalid_field("body", format!("could not be read: {e}"))
-                })?;
-                if body.len() + chunk.len() > LIMIT {
-                    return Err(Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("the body is larger than {LIMIT} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(payload, LIMIT).await?;
             parse_json(&body).map(JsonBody)
         })
     }
+}
+
+/// For a route that takes no body: none, or an empty JSON object. Anything else is refused as
+/// an unknown field is on the routes that take one (`400` naming it), so a client never
+/// believes a body it sent was used.
+pub struct NoBody;
+
+/// The members a body-less route accepts: none.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+impl FromRequest for NoBody {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = json_content_type(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(payload, MAX_BODY_BYTES).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(NoBody);
+            }
+            if !content_type_ok {
+                return Err(unsupported_media_type());
+            }
+            parse_json::<Empty>(&body).map(|_| NoBody)
+        })
+    }
+}
+
+fn json_content_type(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || m.ends_with("+json")
+        })
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as Content-Type: application/json",
+    )
+}
+
+/// The whole body, refused with 413 once it passes `limit` bytes.
+async fn read_body(mut payload: Payload, limit: usize) -> Result<web::BytesMut, Problem> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Problem::invalid_field("body", format!("could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Deserialises JSON, turning serde's message into a field-named problem. A string holding a
@@ -142,6 +184,49 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         };
         Problem::invalid_field(&field, message)
     })
+}
+
+/// An integer member of a body. JSON Schema's `integer` is any number without a fractional
+/// part, so `60.0` and `6e1` are taken as 60 (serde alone refuses them); `60.5` or a number out
+/// of `T`'s range is refused, naming the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole<T>(pub T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<T: TryFrom<i64> + TryFrom<u64>> serde::de::Visitor<'_> for Visit<T> {
+            type Value = Whole<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a whole number that fits {}", std::any::type_name::<T>())
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Whole<T>, E> {
+                T::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Whole<T>, E> {
+                T::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Whole<T>, E> {
+                // Within ±2^63 an integral f64 converts to i64 exactly.
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+                    if let Ok(t) = T::try_from(v as i64) {
+                        return Ok(Whole(t));
+                    }
+                }
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 /// A struct inside a body that must be written as a JSON object: serde would otherwise read it
@@ -302,6 +387,36 @@ mod tests {
     #[allow(dead_code)]
     struct Batch {
         numbers: Vec<Object<Body>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Counts {
+        small: Option<Whole<u32>>,
+        big: Option<Whole<i64>>,
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let ok = parse_json::<Counts>(br#"{"small": 60.0, "big": -6e1}"#).unwrap();
+        assert_eq!((ok.small, ok.big), (Some(Whole(60)), Some(Whole(-60))));
+        let ok = parse_json::<Counts>(br#"{"small": 4294967295, "big": null}"#).unwrap();
+        assert_eq!((ok.small, ok.big), (Some(Whole(u32::MAX)), None));
+        for (body, field) in [
+            (&br#"{"small": 60.5}"#[..], "small"),
+            (br#"{"small": -1}"#, "small"),
+            (br#"{"small": 4294967296}"#, "small"),
+            (br#"{"big": 1e19}"#, "big"),
+            (br#"{"big": "60"}"#, "big"),
+            (br#"{"big": true}"#, "big"),
+        ] {
+            let e = parse_json::<Counts>(body).unwrap_err();
+            assert_eq!(
+                (e.status, e.errors[0].field.as_str()),
+                (400, field),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use actix_web::{get, web, HttpResponse};
 
 use crate::db::Db;
 use crate::error::Problem;
@@ -24,6 +23,25 @@ fn checks_json(r: &Readiness) -> BTreeMap<&'static str, String> {
         .collect()
 }
 
+/// The status of a process that is up, and why it is degraded.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    /// `ok` or `degraded` (liveness); `ready` (readiness).
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// Each check and `ok`, or what is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!({"database": "ok", "migrations": "ok", "webhook_writers": "ok", "huawei_circuit": "ok"}))]
+    checks: Option<BTreeMap<&'static str, String>>,
+}
+
+/// Liveness: 200 whenever the process can answer (its body says what is degraded).
+#[utoipa::path(
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is up.", body = HealthView))
+)]
+#[get("/healthz")]
 pub async fn healthz(
     db: web::Data<Db>,
     ingestor: web::Data<Ingestor>,
@@ -31,12 +49,28 @@ pub async fn healthz(
 ) -> HttpResponse {
     let r = readiness(&db, &ingestor, &huawei).await;
     if r.ready() {
-        HttpResponse::Ok().json(json!({"status": "ok"}))
+        HttpResponse::Ok().json(HealthView {
+            status: "ok",
+            checks: None,
+        })
     } else {
-        HttpResponse::Ok().json(json!({"status": "degraded", "checks": checks_json(&r)}))
+        HttpResponse::Ok().json(HealthView {
+            status: "degraded",
+            checks: Some(checks_json(&r)),
+        })
     }
 }
 
+/// Readiness: 200 only when every check passes.
+#[utoipa::path(
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: every check passes.", body = HealthView),
+        (status = 503, description = "`not_ready`: `errors` names each failing check; retry after `Retry-After`."),
+    )
+)]
+#[get("/readyz")]
 pub async fn readyz(
     db: web::Data<Db>,
     ingestor: web::Data<Ingestor>,
@@ -44,7 +78,10 @@ pub async fn readyz(
 ) -> Result<HttpResponse, Problem> {
     let r = readiness(&db, &ingestor, &huawei).await;
     if r.ready() {
-        return Ok(HttpResponse::Ok().json(json!({"status": "ready", "checks": checks_json(&r)})));
+        return Ok(HttpResponse::Ok().json(HealthView {
+            status: "ready",
+            checks: Some(checks_json(&r)),
+        }));
     }
     let failing = r
         .checks

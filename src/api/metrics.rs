@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 
 use crate::db::Db;
 use crate::db::StorageFault;
@@ -44,6 +44,15 @@ fn webhook_counters<'a>(
 
 const SKIPPED: &str = "axe_webhook_skipped_total";
 
+/// The metrics, for Prometheus.
+///
+/// Served on `METRICS_ADDR` instead when that is set; docs/OPERATIONS.md lists the families.
+#[utoipa::path(
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "The metrics, in Prometheus' text format 0.0.4.", content_type = "text/plain; version=0.0.4", body = String))
+)]
+#[get("/metrics")]
 pub async fn metrics(
     metrics: web::Data<Metrics>,
     ingestor: web::Data<Ingestor>,

@@ -10,9 +10,11 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod numbers;
+pub mod openapi;
 pub mod views;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::Problem;
 
@@ -21,142 +23,87 @@ use crate::error::Problem;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::query_config())
         .app_data(extract::path_config())
+        .configure(openapi::docs_routes);
+    routes(&mut ServiceConfig::new(cfg));
+}
+
+/// The documented routes: each handler carries its `#[utoipa::path]` and its actix-web route
+/// macro, so registering it here both serves and documents it (see [`openapi`]).
+fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(openapi::openapi_json)
         .service(
-            web::resource("/healthz")
-                .route(web::get().to(health::healthz))
-                .default_service(web::to(method_not_allowed)),
+            utoipa_actix_web::scope("/v1")
+                .configure(|cfg| {
+                    cfg.service(bindings::create)
+                        .service(bindings::list)
+                        .service(bindings::get)
+                        .service(bindings::modify)
+                        .service(bindings::release)
+                        .service(bindings::history)
+                        .service(bindings::sync)
+                        .service(calls::of_binding)
+                        .service(calls::get)
+                        .service(calls::recording)
+                        .service(clients::create)
+                        .service(clients::list)
+                        .service(clients::get)
+                        .service(clients::change)
+                        .service(clients::add_token)
+                        .service(clients::revoke_all)
+                        .service(clients::revoke_one)
+                        .service(events::create)
+                        .service(events::list)
+                        .service(events::get)
+                        .service(events::change)
+                        .service(events::delete)
+                        .service(events::rotate_secret)
+                        .service(events::deliveries)
+                        .service(events::feed)
+                        .service(events::redeliver)
+                        .service(numbers::add)
+                        .service(numbers::list)
+                        // `:batch` is a literal (actix patterns give only `{…}` a meaning), and
+                        // never overlaps `/numbers/{number}` since that follows a `/`.
+                        .service(numbers::add_many)
+                        .service(numbers::remove);
+                })
+                // Each handler answers only its own method, so a path's other methods fall
+                // through to a resource answering 405: one per path of the scope table.
+                .map(|mut scope| {
+                    let mut seen = std::collections::HashSet::new();
+                    for (_, path, _) in auth::ROUTES {
+                        if let Some(path) = path.strip_prefix("/v1").filter(|p| seen.insert(*p)) {
+                            scope = scope.service(other_methods(path));
+                        }
+                    }
+                    scope
+                }),
         )
-        .service(
-            web::resource("/readyz")
-                .route(web::get().to(health::readyz))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::scope("/v1")
-                .service(
-                    web::resource("/bindings")
-                        .route(web::post().to(bindings::create))
-                        .route(web::get().to(bindings::list))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/bindings/{id}")
-                        .route(web::get().to(bindings::get))
-                        .route(web::patch().to(bindings::modify))
-                        .route(web::delete().to(bindings::release))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/bindings/{id}/history")
-                        .route(web::get().to(bindings::history))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/bindings/{id}/sync")
-                        .route(web::post().to(bindings::sync))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/bindings/{id}/calls")
-                        .route(web::get().to(calls::of_binding))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/calls/{id}")
-                        .route(web::get().to(calls::get))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/calls/{id}/recording")
-                        .route(web::get().to(calls::recording))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/clients")
-                        .route(web::post().to(clients::create))
-                        .route(web::get().to(clients::list))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/clients/{name}")
-                        .route(web::get().to(clients::get))
-                        .route(web::patch().to(clients::change))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/clients/{name}/tokens")
-                        .route(web::post().to(clients::add_token))
-                        .route(web::delete().to(clients::revoke_all))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/clients/{name}/tokens/{prefix}")
-                        .route(web::delete().to(clients::revoke_one))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/webhook-endpoints")
-                        .route(web::post().to(events::create))
-                        .route(web::get().to(events::list))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/webhook-endpoints/{id}")
-                        .route(web::get().to(events::get))
-                        .route(web::patch().to(events::change))
-                        .route(web::delete().to(events::delete))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/webhook-endpoints/{id}/rotate-secret")
-                        .route(web::post().to(events::rotate_secret))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/webhook-endpoints/{id}/deliveries")
-                        .route(web::get().to(events::deliveries))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/events")
-                        .route(web::get().to(events::feed))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/events/{id}/redeliver")
-                        .route(web::post().to(events::redeliver))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/numbers")
-                        .route(web::post().to(numbers::add))
-                        .route(web::get().to(numbers::list))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                // Before `/numbers/{number}`; `:batch` is a literal (actix patterns give only
-                // `{…}` a meaning), and the two never overlap since `{number}` follows a `/`.
-                .service(
-                    web::resource("/numbers:batch")
-                        .route(web::post().to(numbers::add_many))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/numbers/{number}")
-                        .route(web::delete().to(numbers::remove))
-                        .default_service(web::to(method_not_allowed)),
-                ),
-        );
+        .map(|cfg| {
+            cfg.service(other_methods("/healthz"))
+                .service(other_methods("/readyz"))
+                .service(other_methods("/openapi.json"))
+        });
+}
+
+/// `405` for every request to `path`: registered after the path's handlers, it gets the
+/// methods they do not answer.
+fn other_methods(path: &str) -> actix_web::Resource {
+    web::resource(path).to(method_not_allowed)
 }
 
 /// `GET /metrics`, registered by the caller on the API's listener or on its own
 /// (`METRICS_ADDR`). Needs as app data: `Metrics`, `Ingestor`, `WebhookMetrics`, `Db` and the
 /// `UpstreamGuard`.
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics::metrics))
-            .default_service(web::to(method_not_allowed)),
-    );
+    metrics_routes(&mut ServiceConfig::new(cfg));
+}
+
+fn metrics_routes(cfg: &mut ServiceConfig) {
+    cfg.service(metrics::metrics)
+        .map(|cfg| cfg.service(other_methods("/metrics")));
 }
 
 /// For unknown paths (register with `App::default_service`).
@@ -168,10 +115,22 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
     )))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    Err(Problem::new(
+/// `405` with `Allow` (RFC 9110): the methods the OpenAPI document gives the route.
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let problem = Problem::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("{} is not supported on {}", req.method(), req.path()),
-    ))
+    );
+    let mut response = actix_web::ResponseError::error_response(&problem);
+    let allow = req
+        .match_pattern()
+        .map(|pattern| openapi::allow(&pattern))
+        .unwrap_or_default();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

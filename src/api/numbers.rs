@@ -1,9 +1,10 @@
 //! `/v1/numbers`: the pool of virtual numbers.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::extract::{ApiClient, JsonBody, Object};
+use super::extract::{ApiClient, JsonBody, NoBody, Object};
 use super::views::{Items, NumberView};
 use crate::domain::{AreaCode, PhoneNumber};
 use crate::error::Problem;
@@ -17,15 +18,31 @@ pub const MAX_BATCH: usize = 1000;
 /// about 85 KB pretty-printed, so the API's usual 64 KiB is too small.
 pub const MAX_BATCH_BODY_BYTES: usize = 256 * 1024;
 
-#[derive(Deserialize)]
+/// A virtual number of the Huawei app, added to the pool.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNumberBody {
+    /// E.164.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     number: String,
+    /// The city code the number belongs to (`0755`).
+    #[schema(pattern = r"^0[0-9]{2,3}$")]
     area_code: String,
 }
 
 crate::debug_masking!(AddNumberBody { area_code } masking { number });
 
+/// Adds a virtual number to the pool.
+#[utoipa::path(
+    operation_id = "addNumber",
+    tag = "numbers",
+    request_body(content = AddNumberBody, example = json!({"number": "+8617000000001", "area_code": "0755"})),
+    responses(
+        (status = 201, description = "Added.", body = NumberView),
+        (status = 409, description = "`conflict`: the number is in the pool already."),
+    )
+)]
+#[post("/numbers")]
 pub async fn add(
     client: ApiClient,
     svc: web::Data<NumberService>,
@@ -46,13 +63,29 @@ pub async fn add(
     Ok(HttpResponse::Created().json(NumberView::from(usage)))
 }
 
-#[derive(Debug, Deserialize)]
+/// Numbers to add together: all or none.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNumbersBody {
+    /// 1 to 1,000 numbers, none repeated.
+    #[schema(value_type = Vec<AddNumberBody>, min_items = 1, max_items = 1000)]
     numbers: Vec<Object<AddNumberBody>>,
 }
 
-/// `POST /v1/numbers:batch`: adds every number or none.
+/// Adds many numbers to the pool: every one or none.
+#[utoipa::path(
+    operation_id = "addNumbers",
+    tag = "numbers",
+    request_body(content = AddNumbersBody, example = json!({"numbers": [
+        {"number": "+8617000000001", "area_code": "0755"},
+        {"number": "+8617000000002", "area_code": "0755"}
+    ]})),
+    responses(
+        (status = 201, description = "Added, in the order given.", body = Items<NumberView>),
+        (status = 409, description = "`conflict`: `errors` names each number already in the pool (`numbers[3].number`)."),
+    )
+)]
+#[post("/numbers:batch")]
 pub async fn add_many(
     client: ApiClient,
     svc: web::Data<NumberService>,
@@ -120,9 +153,17 @@ fn repeat_error(index: usize, first: usize) -> FieldError {
     item_error(index, "number", format!("repeats numbers[{first}].number"))
 }
 
+/// The pool: every number and its use.
+#[utoipa::path(
+    operation_id = "listNumbers",
+    tag = "numbers",
+    responses((status = 200, description = "The numbers.", body = Items<NumberView>))
+)]
+#[get("/numbers")]
 pub async fn list(
     _client: ApiClient,
     svc: web::Data<NumberService>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let items = svc
         .list()
@@ -133,10 +174,24 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Items::<NumberView> { items }))
 }
 
+/// Removes a number from the pool (only when no live binding uses it).
+#[utoipa::path(
+    operation_id = "removeNumber",
+    tag = "numbers",
+    params(("number" = String, Path, description = "The number, E.164 (`+` as `%2B`).", pattern = r"^\+[1-9][0-9]{7,14}$")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "`invalid_request`: not an E.164 number."),
+        (status = 404, description = "`not_found`: the number is not in the pool."),
+        (status = 409, description = "`conflict`: live bindings use the number."),
+    )
+)]
+#[delete("/numbers/{number}")]
 pub async fn remove(
     client: ApiClient,
     svc: web::Data<NumberService>,
     path: web::Path<String>,
+    _: NoBody,
 ) -> Result<HttpResponse, Problem> {
     let number = PhoneNumber::parse(&path.into_inner())
         .map_err(|e| Problem::invalid_field("number", e.to_string()))?;

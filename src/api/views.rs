@@ -2,6 +2,7 @@
 
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::calls::CallStats;
 use crate::db::models::Binding;
@@ -12,17 +13,23 @@ pub fn utc(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-#[derive(Serialize)]
+/// A binding and its call statistics. Times are RFC 3339 in UTC.
+#[derive(Serialize, ToSchema)]
 pub struct BindingView {
+    #[schema(example = "0192f7a0-1c2d-7e3f-8a4b-5c6d7e8f9a0b")]
     pub id: String,
+    #[schema(example = "order-20261206-0001")]
     pub order_id: String,
+    #[schema(value_type = BindingStatusSchema)]
     pub status: String,
+    #[schema(example = "+8613800000001")]
     pub bind_num: String,
     pub virtual_num: Option<String>,
     pub extend_num: Option<String>,
     pub subscription_id: Option<String>,
     pub area_code: Option<String>,
     /// Who chose the virtual number: `client`, `pool` or `huawei`.
+    #[schema(example = "pool")]
     pub number_choice: String,
     pub record: bool,
     pub record_hint_tone: Option<String>,
@@ -87,16 +94,53 @@ impl BindingView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The status of a binding.
+#[derive(ToSchema)]
+#[schema(as = BindingStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum BindingStatusSchema {
+    /// Written before Huawei is called; stays so while the outcome is unknown.
+    Pending,
+    /// Huawei confirmed the binding.
+    Active,
+    /// Huawei refused the binding (its code and text are in `last_error`).
+    Failed,
+    /// Released through the API.
+    Released,
+    /// Passed `expires_at`, or Huawei no longer has it.
+    Expired,
+}
+
+/// The status of a virtual number, as Huawei reports it.
+#[derive(ToSchema)]
+#[schema(as = NumberStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NumberStatusSchema {
+    /// Usable for new bindings.
+    Normal,
+    /// Huawei paused it: no binding or call works.
+    Paused,
+    /// Huawei marked it unavailable.
+    Unavailable,
+    /// No new bindings; existing ones still work.
+    BindFrozen,
+}
+
+/// One page of a list; `next_cursor`, when set, asks for the next page.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A virtual number of the pool and its use.
+#[derive(Serialize, ToSchema)]
 pub struct NumberView {
+    #[schema(example = "+8617000000001")]
     pub number: String,
+    #[schema(example = "0755")]
     pub area_code: String,
+    #[schema(value_type = NumberStatusSchema)]
     pub status: String,
     pub status_cause: Option<String>,
     pub live_bindings: i64,
@@ -129,13 +173,14 @@ impl From<NumberUsage> for NumberView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A whole list.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }
 
 /// One entry of a binding's history.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct HistoryView {
     pub at: String,
     /// The client that made the change, or `reconciler` / `expiry` / `huawei`.
@@ -146,6 +191,7 @@ pub struct HistoryView {
     pub old_status: Option<String>,
     pub new_status: String,
     /// `{"field": [old, new]}`; A and callback numbers masked.
+    #[schema(value_type = Option<Object>)]
     pub changes: Option<serde_json::Value>,
 }
 
@@ -159,6 +205,31 @@ impl From<crate::db::history::HistoryRow> for HistoryView {
             old_status: h.old_status,
             new_status: h.new_status,
             changes: h.changes.and_then(|c| serde_json::from_str(&c).ok()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BindingStatus, NumberStatus};
+    use utoipa::PartialSchema;
+
+    fn values(schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> Vec<String> {
+        serde_json::from_value(serde_json::to_value(schema).unwrap()["enum"].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_status_schemas_list_the_domain_statuses() {
+        let bindings = values(BindingStatusSchema::schema());
+        assert_eq!(bindings, BindingStatus::ALL.map(|s| s.as_str().to_owned()));
+        let numbers = values(NumberStatusSchema::schema());
+        assert_eq!(numbers.len(), 4);
+        for n in &numbers {
+            assert_eq!(
+                NumberStatus::parse(n).map(NumberStatus::as_str),
+                Ok(n.as_str())
+            );
         }
     }
 }

@@ -221,7 +221,8 @@ pub fn list(conn: &mut DbConn, filter: &Filter, limit: i64) -> Result<Vec<Bindin
         if let Some(v) = &filter.before_id {
             q = q.filter(dsl::id.lt(v));
         }
-        q.order(dsl::id.desc()).limit(limit).load(c)
+        // One text per set of filters: kept prepared (a list page is read often).
+        Prepared(q.order(dsl::id.desc()).limit(limit)).load(c)
     })?)
 }
 

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{
     binding_call_stats, bindings, call_events, call_records, calls, webhook_inbox,
 };
-use super::{on_backend, DbConn, DbError};
+use super::{on_backend, DbConn, DbError, Prepared};
 
 /// A `webhook_inbox` row as the writer inserts it, borrowed from its notification.
 #[derive(Clone, PartialEq)]
@@ -391,16 +391,23 @@ pub fn stats_of(
     binding_ids: &[String],
 ) -> Result<std::collections::HashMap<String, CallStats>, DbError> {
     use binding_call_stats::dsl as s;
-    let rows: Vec<(String, i64, i64, i64, Option<NaiveDateTime>)> = s::binding_call_stats
-        .filter(s::binding_id.eq_any(binding_ids))
-        .select((
-            s::binding_id,
-            s::call_count,
-            s::answered_count,
-            s::total_talk_seconds,
-            s::last_call_at,
-        ))
-        .load(conn)?;
+    // Both statements are kept prepared: on PostgreSQL their text is fixed (`= ANY($1)`), on
+    // SQLite it has one `?` per id, so there is one text per page size (at most the largest
+    // page), and a page of the usual size finds its statement ready.
+    let rows: Vec<(String, i64, i64, i64, Option<NaiveDateTime>)> = on_backend!(conn, |c| {
+        Prepared(
+            s::binding_call_stats
+                .filter(s::binding_id.eq_any(binding_ids))
+                .select((
+                    s::binding_id,
+                    s::call_count,
+                    s::answered_count,
+                    s::total_talk_seconds,
+                    s::last_call_at,
+                )),
+        )
+        .load(c)
+    })?;
     // The latest event of each binding's latest call, for all of them in one query: a
     // correlated subquery per binding that reads one entry of `calls_by_binding`.
     let latest_call_event = latest_call_event!();
@@ -408,10 +415,13 @@ pub fn stats_of(
         return Ok(Default::default());
     }
     let with_calls: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let mut last_events: std::collections::HashMap<String, Option<String>> = bindings::table
-        .filter(bindings::id.eq_any(&with_calls))
-        .select((bindings::id, latest_call_event))
-        .load::<(String, Option<String>)>(conn)?
+    let mut last_events: std::collections::HashMap<String, Option<String>> =
+        on_backend!(conn, |c| Prepared(
+            bindings::table
+                .filter(bindings::id.eq_any(&with_calls))
+                .select((bindings::id, latest_call_event))
+        )
+        .load::<(String, Option<String>)>(c))?
         .into_iter()
         .collect();
     let mut out = std::collections::HashMap::new();

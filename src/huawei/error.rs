@@ -66,6 +66,8 @@ pub enum UpstreamKind {
     NotFound,
     /// The virtual number is not this app's, or not usable now (`1012001`, `1012102`).
     NumberUnusable,
+    /// Huawei has no free virtual number in the requested area (`1012006`).
+    NoNumberInArea,
     /// Huawei is throttling us (`1010010` without HTTP 401); back off for `retry_after_secs`.
     FlowControl { retry_after_secs: u32 },
     /// Our credentials or app are wrong (digest, app key, clock skew, frozen account): an
@@ -204,6 +206,7 @@ fn classify(http_status: u16, code: &str, desc: &str) -> UpstreamKind {
         codes::NO_IDLE_EXTENSION | codes::EXTENSION_BOUND => UpstreamKind::ExtensionTaken,
         codes::RECORD_NOT_EXIST | codes::BINDING_NOT_FOUND => UpstreamKind::NotFound,
         codes::NUMBER_NOT_APPLIED | codes::NUMBER_STATUS => UpstreamKind::NumberUnusable,
+        codes::NO_NUMBER_IN_AREA => UpstreamKind::NoNumberInArea,
         // 1010010 means both "Invalid digest" (401) and "flow control"; tell them apart by
         // status and text, never by code alone.
         codes::DIGEST_OR_FLOW_CONTROL

@@ -31,6 +31,8 @@ pub mod codes {
     pub const TIME_OUT_LIMIT: &str = "1010013";
     pub const BINDING_NOT_FOUND: &str = "1011004";
     pub const NUMBER_NOT_APPLIED: &str = "1012001";
+    /// No virtual number of the requested city is free (the sandbox answers it too).
+    pub const NO_NUMBER_IN_AREA: &str = "1012006";
     pub const RECORD_NOT_EXIST: &str = "1012007";
     pub const NUMBER_STATUS: &str = "1012102";
     pub const EXTENSION_BOUND: &str = "1013102";

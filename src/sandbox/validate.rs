@@ -9,8 +9,6 @@ use crate::huawei::wire::{codes, BindRequest, BindingSelector, ModifyRequest};
 pub(crate) const AUTHORIZATION_MISSING: &str = "1023006";
 /// `1010006`: wrong method or path.
 pub(crate) const INVALID_REST_API: &str = "1010006";
-/// No virtual number of the requested city is available (code chosen for the sandbox).
-pub(crate) const NO_NUMBER_IN_AREA: &str = "1012006";
 
 /// A refused request: the HTTP status and Huawei's `resultcode`/`resultdesc`.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +65,7 @@ impl Refusal {
     pub fn no_number_in_area() -> Self {
         Self::new(
             403,
-            NO_NUMBER_IN_AREA,
+            codes::NO_NUMBER_IN_AREA,
             "No idle virtual number in the area.",
         )
     }

@@ -7,6 +7,7 @@ mod allocation;
 mod banner;
 mod bindings;
 mod clients;
+mod contract;
 mod crash;
 mod deploy;
 mod events;

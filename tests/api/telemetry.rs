@@ -298,6 +298,8 @@ async fn with_id(
     token: Option<&str>,
     id: Option<&str>,
 ) -> (u16, String, Value) {
+    // A broken body where one is read; none elsewhere (a route that takes no body refuses one).
+    let body = if method == "POST" { "{" } else { "" };
     let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = app.client.request(method, app.url(path));
     if let Some(t) = token {
@@ -308,7 +310,7 @@ async fn with_id(
     }
     let mut resp = req
         .insert_header(("Content-Type", "application/json"))
-        .send_body("{")
+        .send_body(body)
         .await
         .expect("sent");
     let header = resp
