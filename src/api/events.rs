@@ -180,7 +180,9 @@ impl EndpointWithSecretView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointBody {
-    /// An `https` URL (or `http` where the gateway allows it) that resolves to a public address.
+    /// An `http` or `https` URL whose host resolves to an address the gateway may connect to
+    /// (public, or allowed by `EVENTS_ALLOWED_HOSTS`).
+    #[schema(format = "uri", pattern = "^https?://[^/?#@\\s]+")]
     url: String,
     /// The types to send; absent or null: every type.
     #[serde(default)]
@@ -337,7 +339,9 @@ pub async fn get(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEndpointBody {
+    /// As in the new endpoint's `url`.
     #[serde(default)]
+    #[schema(format = "uri", pattern = "^https?://[^/?#@\\s]+")]
     url: Option<String>,
     /// `null`: every type again.
     #[serde(default)]
