@@ -22,6 +22,10 @@ pub mod telemetry;
 pub mod timestamp;
 pub mod webhooks;
 
+/// What the gateway calls itself in the `User-Agent` of its outbound requests (to Huawei and to
+/// event receivers).
+pub const USER_AGENT: &str = concat!("axe-gateway/", env!("CARGO_PKG_VERSION"));
+
 /// mimalloc instead of the system allocator, for every binary built on this library (the
 /// gateway, its tests and benchmarks alike): the webhook path allocates and frees many short
 /// strings per notification, and glibc's malloc showed up at several percent of the writer.

@@ -78,10 +78,7 @@ impl Relay {
             .timeout(settings.attempt_timeout)
             // A redirect is an answer that is not 2xx: the receiver must fix its URL.
             .disable_redirects()
-            .add_default_header((
-                "User-Agent",
-                concat!("axe-gateway/", env!("CARGO_PKG_VERSION")),
-            ))
+            .add_default_header(("User-Agent", crate::USER_AGENT))
             .finish();
         Self {
             db,

@@ -85,10 +85,7 @@ impl HuaweiClient {
             .connector(connector)
             .timeout(settings.request_timeout)
             .disable_redirects()
-            .add_default_header((
-                "User-Agent",
-                concat!("axe-gateway/", env!("CARGO_PKG_VERSION")),
-            ))
+            .add_default_header(("User-Agent", crate::USER_AGENT))
             .finish();
         Self {
             http,
